@@ -1,0 +1,40 @@
+# Two commands do all set-up on a fresh machine:
+#   make reproduce   create .venv, install the pinned stack, run every notebook on the embedded data
+#   make test        install if needed, run the unit tests and `pytest --nbval notebooks/`
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install reproduce demo test unit nbval notebooks benchmarks clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --no-compile --progress-bar off -e ".[dev]"
+	touch $(STAMP)
+
+# The main job: every notebook with its default (smoke) parameters -> results/ + results/summary.md.
+reproduce: $(STAMP)
+	$(BIN)/python -m cgm.reproduce
+
+demo: reproduce
+
+test: unit nbval
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests/
+
+nbval: $(STAMP)
+	$(BIN)/python -m pytest -q --nbval --nbval-current-env notebooks/
+
+# Re-execute the committed notebooks in place (their stored outputs come from this).
+notebooks: $(STAMP)
+	$(BIN)/python -m cgm.reproduce --inplace
+
+benchmarks: $(STAMP)
+	for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) results/executed
