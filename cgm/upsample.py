@@ -1,0 +1,129 @@
+"""Eqs. 2-5: the Context Guided Motion Upsampling Layer (CGMUL), and the §4.3 baselines.
+
+CGMUL turns a low-resolution motion map M_LR (N, k*k, h, w) into a high-resolution one
+M_HR (N, k_hr*k_hr, scale*h, scale*w), guided by per-frame context features F_context and the
+decoder's motion features F_motion (both (N, C, h, w)):
+
+    S           = (1/C) sum_c F_motion * warp(F_context, M_LR)           (Eq. 2, Eq. 1 on features)
+    F'_context  = S * F_context,   F'_motion = S * F_motion              (Eq. 3)
+    F           = cat(F_context, F_motion, S, F'_context, F'_motion)     (Eq. 4, 4C+1 channels)
+    M_HR        = pixel_shuffle(conv3x3(F), scale)                       (Eq. 5)
+
+CGMUL returns raw filter values; the network decides how to normalise them (softmax or none).
+The baselines upsample every tap channel (nearest or bilinear) and dilate the filters with zero
+holes; they have no parameters and ignore the features.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from cgm.warp import PADDINGS, adaptive_warp, upsample_motion
+
+
+def _check_scale_and_sizes(*, k_lr: int, scale: int, k_hr: int | None = None) -> None:
+    if not isinstance(k_lr, int) or k_lr < 1 or k_lr % 2 == 0:
+        raise ValueError(f"k_lr must be a positive odd filter size, got {k_lr!r}")
+    if k_hr is not None and (not isinstance(k_hr, int) or k_hr < 1 or k_hr % 2 == 0):
+        raise ValueError(f"k_hr must be a positive odd filter size, got {k_hr!r}")
+    if not isinstance(scale, int) or scale < 1:
+        raise ValueError(f"scale must be an integer >= 1, got {scale!r}")
+
+
+def _check_features(f_context: torch.Tensor, m_lr: torch.Tensor, f_motion: torch.Tensor,
+                    *, channels: int | None = None, k_lr: int | None = None) -> None:
+    for name, t in (("f_context", f_context), ("m_lr", m_lr), ("f_motion", f_motion)):
+        if t.ndim != 4:
+            raise ValueError(f"{name} must be 4-D (N, channels, h, w), got shape {tuple(t.shape)}")
+    if f_context.shape != f_motion.shape:
+        raise ValueError(
+            f"f_context and f_motion must have the same shape (N, C, h, w), got "
+            f"{tuple(f_context.shape)} and {tuple(f_motion.shape)}"
+        )
+    if channels is not None and f_context.shape[1] != channels:
+        raise ValueError(f"features must have {channels} channels, got {f_context.shape[1]}")
+    if k_lr is not None and m_lr.shape[1] != k_lr * k_lr:
+        raise ValueError(f"m_lr must have k_lr**2 = {k_lr * k_lr} channels, got {m_lr.shape[1]}")
+    if (m_lr.shape[0],) + tuple(m_lr.shape[2:]) != (f_context.shape[0],) + tuple(f_context.shape[2:]):
+        raise ValueError(
+            f"m_lr (N, k*k, h, w) = {tuple(m_lr.shape)} must agree with the features "
+            f"(N, C, h, w) = {tuple(f_context.shape)} in N, h and w"
+        )
+
+
+def similarity_map(f_context: torch.Tensor, m_lr: torch.Tensor, f_motion: torch.Tensor,
+                   *, padding: str = "border") -> torch.Tensor:
+    """Eq. 2: S (N, 1, h, w), the channel mean of F_motion times F_context warped by M_LR.
+
+    The paper indexes F_context(c, x - m, y - n): the same sign convention as Eq. 1, so the warp
+    of `cgm.warp` applies unchanged.
+    """
+    _check_features(f_context, m_lr, f_motion)
+    if padding not in PADDINGS:
+        raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
+    warped = adaptive_warp(f_context, m_lr, padding=padding)  # (N, C, h, w)
+    return (f_motion * warped).mean(dim=1, keepdim=True)  # (N, 1, h, w)
+
+
+class CGMUL(nn.Module):
+    """Context Guided Motion Upsampling Layer (Fig. 2, Eqs. 2-5)."""
+
+    def __init__(self, channels: int, k_lr: int, k_hr: int, scale: int):
+        super().__init__()
+        _check_scale_and_sizes(k_lr=k_lr, k_hr=k_hr, scale=scale)
+        if not isinstance(channels, int) or channels < 1:
+            raise ValueError(f"channels must be a positive integer, got {channels!r}")
+        self.channels, self.k_lr, self.k_hr, self.scale = channels, k_lr, k_hr, scale
+        self.conv = nn.Conv2d(4 * channels + 1, scale * scale * k_hr * k_hr, kernel_size=3, padding=1)
+        # Small start: the default init shrunk tenfold and no bias, so the raw HR filters begin
+        # near zero (a softmax on top starts near a uniform filter) whatever the feature scale.
+        with torch.no_grad():
+            self.conv.weight.mul_(0.1)
+            self.conv.bias.zero_()
+
+    def forward(self, f_context: torch.Tensor, m_lr: torch.Tensor, f_motion: torch.Tensor) -> torch.Tensor:
+        """-> M_HR (N, k_hr**2, scale*h, scale*w), raw filter values."""
+        _check_features(f_context, m_lr, f_motion, channels=self.channels, k_lr=self.k_lr)
+        s = similarity_map(f_context, m_lr, f_motion)  # (N, 1, h, w)
+        features = torch.cat([f_context, f_motion, s, s * f_context, s * f_motion], dim=1)  # (N, 4C+1, h, w)
+        hr = self.conv(features)  # (N, scale*scale*k_hr*k_hr, h, w)
+        # Eq. 5 takes channel C*r*mod(y,r) + C*mod(x,r) + c (sub-pixel offset major, tap c minor);
+        # F.pixel_shuffle takes c*r*r + r*mod(y,r) + mod(x,r) (tap major). The two differ by a fixed
+        # permutation of the conv's output channels, which the learned conv absorbs.
+        return F.pixel_shuffle(hr, self.scale)  # (N, k_hr*k_hr, scale*h, scale*w)
+
+
+class _FixedMotionUpsampler(nn.Module):
+    mode = "nearest"
+
+    def __init__(self, k_lr: int, scale: int):
+        super().__init__()
+        _check_scale_and_sizes(k_lr=k_lr, scale=scale)
+        self.k_lr, self.scale = k_lr, scale
+        self.k_hr = (k_lr - 1) * scale + 1
+
+    def forward(self, f_context: torch.Tensor | None, m_lr: torch.Tensor,
+                f_motion: torch.Tensor | None) -> torch.Tensor:
+        """-> (N, k_hr**2, scale*h, scale*w); the features are ignored (checked when given)."""
+        if f_context is not None and f_motion is not None:
+            _check_features(f_context, m_lr, f_motion, k_lr=self.k_lr)
+        elif m_lr.ndim != 4 or m_lr.shape[1] != self.k_lr * self.k_lr:
+            raise ValueError(f"m_lr must be (N, k_lr**2 = {self.k_lr ** 2}, h, w), got {tuple(m_lr.shape)}")
+        return upsample_motion(m_lr, self.scale, mode=self.mode)
+
+    def extra_repr(self) -> str:
+        return f"k_lr={self.k_lr}, scale={self.scale}, k_hr={self.k_hr}"
+
+
+class NearestMotionUpsampler(_FixedMotionUpsampler):
+    """§4.3 baseline: nearest-neighbour upsampling of every tap channel, zero-hole dilation."""
+
+    mode = "nearest"
+
+
+class BilinearMotionUpsampler(_FixedMotionUpsampler):
+    """§4.3 baseline: bilinear upsampling (align_corners=False) of every tap, zero-hole dilation."""
+
+    mode = "bilinear"
