@@ -246,10 +246,91 @@ def predict_next(method: str, clip: torch.Tensor) -> torch.Tensor:
     return backward_warp(last[None].float(), flow[None])[0].to(clip.dtype)
 
 
-# ----------------------------------------------------------------------------- timing helper
+# ----------------------------------------------------------------------------- Table 1 protocol
+#
+# Every method sees the same clips. A clip is (3, T+1, H, W): frames 0..T-1 are the input (what
+# CGM-Net sees); motion is scored on the consecutive input pairs (t, t+1), t = 0..T-2, and 1-step
+# prediction on the unseen frame T predicted from frames 0..T-1.
+
+# clip (3,T,H,W) -> (reconstructions of frames 1..T-1 (T-1,3,H,W), flows (T-1,2,H,W) or None)
+MotionFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]]
+# clip (3,T,H,W) -> the frame after it (3,H,W)
+PredictFn = Callable[[torch.Tensor], torch.Tensor]
 
 
-def timed(fn: Callable[..., torch.Tensor], *args, **kwargs) -> tuple[torch.Tensor, float]:
+def flow_motion(method: str, *, weights: str | Path | None = None) -> MotionFn:
+    """A flow method as a `MotionFn`: flow of each consecutive pair, frame t backward-warped to t+1."""
+    if method not in FLOW_METHODS:
+        raise ValueError(f"unknown flow method {method!r}; expected one of {list(FLOW_METHODS)}")
+
+    def motion(clip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        flows = torch.stack([flow_between(method, clip[:, t], clip[:, t + 1], weights=weights)
+                             for t in range(clip.shape[1] - 1)])  # (T-1, 2, H, W)
+        frames = clip[:, :-1].transpose(0, 1).float()  # (T-1, 3, H, W)
+        return backward_warp(frames, flows), flows
+
+    return motion
+
+
+def _check_clips(clips: list[torch.Tensor]) -> None:
+    if not clips:
+        raise ValueError("expected at least one clip")
+    for clip in clips:
+        if clip.dim() != 4 or clip.shape[0] != 3 or clip.shape[1] < 3:
+            raise ValueError(f"expected clips (3,T+1,H,W) with T >= 2, got {tuple(clip.shape)}")
+
+
+@torch.no_grad()
+def score_motion(motion: MotionFn, clips: list[torch.Tensor], *, flows: list[torch.Tensor] | None = None,
+                 occlusions: list[torch.Tensor] | None = None) -> dict[str, float]:
+    """Table 1 (left) for one method: ℓ1 error of the reconstructed frames over all input pairs.
+
+    `clips`: (3,T+1,H,W) each. `flows` / `occlusions` (ground truth, (T',2,H,W) / (T',1,H,W) with
+    T' >= T-1, e.g. SynthMotion's): adds `epe`, the end-point error on non-occluded pixels, when
+    the method returns flows. Returns l1, epe (nan without ground truth), pairs, sec_per_pair.
+    """
+    from cgm.evaluate import epe
+
+    _check_clips(clips)
+    preds, targets, est, gt, valid, seconds = [], [], [], [], [], 0.0
+    for i, clip in enumerate(clips):
+        inputs = clip[:, :-1]  # (3, T, H, W): frame T is the prediction target, never shown
+        (recon, flow), dt = timed(motion, inputs)
+        seconds += dt
+        preds.append(recon.float())
+        targets.append(inputs[:, 1:].transpose(0, 1).float())  # (T-1, 3, H, W)
+        if flows is not None and flow is not None:
+            pairs = recon.shape[0]
+            est.append(flow.float())
+            gt.append(flows[i][:pairs].float())
+            if occlusions is not None:
+                valid.append(~occlusions[i][:pairs])
+    pred, target = torch.cat(preds), torch.cat(targets)
+    end_point = float("nan")
+    if est:
+        end_point = epe(torch.cat(est), torch.cat(gt), torch.cat(valid) if valid else None)
+    return {"l1": (pred - target).abs().mean().item(), "epe": end_point,
+            "pairs": pred.shape[0], "sec_per_pair": seconds / pred.shape[0]}
+
+
+@torch.no_grad()
+def score_prediction(predict: PredictFn, clips: list[torch.Tensor]) -> dict[str, float]:
+    """Table 1 (right) for one method: PSNR / SSIM of frame T predicted from frames 0..T-1."""
+    from cgm.evaluate import psnr, ssim
+
+    _check_clips(clips)
+    preds, seconds = [], 0.0
+    for clip in clips:
+        pred, dt = timed(predict, clip[:, :-1])
+        seconds += dt
+        preds.append(pred.float().clamp(-1, 1))
+    pred = torch.stack(preds)  # (N, 3, H, W)
+    target = torch.stack([clip[:, -1].float() for clip in clips])
+    return {"psnr": psnr(pred, target), "ssim": ssim(pred, target), "clips": len(clips),
+            "sec_per_pair": seconds / len(clips)}
+
+
+def timed(fn: Callable, *args, **kwargs):
     """Run `fn(*args, **kwargs)`; return its result and the wall-clock seconds it took."""
     start = time.perf_counter()
     out = fn(*args, **kwargs)
