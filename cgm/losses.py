@@ -81,6 +81,6 @@ def cgm_loss(out, clip: torch.Tensor, labels: torch.Tensor | None = None, *, lam
         l_cls = sum(F.cross_entropy(logits, labels) for logits in out.logits.values())
         if lambda_cls > 0:
             loss = loss + lambda_cls * l_cls
-    metrics = {"loss": loss.item(), "l_hr": l_hr.item(), "l_lr": l_lr.item(), "l_cls": float(l_cls),
+    metrics = {"loss": loss.item(), "l_hr": l_hr.item(), "l_lr": l_lr.item(), "l_cls": float(l_cls.detach()),
                "l1_hr": (pred - targets).abs().mean().item()}
     return loss, metrics
