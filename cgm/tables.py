@@ -1,0 +1,130 @@
+"""Measured beside paper: the small table helpers shared by the notebooks of Tables 2-7 and Fig. 6.
+
+A notebook measures some cells (an experiment's top-1, ℓ1 error, ...) and hands them here as
+records `{"row", "column", "measured", "paper_row"?, ...}`. `compare` looks up the paper's value
+for the same cell in `cgm.paper` and returns one tidy frame with the dataset and profile that
+produced each number; `write_results` writes it to `results/<notebook>.csv`. A paper number only
+ever appears in the `paper` column, never in `measured`.
+
+Smoke-profile numbers come from tiny models on embedded data; their values are not comparable
+with the paper's, their ordering is. `ordering` says, pair by pair, whether the measured order of
+two rows agrees with the paper's: that is what a smoke run can confirm or contradict.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import pandas as pd
+
+from cgm.paper import paper_cell, paper_table
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "results"
+COLUMNS = ("table", "row", "column", "measured", "paper", "paper_row", "paper_uncertain",
+           "dataset", "profile")
+
+
+def paper_grid(table: str) -> pd.DataFrame:
+    """The paper's table as printed: one line per row, one column per value column.
+
+    Uncertain rows (garbled in our copy of the paper) are flagged in an `uncertain` column;
+    dashes (not reported) are NaN. Row order is the paper's.
+    """
+    tidy = paper_table(table)
+    grid = tidy.pivot(index="row", columns="column", values="value")
+    rows = list(dict.fromkeys(tidy["row"]))
+    columns = list(dict.fromkeys(tidy["column"]))
+    grid = grid.loc[rows, columns]
+    grid.columns.name = None
+    uncertain = tidy.groupby("row", sort=False)["uncertain"].any()
+    if uncertain.any():
+        grid["uncertain"] = uncertain.loc[rows].to_numpy()
+    return grid
+
+
+def compare(table: str, records: Iterable[Mapping], *, dataset: str, profile: str) -> pd.DataFrame:
+    """Measured cells beside the paper's value for the same cell of `table`.
+
+    Each record has `row` (our label), `column` (a column id of the paper table, e.g. "top1",
+    "l1", "ucf101") and `measured` (a number). `paper_row` names the paper row the cell compares
+    to; it defaults to `row`, and `None` means the paper has no such row (paper = NaN, e.g. our
+    training-from-scratch baseline). Any other keys (experiment name, pipeline, ...) are kept as
+    extra columns. Unknown paper rows or columns raise KeyError naming the valid ones.
+    """
+    out = []
+    for record in records:
+        missing = {"row", "column", "measured"} - set(record)
+        if missing:
+            raise ValueError(f"record {dict(record)!r} lacks {sorted(missing)}; "
+                             "each record needs row, column and measured")
+        paper_row = record.get("paper_row", record["row"])
+        cell = paper_cell(table, paper_row, record["column"]) if paper_row is not None else None
+        extras = {k: v for k, v in record.items()
+                  if k not in ("row", "column", "measured", "paper_row")}
+        out.append({
+            "table": table, "row": record["row"], "column": record["column"],
+            "measured": float(record["measured"]),
+            "paper": math.nan if cell is None or cell.value is None else cell.value,
+            "paper_row": paper_row, "paper_uncertain": bool(cell and cell.uncertain),
+            "dataset": dataset, "profile": profile, **extras,
+        })
+    if not out:
+        raise ValueError(f"no measured cells for {table}: nothing to compare")
+    frame = pd.DataFrame.from_records(out)
+    return frame[list(COLUMNS) + [c for c in frame.columns if c not in COLUMNS]]
+
+
+def ordering(frame: pd.DataFrame, *, higher_is_better: bool) -> pd.DataFrame:
+    """For every pair of cells of one column with both a measured and a paper value: does the
+    measured order agree with the paper's? Ties in the paper (e.g. three rows at 88.2) count as
+    agreeing with any measured order, since the paper does not order them.
+
+    Returns columns column, better, worse (by the paper), paper_gap, measured_gap, agrees.
+    """
+    rows = []
+    sign = 1.0 if higher_is_better else -1.0
+    both = frame.dropna(subset=["measured", "paper"])
+    for column, group in both.groupby("column", sort=False):
+        for (_, a), (_, b) in itertools.combinations(group.iterrows(), 2):
+            if sign * (a["paper"] - b["paper"]) < 0:
+                a, b = b, a
+            paper_gap = sign * (a["paper"] - b["paper"])
+            measured_gap = sign * (a["measured"] - b["measured"])
+            rows.append({"column": column, "better": a["row"], "worse": b["row"],
+                         "paper_gap": paper_gap, "measured_gap": measured_gap,
+                         "agrees": bool(paper_gap == 0 or measured_gap > 0)})
+    return pd.DataFrame.from_records(
+        rows, columns=["column", "better", "worse", "paper_gap", "measured_gap", "agrees"])
+
+
+def check(frame: pd.DataFrame, *, rows: Iterable[str], low: float, high: float) -> None:
+    """Assert what must hold of measured cells whatever the CPU: the expected rows are present,
+    every measured value is finite and within [low, high]. Raises AssertionError saying which."""
+    missing = sorted(set(rows) - set(frame["row"]))
+    assert not missing, f"expected rows missing from the measured table: {missing}"
+    values = frame["measured"].astype(float)
+    bad = frame.loc[~values.between(low, high) | ~values.map(math.isfinite), ["row", "column", "measured"]]
+    assert bad.empty, f"measured values not finite or outside [{low}, {high}]:\n{bad.to_string()}"
+
+
+def write_results(frame: pd.DataFrame, notebook: str, *, results_dir: str | Path | None = None) -> Path:
+    """Write `frame` to `<results_dir>/<notebook>.csv` (default: the repository's results/)."""
+    missing = [c for c in ("measured", "paper", "dataset", "profile") if c not in frame.columns]
+    if missing:
+        raise ValueError(f"results of {notebook} lack columns {missing}; build them with compare()")
+    folder = Path(results_dir) if results_dir is not None else RESULTS
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{notebook}.csv"
+    frame.to_csv(path, index=False, float_format="%.6g")
+    return path
+
+
+def show(frame: pd.DataFrame, columns: Iterable[str] = ("row", "column", "measured", "paper",
+                                                         "dataset", "profile")) -> str:
+    """A fixed-width text rendering of the comparison (4 significant digits) for printing."""
+    columns = [c for c in columns if c in frame.columns]
+    return frame[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}")
