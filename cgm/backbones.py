@@ -19,6 +19,7 @@ conv+BN layers (`StageSpec` says which) plus an identity or 1x1x1 projection sho
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -70,7 +71,8 @@ class Block(nn.Module):
             c = c_out
         self.downsample = None
         if stride != (1, 1, 1) or c_in != c:  # projection shortcut where the shape changes
-            self.downsample = nn.Sequential(nn.Conv3d(c_in, c, 1, stride, bias=False), nn.BatchNorm3d(c))
+            self.downsample = nn.Sequential(nn.Conv3d(c_in, c, 1, stride, bias=False),
+                                            nn.BatchNorm3d(c))
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -111,7 +113,7 @@ def _init_weights(module: nn.Module) -> None:
 
 
 class ResNet3D(nn.Module):
-    """stem -> layer1..layer4. `lateral` adds input channels to each stage (SlowFast's slow path)."""
+    """stem -> layer1..layer4; `lateral` adds input channels to each stage (SlowFast's slow)."""
 
     def __init__(self, stem: nn.Sequential, stages: list[StageSpec],
                  lateral: tuple[int, ...] = (0, 0, 0, 0)):
@@ -124,8 +126,8 @@ class ResNet3D(nn.Module):
         self.out_channels = c
         strides = [stem[0].stride] + [s.stride for s in stages]
         strides += [m.stride for m in stem if isinstance(m, nn.MaxPool3d)]
-        self.temporal_stride = int(torch.tensor([s[0] for s in strides]).prod())
-        self.spatial_stride = int(torch.tensor([s[1] for s in strides]).prod())
+        self.temporal_stride = math.prod(s[0] for s in strides)
+        self.spatial_stride = math.prod(s[1] for s in strides)
         _init_weights(self)
 
     def stages(self) -> list[nn.Module]:
@@ -145,7 +147,8 @@ def _ch(c: float, width: float, multiple: int = 1) -> int:
 
 
 def _resnet_stages(name: str, width: float, depth: tuple[int, ...],
-                   kernels_a: tuple[Triple, ...] | None = None, beta: float = 1.0) -> list[StageSpec]:
+                   kernels_a: tuple[Triple, ...] | None = None,
+                   beta: float = 1.0) -> list[StageSpec]:
     """Stage specs of r3d18/34 (basic), r3d50/101 (bottleneck), rx3d101, or one SlowFast pathway.
 
     `kernels_a` switches to SlowFast's bottleneck: conv a (kt,1,1) per stage, conv b 1x3x3 with a
@@ -167,14 +170,16 @@ def _resnet_stages(name: str, width: float, depth: tuple[int, ...],
             mid = 2 * base if groups > 1 else base  # ResNeXt: width 128.., expansion 2
             m, out = _ch(mid, width, groups), _ch(4 * base, width)
             kernels = ((1, 1, 1), (3, 3, 3), (1, 1, 1))
-            specs.append(StageSpec(n, (m, m, out), kernels, (s, s, s), spatial_conv=1, groups=groups))
+            specs.append(StageSpec(n, (m, m, out), kernels, (s, s, s), spatial_conv=1,
+                                   groups=groups))
     return specs
 
 
 class SlowFast(nn.Module):
-    """SlowFast: a fast pathway on all T frames (channels x beta, 3x1x1 temporal kernels) and a slow
-    pathway on every alpha-th frame (1x1x1 in res2/res3, 3x1x1 in res4/res5), fused fast -> slow by a
-    5x1x1 conv of stride alpha (2*beta*C channels) after the stem and after res2, res3, res4.
+    """SlowFast: a fast pathway on all T frames (channels x beta, 3x1x1 temporal kernels) and a
+    slow pathway on every alpha-th frame (1x1x1 in res2/res3, 3x1x1 in res4/res5), fused fast ->
+    slow by a 5x1x1 conv of stride alpha (2*beta*C channels) after the stem and res2, res3, res4.
+    Both stems end in a 1x3x3 max-pool (stride (1,2,2)), so features are at H/32.
 
     forward returns one tensor: the slow features, nearest-upsampled in time to the fast rate (each
     slow step repeated alpha times), concatenated with the fast features along channels:
@@ -201,10 +206,12 @@ class SlowFast(nn.Module):
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         _check_clip(clip)
         if clip.shape[2] % self.alpha:
-            raise ValueError(f"SlowFast needs T divisible by alpha={self.alpha}, got T={clip.shape[2]}")
+            raise ValueError(
+                f"SlowFast needs T divisible by alpha={self.alpha}, got T={clip.shape[2]}")
         slow, fast = self.slow.stem(clip[:, :, :: self.alpha]), self.fast.stem(clip)
         for i, (slow_stage, fast_stage) in enumerate(zip(self.slow.stages(), self.fast.stages())):
-            slow = torch.cat([slow, self.lateral[i](fast)], dim=1)  # (B, C_s + 2*C_f, T/alpha, h, w)
+            # (B, C_s + 2*C_f, T/alpha, h, w): the lateral conv's stride alpha matches the rates
+            slow = torch.cat([slow, self.lateral[i](fast)], dim=1)
             slow, fast = slow_stage(slow), fast_stage(fast)
         slow = slow.repeat_interleave(self.alpha, dim=2)  # (B, C_s, T, h, w): nearest in time
         return torch.cat([slow, fast], dim=1)  # (B, C_s + C_f, T, H/32, W/32)
