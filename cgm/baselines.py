@@ -272,6 +272,43 @@ def flow_motion(method: str, *, weights: str | Path | None = None) -> MotionFn:
     return motion
 
 
+def _cgm_maps(model: torch.nn.Module, clip: torch.Tensor) -> torch.Tensor:
+    """HR motion maps of one input clip (3,T,H,W): (T, k^*k^, H, W), T = the model's clip_len."""
+    device = next(model.parameters()).device
+    return model(clip[None].float().to(device)).hr_maps[0].cpu()  # (T, K*K, H, W)
+
+
+def cgm_motion(model: torch.nn.Module) -> MotionFn:
+    """CGM-Net as a `MotionFn`: map t applied to frame t (Eq. 1) reconstructs frame t+1.
+
+    One forward per clip gives all T maps; the first T-1 are scored (the last one predicts the
+    unseen frame, `cgm_prediction`). The flows are the maps read through `motion_to_flow`.
+    """
+    from cgm.warp import adaptive_warp, motion_to_flow
+
+    model.eval()
+
+    def motion(clip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        maps = _cgm_maps(model, clip)[:-1]  # (T-1, K*K, H, W)
+        frames = clip[:, :-1].transpose(0, 1).float()  # (T-1, 3, H, W)
+        return adaptive_warp(frames, maps, padding=model.cfg.padding), motion_to_flow(maps)
+
+    return motion
+
+
+def cgm_prediction(model: torch.nn.Module) -> PredictFn:
+    """CGM-Net as a `PredictFn`: the last map applied to the last input frame."""
+    from cgm.warp import adaptive_warp
+
+    model.eval()
+
+    def predict(clip: torch.Tensor) -> torch.Tensor:
+        last_map = _cgm_maps(model, clip)[-1:]  # (1, K*K, H, W)
+        return adaptive_warp(clip[:, -1][None].float(), last_map, padding=model.cfg.padding)[0]
+
+    return predict
+
+
 def _check_clips(clips: list[torch.Tensor]) -> None:
     if not clips:
         raise ValueError("expected at least one clip")

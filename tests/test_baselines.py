@@ -199,3 +199,23 @@ def test_score_prediction_uses_the_unseen_last_frame():
     assert cv["psnr"] > scores["psnr"] + 3 and cv["ssim"] > scores["ssim"]
     with pytest.raises(ValueError, match="T >= 2"):
         baselines.score_prediction(spy, [torch.zeros(3, 2, 16, 16)])
+
+
+def test_cgm_motion_and_prediction_with_identity_maps_repeat_frames():
+    """A CGM-Net forced to identity maps scores exactly like 'repeat the frame' on the same clips."""
+    from cgm.network import CGMConfig, CGMNet, set_identity_motion_
+
+    torch.manual_seed(0)
+    cfg = CGMConfig(clip_len=4, size=32, width=0.125, num_classes=3, heads=())
+    model = set_identity_motion_(CGMNet(cfg))
+    clips = [translating_clip(5, size=32)]  # 4 inputs + the unseen frame
+
+    def still(clip):
+        return clip[:, :-1].transpose(0, 1), torch.zeros(clip.shape[1] - 1, 2, 32, 32)
+
+    ours, zero = baselines.score_motion(baselines.cgm_motion(model), clips), baselines.score_motion(still, clips)
+    assert ours["pairs"] == 3
+    assert ours["l1"] == pytest.approx(zero["l1"], abs=1e-5)
+    pred = baselines.score_prediction(baselines.cgm_prediction(model), clips)
+    repeat = baselines.score_prediction(lambda c: predict_next("repeat_last", c), clips)
+    assert pred["psnr"] == pytest.approx(repeat["psnr"], abs=1e-3)
