@@ -410,13 +410,14 @@ def set_identity_motion_(model: CGMNet, logit: float = 30.0) -> CGMNet:
     norm = model.cfg.filter_norm
     value = logit if norm == "softmax" else 1.0
     with torch.no_grad():
-        for conv, k in [(model.lr_motion, model.cfg.k_lr)] + (
-                [(model.upsampler.conv, model.cfg.k_hr)] if model.context is not None else []):
-            taps = k * k
+        convs = [(model.lr_motion, model.cfg.k_lr)]
+        if model.context is not None:
+            convs.append((model.upsampler.conv, model.cfg.k_hr))
+        for conv, k in convs:
             conv.weight.zero_()
             bias = torch.full((conv.out_channels,), -value if norm == "softmax" else 0.0)
-            # CGMUL's conv emits r*r groups of K*K taps (one group per sub-pixel); the centre of each.
-            bias.view(-1, taps)[:, taps // 2] = value
+            # CGMUL's conv feeds F.pixel_shuffle: channel = tap * r*r + sub-pixel (tap major).
+            bias.view(k * k, -1)[k * k // 2] = value
             conv.bias.copy_(bias)
     return model
 
