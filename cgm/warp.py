@@ -59,11 +59,24 @@ def _check_warp_inputs(x: torch.Tensor, m: torch.Tensor, padding: str) -> int:
 
 
 def _pad(x: torch.Tensor, r: int, padding: str) -> torch.Tensor:
-    """Pad H and W by r on each side: replicate ("border") or zeros."""
+    """Pad H and W by r on each side: replicate the edge ("border") or zeros -> (N, C, H+2r, W+2r)."""
     if r == 0:
         return x
-    mode = "replicate" if padding == "border" else "constant"
-    return F.pad(x, (r, r, r, r), mode=mode)
+    n, c, h, w = x.shape
+    # Built from plain copies: aten's replication_pad2d is far slower on CPU for small frames.
+    xp = x.new_empty(n, c, h + 2 * r, w + 2 * r)
+    xp[..., r : r + h, r : r + w] = x
+    if padding == "border":
+        xp[..., r : r + h, :r] = x[..., :, :1]
+        xp[..., r : r + h, r + w :] = x[..., :, w - 1 :]
+        xp[..., :r, :] = xp[..., r : r + 1, :]
+        xp[..., r + h :, :] = xp[..., r + h - 1 : r + h, :]
+    else:
+        xp[..., :r, :] = 0
+        xp[..., r + h :, :] = 0
+        xp[..., r : r + h, :r] = 0
+        xp[..., r : r + h, r + w :] = 0
+    return xp
 
 
 def _taps(k: int):
@@ -168,7 +181,8 @@ def adaptive_warp_reference(x: torch.Tensor, m: torch.Tensor, padding: str = "bo
     k = _check_warp_inputs(x, m, padding)
     n, c, h, w = x.shape
     r = k // 2
-    patches = F.unfold(_pad(x, r, padding), kernel_size=k)  # (N, C*K*K, H*W)
+    mode = "replicate" if padding == "border" else "constant"  # aten's pad: independent of _pad
+    patches = F.unfold(F.pad(x, (r, r, r, r), mode=mode), kernel_size=k)  # (N, C*K*K, H*W)
     patches = patches.view(n, c, k * k, h, w)  # patch j = a*K + b reads x[y + a - r, x + b - r]
     # Patch j holds offset (a - r, b - r) = (-dy, -dx) of tap i = K*K - 1 - j: flip the taps.
     return (patches * m.flip(1).unsqueeze(1)).sum(2)
