@@ -272,6 +272,33 @@ def flow_motion(method: str, *, weights: str | Path | None = None) -> MotionFn:
     return motion
 
 
+def no_motion(clip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The zero-motion reference as a `MotionFn`: frame t stands for frame t+1 (flow 0)."""
+    _, t, h, w = clip.shape
+    return clip[:, :-1].transpose(0, 1).float(), torch.zeros(t - 1, 2, h, w)
+
+
+def evaluation_clips(dataset, *, max_pairs: int) -> list[dict]:
+    """Items of `dataset` (clips (3,T+1,H,W)) with about `max_pairs` input pairs in all.
+
+    Takes max(1, max_pairs // (T-1)) clips evenly spread over the dataset (so that every video
+    of a small dataset is represented, not only the first), in dataset order. Every method of
+    Table 1 is scored on exactly these clips.
+    """
+    if max_pairs < 1:
+        raise ValueError(f"max_pairs must be >= 1, got {max_pairs}")
+    if len(dataset) == 0:
+        raise ValueError("evaluation_clips: the dataset is empty")
+    first = dataset[0]
+    pairs_per_clip = first["clip"].shape[1] - 2  # T+1 frames: T inputs, T-1 input pairs
+    if pairs_per_clip < 1:
+        raise ValueError(f"clips need T+1 >= 3 frames (future=True, clip_len >= 2), got "
+                         f"{tuple(first['clip'].shape)}")
+    n = min(len(dataset), max(1, max_pairs // pairs_per_clip))
+    picks = np.unique(np.linspace(0, len(dataset) - 1, n).round().astype(int))
+    return [dataset[int(i)] for i in picks]
+
+
 def _cgm_maps(model: torch.nn.Module, clip: torch.Tensor) -> torch.Tensor:
     """HR motion maps of one input clip (3,T,H,W): (T, k^*k^, H, W), T = the model's clip_len."""
     device = next(model.parameters()).device

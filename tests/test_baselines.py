@@ -173,9 +173,7 @@ def test_score_motion_same_pairs_l1_and_epe():
     assert tvl1["pairs"] == 4 and tvl1["sec_per_pair"] > 0
     assert tvl1["epe"] < 0.5
 
-    def still(clip):  # zero motion: frame t reconstructs frame t+1
-        return clip[:, :-1].transpose(0, 1), torch.zeros(clip.shape[1] - 1, 2, 64, 64)
-
+    still = baselines.no_motion  # frame t reconstructs frame t+1
     zero = baselines.score_motion(still, clips, flows=gt, occlusions=occ)
     expected = torch.cat([(c[:, 1:3] - c[:, 0:2]).abs().flatten() for c in clips]).mean().item()
     assert zero["l1"] == pytest.approx(expected, rel=1e-6)
@@ -219,3 +217,13 @@ def test_cgm_motion_and_prediction_with_identity_maps_repeat_frames():
     pred = baselines.score_prediction(baselines.cgm_prediction(model), clips)
     repeat = baselines.score_prediction(lambda c: predict_next("repeat_last", c), clips)
     assert pred["psnr"] == pytest.approx(repeat["psnr"], abs=1e-3)
+
+
+def test_evaluation_clips_spreads_over_the_dataset():
+    data = [{"clip": torch.zeros(3, 5, 8, 8), "index": i} for i in range(10)]  # 3 pairs per clip
+    picked = baselines.evaluation_clips(data, max_pairs=9)
+    assert [d["index"] for d in picked] == [0, 4, 9]
+    assert [d["index"] for d in baselines.evaluation_clips(data, max_pairs=1)] == [0]
+    assert len(baselines.evaluation_clips(data, max_pairs=1000)) == 10
+    with pytest.raises(ValueError, match="T\\+1 >= 3"):
+        baselines.evaluation_clips([{"clip": torch.zeros(3, 2, 8, 8)}], max_pairs=4)
