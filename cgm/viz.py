@@ -32,7 +32,7 @@ def flow_to_rgb(flow, max_mag: float | None = None) -> np.ndarray:
 
     Hue is the direction, saturation the magnitude relative to `max_mag` (default: the largest
     magnitude in the field); zero flow is white, magnitudes beyond `max_mag` are darkened.
-    Middlebury colours: +x (right) is red, -y (up) is yellow-green... as in the flow literature.
+    Middlebury colours (y down): right is red, down orange-yellow, left cyan, up blue-violet.
     """
     f = flow.detach().cpu().numpy() if isinstance(flow, torch.Tensor) else np.asarray(flow)
     if f.ndim != 3 or f.shape[0] != 2:

@@ -199,16 +199,15 @@ def _shape_mask(shape: tuple[str, np.ndarray], q: torch.Tensor, pixel: torch.Ten
 # Rendering and ground truth
 # ---------------------------------------------------------------------------------------------
 
-def _apply(mats: torch.Tensor, size: int) -> torch.Tensor:
-    """Affine maps (..., 3, 3) of pixel coordinates, evaluated on the size x size pixel grid.
+def _apply(mats: np.ndarray, size: int) -> torch.Tensor:
+    """Affine maps (N, 3, 3) of pixel coordinates, evaluated on the size x size pixel grid.
 
-    Returns (..., H, W, 2) float32, x first. One batched `affine_grid` (a bmm) does the work.
+    Returns (N, H, W, 2) float32, x first. One batched `affine_grid` (a bmm) does the work.
     """
     half = (size - 1) / 2.0  # align_corners=True: normalized -1..1 <-> pixel centres 0..size-1
-    from_norm = torch.tensor([[half, 0, half], [0, half, half], [0, 0, 1.0]], dtype=mats.dtype)
-    theta = (mats @ from_norm)[..., :2, :].reshape(-1, 2, 3).to(torch.float32)
-    grid = F.affine_grid(theta, [theta.shape[0], 1, size, size], align_corners=True)
-    return grid.reshape(*mats.shape[:-2], size, size, 2)
+    from_norm = np.array([[half, 0, half], [0, half, half], [0, 0, 1.0]])
+    theta = torch.as_tensor((mats @ from_norm)[:, :2, :], dtype=torch.float32)
+    return F.affine_grid(theta, [len(mats), 1, size, size], align_corners=True)
 
 
 def render_clip(label: int, frames: int, size: int, rng: np.random.Generator
@@ -225,7 +224,7 @@ def render_clip(label: int, frames: int, size: int, rng: np.random.Generator
         angle = rng.uniform(0, 2 * math.pi)
         drift = rng.uniform(*BACKGROUND_SPEED) * scale * np.array([math.cos(angle), math.sin(angle)])
     motions = [_similarity(drift * (t[:, None] - (frames - 1) / 2), np.ones(frames), np.zeros(frames))]
-    # Texture placement per layer: texel u = offset + texel_step * R(phi) q.
+    # Texture placement per layer: texel u = offset + step * R(phi) q.
     placements = [(rng.uniform(0.7, 1.0), 0.0, side / 2 + rng.uniform(-0.1, 0.1, 2) * side
                    - size / 2 * np.ones(2))]
     shapes = [None]
@@ -235,51 +234,53 @@ def render_clip(label: int, frames: int, size: int, rng: np.random.Generator
         motions.append(_object_motion(label, t, size, rng))
         step = rng.uniform(0.7, 1.3)
         reach = 1.5 * radius * step
-        placements.append((step, rng.uniform(-math.pi, math.pi), rng.uniform(reach, side - 1 - reach, 2)))
+        placements.append((step, rng.uniform(-math.pi, math.pi),
+                           rng.uniform(reach, side - 1 - reach, 2)))
     layers = len(motions)
     texture_idx = rng.integers(0, atlas.shape[0], layers)
     gain = rng.uniform(0.6, 1.1, (layers, 3))
     bias = rng.uniform(-0.25, 0.25, (layers, 3))
 
-    m = torch.as_tensor(np.stack(motions))            # (L, T, 3, 3) float64, q -> p
-    m_inv = torch.linalg.inv(m)                       # p -> q
-    ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float32),
-                            torch.arange(size, dtype=torch.float32), indexing="ij")
-    pix = torch.stack([xs, ys], dim=-1)               # (H, W, 2), x first
-    to_grid = torch.tensor([[2.0 / (side - 1), 0, -1.0], [0, 2.0 / (side - 1), -1.0], [0, 0, 1]],
-                           dtype=torch.float64)        # texel coordinates -> grid_sample's [-1, 1]
+    # All affine maps of pixel coordinates, composed in float64 and evaluated in one call:
+    # texel grids N P M_t^-1 (P: texture placement, N: texels -> grid_sample's [-1, 1]),
+    # object coordinates M_t^-1 (for the masks), and p(t+1) -> p(t) = M_t M_{t+1}^-1 (for flow).
+    m = np.stack(motions)                              # (L, T, 3, 3), q -> p
+    m_inv = np.linalg.inv(m)                           # p -> q
+    to_grid = np.array([[2.0 / (side - 1), 0, -1.0], [0, 2.0 / (side - 1), -1.0], [0, 0, 1]])
+    place = np.array([[[st * math.cos(phi), -st * math.sin(phi), off[0]],
+                       [st * math.sin(phi), st * math.cos(phi), off[1]], [0, 0, 1.0]]
+                      for st, phi, off in placements])  # (L, 3, 3)
+    texel = (to_grid @ place)[:, None] @ m_inv         # (L, T, 3, 3)
+    back = m[:, :-1] @ m_inv[:, 1:]                    # (L, T-1, 3, 3)
+    maps = _apply(np.concatenate([texel.reshape(-1, 3, 3), m_inv[1:].reshape(-1, 3, 3),
+                                  back.reshape(-1, 3, 3)]), size)
+    grid, q, source = maps.split([layers * frames, (layers - 1) * frames,
+                                  layers * (frames - 1)])
 
-    # Backward sampling: texel coordinates u = N P M_t^-1 p, with P the layer's texture
-    # placement and N the map to grid_sample's [-1, 1]; one grid_sample per layer, all frames.
+    # Backward sampling: one grid_sample for all layers and frames (time stacked along height).
     tex = atlas[torch.as_tensor(texture_idx)]          # (L, 3, S, S)
     tex = (tex * torch.as_tensor(gain, dtype=torch.float32)[:, :, None, None]
            + torch.as_tensor(bias, dtype=torch.float32)[:, :, None, None]).clamp(-1, 1)
+    colour = F.grid_sample(tex, grid.reshape(layers, frames * size, size, 2), mode="bilinear",
+                           padding_mode="border", align_corners=True)
+    colour = colour.reshape(layers, 3, frames, size, size)
+    q = q.reshape(layers - 1, frames, size, size, 2)   # object coordinates per object layer
+    clip = colour[0]
     top = torch.zeros(frames, size, size, dtype=torch.long)  # topmost layer per pixel
-    for layer in range(layers):
-        step, phi, offset = placements[layer]
-        place = torch.tensor([[step * math.cos(phi), -step * math.sin(phi), offset[0]],
-                              [step * math.sin(phi), step * math.cos(phi), offset[1]], [0, 0, 1.0]],
-                             dtype=torch.float64)
-        grid = _apply(to_grid @ place @ m_inv[layer], size)  # (T, H, W, 2)
-        colour = F.grid_sample(tex[layer:layer + 1], grid.reshape(1, frames * size, size, 2),
-                               mode="bilinear", padding_mode="border", align_corners=True)
-        colour = colour[0].reshape(3, frames, size, size)
-        if layer == 0:
-            clip = colour
-            continue
-        q = _apply(m_inv[layer], size)                 # (T, H, W, 2) object coordinates
-        zoom = np.sqrt(np.linalg.det(motions[layer][:, :2, :2]))  # (T,) frame px per object unit
+    for layer in range(1, layers):
+        zoom = np.sqrt(np.linalg.det(m[layer, :, :2, :2]))  # (T,) frame pixels per object unit
         pixel = torch.as_tensor(1.0 / zoom, dtype=torch.float32)[:, None, None]
-        alpha = _shape_mask(shapes[layer], q, pixel)   # (T, H, W)
-        clip = clip + alpha[None] * (colour - clip)    # (3, T, H, W), over-compositing
+        alpha = _shape_mask(shapes[layer], q[layer - 1], pixel)  # (T, H, W)
+        clip = clip + alpha[None] * (colour[layer] - clip)  # (3, T, H, W), over-compositing
         top = torch.where(alpha > 0.5, layer, top)
 
-    # Flow of each layer on frame t+1's grid: p - M_t M_{t+1}^-1 p (affine in p).
-    back = m[:, :-1] @ m_inv[:, 1:]                    # (L, T-1, 3, 3): p(t+1) -> p(t)
-    source = _apply(back, size)                        # (L, T-1, H, W, 2)
+    # Flow on frame t+1's grid, from the topmost layer there: p - M_t M_{t+1}^-1 p.
+    source = source.reshape(layers, frames - 1, size, size, 2)
     idx = top[1:][None, ..., None].expand(1, -1, -1, -1, 2)
-    source = source.gather(0, idx)[0]                  # (T-1, H, W, 2) for the topmost layer
-    flow = (pix - source).permute(0, 3, 1, 2).contiguous()  # (T-1, 2, H, W)
+    source = source.gather(0, idx)[0]                  # (T-1, H, W, 2)
+    ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float32),
+                            torch.arange(size, dtype=torch.float32), indexing="ij")
+    flow = torch.stack([xs - source[..., 0], ys - source[..., 1]], dim=1)  # (T-1, 2, H, W)
 
     # Occlusion: the source falls outside frame t, or another layer is on top there in frame t.
     sx, sy = source[..., 0], source[..., 1]
