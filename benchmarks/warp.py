@@ -1,0 +1,187 @@
+"""Benchmark of the Eq. 1 warp: fast tap loop vs the unfold reference vs the memory-traffic floor.
+
+    python benchmarks/warp.py [--device cpu|cuda] [--threads 2] [--repeats 9]
+
+For each case (N, C, H, W, K) it prints, in milliseconds (median over --repeats, fast and
+reference interleaved so that load from other processes hits both alike):
+  fwd        forward only, under torch.no_grad()
+  fwd+bwd    forward and backward with respect to both x and m
+  floor      bytes that must move / measured copy bandwidth. Forward: read x and m, write out.
+             Forward+backward adds: read grad_out, x and m, write grad_x and grad_m.
+             The copy bandwidth is (bytes read + bytes written) / time of copying a 256 MiB tensor.
+  peak MiB   extra memory of one forward+backward call over its inputs. CPU (Linux): growth of
+             the peak resident set (VmHWM, reset just before the call) of a fresh subprocess that
+             has allocated and touched the inputs; CUDA: torch.cuda.max_memory_allocated above
+             the inputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from cgm.warp import adaptive_warp, adaptive_warp_reference
+
+CASES = [(16, 3, 112, 112, 9), (16, 128, 28, 28, 3), (8, 3, 224, 224, 9)]
+IMPLS = {"fast": adaptive_warp, "reference": adaptive_warp_reference}
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def make_inputs(case, device, *, requires_grad: bool, seed: int = 0):
+    n, c, h, w, k = case
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, c, h, w, generator=g).to(device)
+    m = torch.randn(n, k * k, h, w, generator=g).softmax(1).to(device)
+    grad = torch.randn(n, c, h, w, generator=g).to(device)
+    return x.requires_grad_(requires_grad), m.requires_grad_(requires_grad), grad
+
+
+def run_once(fn, x, m, grad, *, backward: bool) -> None:
+    if backward:
+        x.grad = m.grad = None
+        fn(x, m).backward(grad)
+    else:
+        with torch.no_grad():
+            fn(x, m)
+
+
+def time_impls(case, device, repeats):
+    """{impl: {"fwd": ms, "fwd+bwd": ms}}, medians, impls interleaved within each repeat."""
+    times = {name: {"fwd": [], "fwd+bwd": []} for name in IMPLS}
+    x, m, grad = make_inputs(case, device, requires_grad=True)
+    for rep in range(repeats + 1):  # the first round warms up and is dropped
+        for name, fn in IMPLS.items():
+            for mode, backward in (("fwd", False), ("fwd+bwd", True)):
+                _sync(device)
+                t0 = time.perf_counter()
+                run_once(fn, x, m, grad, backward=backward)
+                _sync(device)
+                if rep > 0:
+                    times[name][mode].append(1e3 * (time.perf_counter() - t0))
+    return {name: {mode: statistics.median(v) for mode, v in d.items()} for name, d in times.items()}
+
+
+def copy_bandwidth(device: str, mib: int = 256, repeats: int = 9) -> float:
+    """Bytes read + written per second by a large tensor copy."""
+    a = torch.randn(mib * 2**20 // 4, device=device)
+    b = torch.empty_like(a)
+    ts = []
+    for _ in range(repeats + 1):
+        _sync(device)
+        t0 = time.perf_counter()
+        b.copy_(a)
+        _sync(device)
+        ts.append(time.perf_counter() - t0)
+    return 2 * a.numel() * a.element_size() / statistics.median(ts[1:])
+
+
+def floor_bytes(case, itemsize: int = 4) -> dict[str, int]:
+    n, c, h, w, k = case
+    frame, maps = n * c * h * w, n * k * k * h * w
+    fwd = 2 * frame + maps  # read x, m; write out
+    bwd = 3 * frame + 2 * maps  # read grad_out, x, m; write grad_x, grad_m
+    return {"fwd": fwd * itemsize, "fwd+bwd": (fwd + bwd) * itemsize}
+
+
+def peak_memory_child(case, impl, device, threads) -> float:
+    """Run inside a fresh process: extra MiB of one forward+backward over the touched inputs."""
+    torch.set_num_threads(threads)
+    x, m, grad = make_inputs(case, device, requires_grad=True)
+    fn = IMPLS[impl]
+    small = make_inputs((1, case[1], 8, 8, case[4]), device, requires_grad=True)
+    run_once(fn, *small, backward=True)  # first-call set-up (thread pools, kernels) is not the op's
+    if device == "cuda":
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        run_once(fn, x, m, grad, backward=True)
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - base) / 2**20
+    # VmHWM (peak resident set of this address space) after resetting it to the current size;
+    # not ru_maxrss, which Linux carries over from the parent process across fork and exec.
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    base = _proc_status_kib("VmRSS")
+    run_once(fn, x, m, grad, backward=True)
+    return (_proc_status_kib("VmHWM") - base) / 2**10
+
+
+def _proc_status_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def peak_memory(case, impl, device, threads) -> float:
+    code = (
+        f"import json, sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); import warp as b; "
+        f"print(json.dumps(b.peak_memory_child({list(case)!r}, {impl!r}, {device!r}, {threads})))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def format_table(rows: list[dict]) -> str:
+    cols = list(rows[0])
+    cells = [[str(r[c]) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    line = lambda vals: "| " + " | ".join(v.rjust(wd) for v, wd in zip(vals, widths)) + " |"
+    sep = "|" + "|".join("-" * (wd + 1) + ":" for wd in widths) + "|"
+    return "\n".join([line(cols), sep] + [line(r) for r in cells])
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA device is available")
+    if args.threads < 1 or args.repeats < 1:
+        raise SystemExit("--threads and --repeats must be >= 1")
+    torch.set_num_threads(args.threads)
+
+    bandwidth = copy_bandwidth(args.device)
+    print(f"device={args.device} threads={args.threads} repeats={args.repeats} float32; "
+          f"copy bandwidth (read+write) {bandwidth / 1e9:.1f} GB/s")
+    rows = []
+    for case in CASES:
+        t = time_impls(case, args.device, args.repeats)
+        floor = {mode: 1e3 * b / bandwidth for mode, b in floor_bytes(case).items()}
+        row = {
+            "N,C,H,W,K": ",".join(map(str, case)),
+            "fast fwd": f"{t['fast']['fwd']:.1f}",
+            "ref fwd": f"{t['reference']['fwd']:.1f}",
+            "floor fwd": f"{floor['fwd']:.1f}",
+            "fast f+b": f"{t['fast']['fwd+bwd']:.1f}",
+            "ref f+b": f"{t['reference']['fwd+bwd']:.1f}",
+            "floor f+b": f"{floor['fwd+bwd']:.1f}",
+            "speed-up f+b": f"{t['reference']['fwd+bwd'] / t['fast']['fwd+bwd']:.1f}x",
+            "fast/floor f+b": f"{t['fast']['fwd+bwd'] / floor['fwd+bwd']:.1f}x",
+        }
+        if not args.no_memory:
+            row["fast peak MiB"] = f"{peak_memory(case, 'fast', args.device, args.threads):.0f}"
+            row["ref peak MiB"] = f"{peak_memory(case, 'reference', args.device, args.threads):.0f}"
+        rows.append(row)
+        print(f"  done {case}", file=sys.stderr, flush=True)
+    print("times in ms (medians); f+b = forward+backward w.r.t. x and m")
+    print(format_table(rows))
+
+
+if __name__ == "__main__":
+    main()
