@@ -29,6 +29,7 @@ from typing import Callable
 
 import cv2
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
@@ -392,6 +393,79 @@ def score_prediction(predict: PredictFn, clips: list[torch.Tensor]) -> dict[str,
     target = torch.stack([clip[:, -1].float() for clip in clips])
     return {"psnr": psnr(pred, target), "ssim": ssim(pred, target), "clips": len(clips),
             "sec_per_pair": seconds / len(clips)}
+
+
+# ----------------------------------------------------------------------------- tables
+
+MEASURED, QUOTED = "measured", "quoted from the paper"
+TABLE_COLUMNS = ("method", "label", "source", "dataset", "profile", "resolution", "metric", "measured",
+                 "paper_value", "sec_per_pair", "n")
+_OURS = "cgm"
+_NO_MOTION = "no_motion"
+_PAPER_DATA = {"table1_motion": "UCF-Flow (paper)", "table1_prediction": "UCF-Pred (paper)"}
+_LABELS = {_OURS: "CGM-Net (ours)", _NO_MOTION: "No motion (frame t as t+1)"}
+
+
+def _label(method: str) -> str:
+    for registry in (FLOW_METHODS, PREDICTION_METHODS, PAPER_ONLY_METHODS):
+        if method in registry:
+            return registry[method].label
+    if method not in _LABELS:
+        raise ValueError(f"unknown Table 1 method {method!r}")
+    return _LABELS[method]
+
+
+def _paper_row(table: str, method: str, resolution: int) -> str | None:
+    if method == _OURS:
+        return "Ours (CGM-Net)" if table == "table1_motion" else f"Ours ({resolution} px)"
+    for registry in (FLOW_METHODS, PREDICTION_METHODS, PAPER_ONLY_METHODS):
+        if method in registry and registry[method].paper_table == table:
+            return registry[method].paper_row
+    return None
+
+
+def table1_frame(table: str, scores: dict[str, dict[str, float] | str], *, dataset: str, profile: str,
+                 resolution: int) -> pd.DataFrame:
+    """Measured Table 1 cells beside the paper's, one line per (method, metric); tidy.
+
+    `table`: "table1_motion" (metrics l1, epe) or "table1_prediction" (psnr, ssim). `scores`:
+    method name -> the dict of `score_motion` / `score_prediction`, or a string saying why the
+    method was not run (its source column then says so; measured stays empty). Method names:
+    the registries' keys, "cgm" (ours) and "no_motion". The paper-only methods of this table are
+    appended with their paper value, source "quoted from the paper", the paper's dataset and no
+    measured value.
+    EPE lines appear only where ground-truth flow gave a finite value (the paper has none).
+    """
+    from cgm.paper import paper_value
+
+    metrics = {"table1_motion": ("l1", "epe"), "table1_prediction": ("psnr", "ssim")}
+    if table not in metrics:
+        raise ValueError(f"table must be one of {sorted(metrics)}, got {table!r}")
+    rows = []
+
+    def add(method, source, metric, measured, sec, n):
+        paper_row = _paper_row(table, method, resolution)
+        paper = paper_value(table, paper_row, metric) if paper_row is not None and metric != "epe" else None
+        where = (dataset, profile) if source != QUOTED else (_PAPER_DATA[table], "")
+        rows.append({"method": method, "label": _label(method), "source": source, "dataset": where[0],
+                     "profile": where[1], "resolution": resolution, "metric": metric, "measured": measured,
+                     "paper_value": float("nan") if paper is None else paper, "sec_per_pair": sec, "n": n})
+
+    for method, score in scores.items():
+        if isinstance(score, str):
+            add(method, score, metrics[table][0], float("nan"), float("nan"), 0)
+            continue
+        n = score.get("pairs", score.get("clips"))
+        for metric in metrics[table]:
+            if metric == "epe" and not np.isfinite(score.get("epe", float("nan"))):
+                continue
+            add(method, MEASURED, metric, float(score[metric]), float(score["sec_per_pair"]), n)
+    for method, info in PAPER_ONLY_METHODS.items():
+        if info.paper_table == table:
+            for metric in metrics[table]:
+                if metric != "epe":
+                    add(method, QUOTED, metric, float("nan"), float("nan"), 0)
+    return pd.DataFrame.from_records(rows, columns=TABLE_COLUMNS)
 
 
 def timed(fn: Callable, *args, **kwargs):

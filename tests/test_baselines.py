@@ -227,3 +227,34 @@ def test_evaluation_clips_spreads_over_the_dataset():
     assert len(baselines.evaluation_clips(data, max_pairs=1000)) == 10
     with pytest.raises(ValueError, match="T\\+1 >= 3"):
         baselines.evaluation_clips([{"clip": torch.zeros(3, 2, 8, 8)}], max_pairs=4)
+
+
+def test_table1_frame_puts_paper_values_only_in_paper_column():
+    motion = {"no_motion": {"l1": 0.02, "epe": float("nan"), "pairs": 6, "sec_per_pair": 0.0},
+              "tvl1": {"l1": 0.01, "epe": 0.3, "pairs": 6, "sec_per_pair": 1.0},
+              "raft_small": "not run: weights file missing",
+              "cgm": {"l1": 0.015, "epe": 0.4, "pairs": 6, "sec_per_pair": 0.5}}
+    frame = baselines.table1_frame("table1_motion", motion, dataset="synthmotion", profile="smoke",
+                                   resolution=112)
+    assert list(frame.columns) == list(baselines.TABLE_COLUMNS)
+    line = frame.set_index(["method", "metric"])
+    assert line.loc[("tvl1", "l1"), "paper_value"] == paper_value("table1_motion", "TV-L1", "l1")
+    assert line.loc[("cgm", "l1"), "paper_value"] == paper_value("table1_motion", "Ours (CGM-Net)", "l1")
+    assert np.isnan(line.loc[("cgm", "epe"), "paper_value"])  # the paper reports no EPE
+    assert ("no_motion", "epe") not in line.index  # nan EPE: no line
+    assert np.isnan(line.loc[("raft_small", "l1"), "measured"])
+    quoted = frame[frame["source"] == baselines.QUOTED]
+    assert set(quoted["method"]) == {"flownet2", "pwcnet", "tvnet"}
+    assert quoted["measured"].isna().all() and quoted["paper_value"].notna().all()
+    assert (quoted["dataset"] == "UCF-Flow (paper)").all()
+    measured = frame[frame["source"] == baselines.MEASURED]
+    assert (measured["dataset"] == "synthmotion").all() and (measured["profile"] == "smoke").all()
+
+    pred = baselines.table1_frame("table1_prediction", {"cgm": {"psnr": 30.0, "ssim": 0.9, "clips": 2,
+                                                                "sec_per_pair": 0.1}},
+                                  dataset="natural", profile="smoke", resolution=256)
+    line = pred.set_index(["method", "metric"])
+    assert line.loc[("cgm", "psnr"), "paper_value"] == paper_value("table1_prediction", "Ours (256 px)", "psnr")
+    assert len(pred[pred["source"] == baselines.QUOTED]) == 10  # 5 methods x (psnr, ssim)
+    with pytest.raises(ValueError, match="unknown Table 1 method"):
+        baselines.table1_frame("table1_motion", {"flownet3": "x"}, dataset="d", profile="p", resolution=112)
