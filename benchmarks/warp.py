@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -157,8 +158,12 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
 
     bandwidth = copy_bandwidth(args.device)
-    print(f"device={args.device} threads={args.threads} repeats={args.repeats} float32; "
-          f"copy bandwidth (read+write) {bandwidth / 1e9:.1f} GB/s")
+    # Both matter for CPU numbers: other processes steal cores, and fresh multi-MB tensors
+    # (grad_m, the unfold copy) cost page faults unless PyTorch's allocator uses huge pages.
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    print(f"torch {torch.__version__} device={args.device} threads={args.threads} repeats={args.repeats} "
+          f"float32; THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE', 'unset')}; "
+          f"load average {load}; copy bandwidth (read+write) {bandwidth / 1e9:.1f} GB/s")
     rows = []
     for case in CASES:
         t = time_impls(case, args.device, args.repeats)
@@ -179,7 +184,7 @@ def main(argv=None) -> None:
             row["ref peak MiB"] = f"{peak_memory(case, 'reference', args.device, args.threads):.0f}"
         rows.append(row)
         print(f"  done {case}", file=sys.stderr, flush=True)
-    print("times in ms (medians); f+b = forward+backward w.r.t. x and m")
+    print(f"times in ms (medians); f+b = forward+backward w.r.t. x and m; load average now {os.getloadavg()[0]:.1f}")
     print(format_table(rows))
 
 
