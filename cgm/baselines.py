@@ -417,7 +417,8 @@ def _label(method: str) -> str:
 
 def _paper_row(table: str, method: str, resolution: int) -> str | None:
     if method == _OURS:
-        return "Ours (CGM-Net)" if table == "table1_motion" else f"Ours ({resolution} px)"
+        # The paper has CGM-Net at 112 and 256 px; other input sizes compare to the nearer one.
+        return "Ours (CGM-Net)" if table == "table1_motion" else f"Ours ({256 if resolution >= 184 else 112} px)"
     for registry in (FLOW_METHODS, PREDICTION_METHODS, PAPER_ONLY_METHODS):
         if method in registry and registry[method].paper_table == table:
             return registry[method].paper_row
@@ -435,6 +436,8 @@ def table1_frame(table: str, scores: dict[str, dict[str, float] | str], *, datas
     appended with their paper value, source "quoted from the paper", the paper's dataset and no
     measured value.
     EPE lines appear only where ground-truth flow gave a finite value (the paper has none).
+    `resolution`: the input size; CGM-Net's prediction line compares to the paper's "Ours (112 px)"
+    or "Ours (256 px)", whichever is nearer.
     """
     from cgm.paper import paper_value
 
@@ -466,6 +469,21 @@ def table1_frame(table: str, scores: dict[str, dict[str, float] | str], *, datas
                 if metric != "epe":
                     add(method, QUOTED, metric, float("nan"), float("nan"), 0)
     return pd.DataFrame.from_records(rows, columns=TABLE_COLUMNS)
+
+
+def table1_wide(frame: pd.DataFrame) -> pd.DataFrame:
+    """`table1_frame`'s lines as one row per method (for printing): source, each metric measured
+    and the paper's, seconds per pair; columns with no value at all are dropped."""
+    rows: dict[str, dict] = {}
+    for line in frame.itertuples():
+        row = rows.setdefault(line.label, {"source": line.source})
+        row[line.metric] = line.measured
+        row[f"{line.metric} (paper)"] = line.paper_value
+        row["sec/pair"] = line.sec_per_pair
+    wide = pd.DataFrame.from_dict(rows, orient="index")
+    metrics = list(dict.fromkeys(frame["metric"]))
+    order = ["source", *metrics, *(f"{m} (paper)" for m in metrics), "sec/pair"]
+    return wide[[c for c in order if c in wide.columns]].dropna(axis=1, how="all")
 
 
 def timed(fn: Callable, *args, **kwargs):

@@ -374,3 +374,25 @@ class MotionExplorer:
             fig = self.draw()
             display(fig)
             plt.close(fig)
+
+
+def pick_pixels(flow, n: int = 3, *, min_dist: int | None = None, margin: int | None = None) -> list[tuple[int, int]]:
+    """Up to `n` pixels (y, x) of largest flow magnitude, at least `min_dist` apart (default H/5)
+    and `margin` from the border (default H/10): where a motion map has something to show."""
+    f = _np(flow)
+    if f.ndim != 3 or f.shape[0] != 2:
+        raise ValueError(f"pick_pixels expects a flow (2, H, W), got shape {f.shape}")
+    h, w = f.shape[1:]
+    min_dist = max(1, h // 5) if min_dist is None else min_dist
+    margin = h // 10 if margin is None else margin
+    mag = np.sqrt((f ** 2).sum(0))
+    picked: list[tuple[int, int]] = []
+    for i in np.argsort(-mag, axis=None, kind="stable"):
+        y, x = divmod(int(i), w)
+        if not (margin <= y < h - margin and margin <= x < w - margin):
+            continue
+        if all(max(abs(y - py), abs(x - px)) >= min_dist for py, px in picked):
+            picked.append((y, x))
+            if len(picked) == n:
+                break
+    return picked
