@@ -53,7 +53,7 @@ NUM_NOISE_TEXTURES = 4
 # Motion magnitudes in pixels per frame at 112 px (scaled with size): the fastest point of any
 # object moves at most ~3.5 px/frame, so a 9x9 filter (+-4 px) can represent every motion.
 SPEED = (1.0, 3.0)            # translation
-ROTATION_DEG = (2.0, 4.5)     # per frame; shapes reach at most ~0.3*size from their centre
+ROTATION_DEG = (2.0, 4.0)     # per frame; shape points lie within 1.6 * 0.26 * size of the centre
 ZOOM_RATE = (0.025, 0.05)     # log-scale per frame
 OSC_PEAK_SPEED = (1.5, 3.0)   # peak speed of the oscillation
 OSC_PERIOD = (5.0, 9.0)       # frames
@@ -234,7 +234,7 @@ def render_clip(label: int, frames: int, size: int, rng: np.random.Generator
         shapes.append(_random_shape(radius, rng))
         motions.append(_object_motion(label, t, size, rng))
         step = rng.uniform(0.7, 1.3)
-        reach = 1.5 * radius * step
+        reach = 2.0 * radius * step  # farthest shape point (a triangle vertex) in texels
         placements.append((step, rng.uniform(-math.pi, math.pi),
                            rng.uniform(reach, side - 1 - reach, 2)))
     layers = len(motions)
