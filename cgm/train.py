@@ -85,7 +85,6 @@ class TrainConfig:
     labeled_fraction: float = 1.0
     sync_bn: bool = False
     grad_clip: float = 0.0
-    padding: str = "border"
     progress: bool = True
     tensorboard: bool = True
 
@@ -248,15 +247,16 @@ def supervised_loss(out, clip, labels):
     return loss, {"loss_cls": float(loss.detach())}
 
 
-def stage_loss(cfg: TrainConfig) -> Callable:
-    """The loss of `cfg.stage` as loss_fn(out, clip, labels) -> (loss, metrics)."""
+def stage_loss(cfg: TrainConfig, *, padding: str = "border") -> Callable:
+    """The loss of `cfg.stage` as loss_fn(out, clip, labels) -> (loss, metrics); `padding` is the
+    warp's (the model config's)."""
     if cfg.stage == "supervised":
         return supervised_loss
     from cgm.losses import cgm_loss
 
     def loss_fn(out, clip, labels):
         return cgm_loss(out, clip, labels if cfg.lambda_cls > 0 else None, lambda_lr=cfg.lambda_lr,
-                        lambda_cls=cfg.lambda_cls, padding=cfg.padding)
+                        lambda_cls=cfg.lambda_cls, padding=padding)
     return loss_fn
 
 
@@ -277,7 +277,8 @@ class Trainer:
                  hooks: Sequence[Callable[[nn.Module], dict]] = (), resume: bool = False):
         self.cfg, self.dataset, self.out_dir = cfg, dataset, Path(out_dir)
         self.model_config = config_dict(model_config)
-        self.loss_fn = loss_fn or stage_loss(cfg)
+        self.loss_fn = loss_fn or stage_loss(
+            cfg, padding=getattr(getattr(model, "cfg", None), "padding", "border"))
         self.hooks = list(hooks)
         self._check(dataset, cfg)
         self.info = cgm_dist.init_distributed(cfg.device)
