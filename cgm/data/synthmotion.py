@@ -53,7 +53,7 @@ NUM_NOISE_TEXTURES = 4
 # Motion magnitudes in pixels per frame at 112 px (scaled with size): the fastest point of any
 # object moves at most ~3.5 px/frame, so a 9x9 filter (+-4 px) can represent every motion.
 SPEED = (1.0, 3.0)            # translation
-ROTATION_DEG = (2.0, 4.0)     # per frame; shape points lie within 1.6 * 0.26 * size of the centre
+ROTATION_DEG = (2.0, 4.5)     # per frame; shape points lie within 1.6 * 0.26 * size of the centre
 ZOOM_RATE = (0.025, 0.05)     # log-scale per frame
 OSC_PEAK_SPEED = (1.5, 3.0)   # peak speed of the oscillation
 OSC_PERIOD = (5.0, 9.0)       # frames
@@ -174,8 +174,11 @@ def _random_shape(radius: float, rng: np.random.Generator) -> tuple[str, np.ndar
         a, b = radius * 0.8, radius * 0.8 * rng.uniform(0.5, 1.0)
         return "polygon", np.array([[1, 0, a], [-1, 0, a], [0, 1, b], [0, -1, b]], dtype=np.float64)
     n = int(rng.integers(3, 8))  # convex polygon: n half-planes at jittered, evenly spread angles
+    # Jitter keeps neighbouring normals within 120 degrees, so vertices stay within ~2h of the
+    # centre (a wider gap would stretch a vertex far out, or leave the polygon unbounded).
+    jitter = min(0.25, (n / 3 - 1) / 2)
     angles = (np.linspace(0, 2 * math.pi, n, endpoint=False) + rng.uniform(0, 2 * math.pi)
-              + rng.uniform(-0.25, 0.25, n) * 2 * math.pi / n)
+              + rng.uniform(-jitter, jitter, n) * 2 * math.pi / n)
     h = radius * rng.uniform(0.6, 0.8, n)
     return "polygon", np.stack([np.cos(angles), np.sin(angles), h], axis=1)
 
