@@ -300,6 +300,7 @@ def evaluation_clips(dataset, *, max_pairs: int) -> list[dict]:
     return [dataset[int(i)] for i in picks]
 
 
+@torch.no_grad()
 def _cgm_maps(model: torch.nn.Module, clip: torch.Tensor) -> torch.Tensor:
     """HR motion maps of one input clip (3,T,H,W): (T, k^*k^, H, W), T = the model's clip_len."""
     device = next(model.parameters()).device
@@ -316,6 +317,7 @@ def cgm_motion(model: torch.nn.Module) -> MotionFn:
 
     model.eval()
 
+    @torch.no_grad()
     def motion(clip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         maps = _cgm_maps(model, clip)[:-1]  # (T-1, K*K, H, W)
         frames = clip[:, :-1].transpose(0, 1).float()  # (T-1, 3, H, W)
@@ -330,6 +332,7 @@ def cgm_prediction(model: torch.nn.Module) -> PredictFn:
 
     model.eval()
 
+    @torch.no_grad()
     def predict(clip: torch.Tensor) -> torch.Tensor:
         last_map = _cgm_maps(model, clip)[-1:]  # (1, K*K, H, W)
         return adaptive_warp(clip[:, -1][None].float(), last_map, padding=model.cfg.padding)[0]
