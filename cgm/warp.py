@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 PADDINGS = ("border", "zeros")
+_CHAIN_MAX_CHANNELS = 4  # backward: up to this many channels, grad_m is a chain of addcmul_
 UPSAMPLE_MODES = ("nearest", "bilinear")
 
 
@@ -128,10 +129,20 @@ def _warp_backward(grad_out, xp, m, k, h, w, padding, *, need_x: bool, need_m: b
     r = k // 2
     grad_x = grad_m = None
     if need_m:
-        # grad_m[:, i] = sum_c grad_out * view_i  (a dot product over channels, per pixel)
+        # grad_m[:, i] = sum_c grad_out * view_i  (a dot product over channels, per pixel),
+        # written straight into grad_m's tap slice.
         grad_m = torch.empty_like(m)
+        c = grad_out.shape[1]
+        product = grad_out.new_empty(grad_out.shape) if c > _CHAIN_MAX_CHANNELS else None
         for i, dy, dx in _taps(k):
-            grad_m[:, i] = torch.linalg.vecdot(grad_out, _window(xp, r, dy, dx, h, w), dim=1)
+            view = _window(xp, r, dy, dx, h, w)
+            if product is None:  # few channels (RGB): a chain of fused multiply-adds, no temporary
+                torch.mul(grad_out[:, 0], view[:, 0], out=grad_m[:, i])
+                for ch in range(1, c):
+                    grad_m[:, i].addcmul_(grad_out[:, ch], view[:, ch])
+            else:  # many channels (features): one product into a reused buffer, one reduction
+                torch.mul(grad_out, view, out=product)
+                torch.sum(product, dim=1, keepdim=True, out=grad_m[:, i : i + 1])
     if need_x:
         # Scatter: every output pixel sends grad_out * m_i back to the input pixel tap i read.
         grad_xp = torch.zeros_like(xp) if r > 0 else None
