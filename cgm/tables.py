@@ -111,6 +111,53 @@ def check(frame: pd.DataFrame, *, rows: Iterable[str], low: float, high: float) 
     assert bad.empty, f"measured values not finite or outside [{low}, {high}]:\n{bad.to_string()}"
 
 
+def run_overrides(name: str, profile: str, **params) -> dict:
+    """The notebook parameters that change experiment `name`'s config in `profile`.
+
+    Parameters left at None, or equal to what the profile already sets (e.g. seed=0, the smoke
+    profile's device "cpu"), are dropped, so that a notebook run with default parameters has the
+    same config hash as every other user of the experiment and shares its cached run.
+    """
+    from cgm.experiments import resolve
+
+    base = resolve(name, profile)
+    current = {**base.data, **base.data.get("kw", {}), **base.model.to_dict(), **vars(base.train)}
+    return {k: v for k, v in params.items()
+            if v is not None and not (k in current and current[k] == v)}
+
+
+def metric(result, name: str) -> float:
+    """One metric of a run result (cgm.experiments.RunResult), by its name after the dataset tag:
+    `metric(r, "l1_hr")` reads "<tag>/l1_hr", `metric(r, "lr+hr/top1")` "<tag>/lr+hr/top1". Where
+    several evaluation sets report it (the paper profile scores motion on UCF-Flow and UCF-Pred),
+    the first the experiment lists wins (UCF-Flow for ℓ1, as in Table 1).
+    """
+    found = [k for k in result.metrics if k.split("/", 1)[-1] == name]
+    if not found:
+        raise KeyError(f"run {result.name!r} has no metric {name!r}; it has {sorted(result.metrics)}")
+    return float(result.metrics[found[0]])
+
+
+def measured(result, name: str) -> dict:
+    """Record fields for one metric of a run: measured value, the set it was scored on, the run."""
+    found = [k for k in result.metrics if k.split("/", 1)[-1] == name]
+    value = metric(result, name)
+    return {"measured": value, "evaluated_on": found[0].split("/", 1)[0], "experiment": result.name}
+
+
+def describe(cfg) -> str:
+    """One line saying what an experiment config trains (cgm.experiments.ExperimentConfig)."""
+    m, t, d = cfg.model, cfg.train, cfg.data
+    length = f"{t.steps} steps" if t.steps is not None else f"{t.epochs} epochs"
+    kw = ", ".join(f"{k}={v}" for k, v in sorted(d.get("kw", {}).items()))
+    frac = f", {t.labeled_fraction:g} of the labels" if t.labeled_fraction < 1 else ""
+    pre = f", from {cfg.pretrain_from}" if cfg.pretrain_from else ""
+    return (f"{t.stage} on {d['name']} ({d['split']}{', ' + kw if kw else ''}{frac}){pre}: "
+            f"{m.backbone} width {m.width:g}, {m.clip_len}x{m.size}x{m.size}, upsampler {m.upsampler}, "
+            f"scale {m.scale}, heads {'/'.join(m.heads) or 'none'}; {length} of batch {t.batch_size}, "
+            f"lr {t.lr:g}, {t.device}")
+
+
 def write_results(frame: pd.DataFrame, notebook: str, *, results_dir: str | Path | None = None) -> Path:
     """Write `frame` to `<results_dir>/<notebook>.csv` (default: the repository's results/)."""
     missing = [c for c in ("measured", "paper", "dataset", "profile") if c not in frame.columns]

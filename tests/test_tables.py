@@ -117,3 +117,28 @@ def test_show_renders_the_measured_and_paper_columns():
     text = show(_l1_frame(0.05, 0.04, 0.03))
     assert text.splitlines()[0].split() == ["row", "column", "measured", "paper", "dataset", "profile"]
     assert "0.05" in text and "synthmotion" in text
+
+
+def test_metric_reads_a_metric_after_its_dataset_tag():
+    from types import SimpleNamespace
+
+    from cgm.tables import metric
+
+    result = SimpleNamespace(name="x", metrics={"ucf_flow/l1_hr": 0.02, "ucf_pred/l1_hr": 0.03,
+                                                "synthmotion/lr+hr/top1": 55.0})
+    assert metric(result, "l1_hr") == 0.02  # the first evaluation set listed
+    assert metric(result, "lr+hr/top1") == 55.0
+    with pytest.raises(KeyError, match="no metric 'hr/top1'"):
+        metric(result, "hr/top1")
+
+
+def test_run_overrides_drop_defaults_so_cached_runs_are_shared():
+    from cgm.experiments import resolve
+    from cgm.tables import run_overrides
+
+    base = resolve("table6/cgmul", "smoke")
+    same = run_overrides("table6/cgmul", "smoke", data_root=None, device=base.train.device,
+                         seed=base.train.seed, steps=None, epochs=None)
+    assert same == {}
+    changed = run_overrides("table6/cgmul", "smoke", steps=base.train.steps + 1, seed=base.train.seed + 3)
+    assert changed == {"steps": base.train.steps + 1, "seed": base.train.seed + 3}
