@@ -243,13 +243,15 @@ _define()
 
 # --------------------------------------------------------------------------- overrides
 
-SECTIONS = ("model", "train", "data")
+SECTIONS = ("model", "train", "data", "eval")
 
 
 def apply_overrides(cfg: ExperimentConfig, overrides: dict[str, Any]) -> ExperimentConfig:
     """New config with `overrides`: `section__field` (model/train/data) or a plain field name that
-    one section owns (`steps`, `width`, `data_root`, `fold`, ...); kw of the dataset via `data__kw`."""
+    one section owns (`steps`, `width`, `data_root`, `fold`, ...); kw of the dataset via `data__kw`;
+    `eval__max_clips` / `eval__batch_size` for every evaluation set."""
     model, train, data = cfg.model.to_dict(), config_dict(cfg.train), json.loads(json.dumps(cfg.data))
+    evaluation = json.loads(json.dumps(cfg.eval))
     sections = {"model": model, "train": train, "data": data}
     data_keys = {"name", "split", "data_root", "kw", "fold", "n"}
     for key, value in overrides.items():
@@ -257,6 +259,16 @@ def apply_overrides(cfg: ExperimentConfig, overrides: dict[str, Any]) -> Experim
             section, name = key.split("__", 1)
             if section not in SECTIONS:
                 raise ValueError(f"override {key!r}: unknown section {section!r}; valid: {SECTIONS}")
+            if section == "eval":
+                if name == "batch_size":
+                    evaluation["batch_size"] = value
+                elif name == "max_clips":
+                    for kind in ("motion", "action"):
+                        for spec in evaluation.get(kind, {}).values():
+                            spec["max_clips"] = value
+                else:
+                    raise ValueError(f"override {key!r}: valid eval overrides: eval__batch_size, eval__max_clips")
+                continue
         else:
             owners = [s for s in ("model", "train") if key in sections[s]]
             owners += ["data"] if key in data_keys else []
@@ -274,7 +286,7 @@ def apply_overrides(cfg: ExperimentConfig, overrides: dict[str, Any]) -> Experim
         target[name] = value
     if "steps" in overrides or "train__steps" in overrides:
         train["epochs"] = None if train["steps"] is not None else train["epochs"]
-    return ExperimentConfig(CGMConfig.from_dict(model), TrainConfig(**train), data, cfg.eval,
+    return ExperimentConfig(CGMConfig.from_dict(model), TrainConfig(**train), data, evaluation,
                             cfg.pretrain_from)
 
 
@@ -442,12 +454,19 @@ def find_cached(h: str, runs_dir: Path = RUNS, *, need_checkpoint: bool = False)
     return None
 
 
+# Overrides a fine-tuning run hands to its pretraining run: the architecture must match for the
+# weights to load, and device/steps/batch/data size keep a scaled-down chain scaled down throughout.
+PRETRAIN_PASS = ({f.name for f in dataclasses.fields(CGMConfig)} - {"num_classes", "heads"}) | {
+    "device", "steps", "batch_size", "seed", "n", "max_clips", "amp", "compile", "num_workers"}
+
+
 def run(name: str, profile: str = "smoke", *, need_checkpoint: bool = False, force: bool = False,
         runs_dir: str | os.PathLike = RUNS, progress: bool = False, **overrides) -> RunResult:
     """Train and evaluate experiment `name`, or load its cached result (same config hash).
 
     `need_checkpoint`: recompute when the cached run kept no checkpoint. `force`: recompute.
-    `overrides`: config changes (see apply_overrides); they change the hash.
+    `overrides`: config changes (see apply_overrides); they change the hash. A fine-tuning run
+    passes those in PRETRAIN_PASS on to its pretraining run.
     """
     from cgm import distributed as cgm_dist
 
@@ -455,7 +474,7 @@ def run(name: str, profile: str = "smoke", *, need_checkpoint: bool = False, for
     cfg = resolve(name, profile, **overrides)
     pre = None
     if cfg.pretrain_from:
-        passed = {k: v for k, v in overrides.items() if k in ("device", "train__device")}
+        passed = {k: v for k, v in overrides.items() if k.split("__")[-1] in PRETRAIN_PASS}
         pre = run(cfg.pretrain_from, profile, need_checkpoint=True, runs_dir=runs_dir,
                   progress=progress, **passed)
     h = config_hash(cfg, pre.hash if pre else None)

@@ -1,0 +1,117 @@
+"""Experiments: registry, overrides and hashes, cache hit/miss, pretraining chains, protocols."""
+
+import json
+
+import pytest
+import torch
+
+from cgm import experiments as ex
+from cgm.network import CGMConfig, CGMNet
+from cgm.protocols import evaluate_action, evaluate_motion, spread_indices
+
+# A run small enough for a unit test: 2 steps of a width-0.125 model on 16 px clips of 4 frames.
+TINY = dict(steps=2, width=0.125, size=16, clip_len=4, batch_size=2, n=8, eval__max_clips=2)
+
+
+def test_registry_covers_the_paper():
+    names = {e.name for e in ex.list_experiments()}
+    for name in ("table1/cgm", "table6/nearest", "table6/bilinear", "table6/cgmul", "table7/backbone",
+                 "table7/cgmul", "fig6/scale1", "fig6/scale16", "table2/pretrain",
+                 "table2/ucf101_pretrained", "table2/kinetics400_half_scratch", "table3/r3d50",
+                 "table3/rx3d101", "table3/slowfast", "table4/slowfast", "table5/hmdb51"):
+        assert name in names
+    for e in ex.list_experiments():
+        for profile in ex.PROFILES:
+            cfg = e.build(profile)
+            assert cfg.model.size % cfg.model.scale == 0
+            if cfg.pretrain_from:
+                assert cfg.pretrain_from in names
+
+
+def test_profiles_follow_the_paper():
+    paper = ex.resolve("table7/cgmul", "paper")
+    assert (paper.model.clip_len, paper.model.size, paper.model.num_classes) == (16, 112, 101)
+    assert (paper.train.batch_size, paper.train.lr, paper.train.decay_every) == (64, 1e-3, 50)
+    assert (paper.train.lambda_lr, paper.train.lambda_cls) == (1.0, 10.0)
+    assert ex.resolve("table6/cgmul", "paper").train.lambda_cls == 0.0
+    assert ex.resolve("table3/slowfast", "paper").model.backbone == "slowfast_r101"
+    smoke = ex.resolve("table7/cgmul")
+    assert smoke.data["name"] == "synthmotion" and smoke.train.device == "cpu"
+    assert ex.resolve("table1/cgm").data["name"] == "natural"
+    assert ex.resolve("table2/kinetics400_half_pretrained").train.labeled_fraction == 0.5
+
+
+def test_overrides_change_the_hash_and_are_checked():
+    base = ex.config_hash(ex.resolve("table6/cgmul"))
+    assert ex.config_hash(ex.resolve("table6/cgmul")) == base
+    assert ex.config_hash(ex.resolve("table6/cgmul", steps=3)) != base
+    assert ex.config_hash(ex.resolve("table6/cgmul", width=0.5)) != base
+    assert ex.config_hash(ex.resolve("table6/cgmul", progress=True)) == base  # not a result change
+    assert ex.resolve("table6/cgmul", model__scale=8).model.scale == 8
+    assert ex.resolve("table6/cgmul", n=64).data["kw"]["n"] == 64
+    with pytest.raises(ValueError, match="not a config field; valid: .*width"):
+        ex.resolve("table6/cgmul", widht=0.5)
+    with pytest.raises(ValueError, match="unknown backbone 'r3d19'"):
+        ex.resolve("table6/cgmul", backbone="r3d19")
+    with pytest.raises(ValueError, match="unknown experiment 'table9/x'; valid: table1/cgm"):
+        ex.resolve("table9/x")
+    with pytest.raises(ValueError, match="valid: smoke, paper"):
+        ex.resolve("table6/cgmul", "laptop")
+
+
+def test_paper_profile_needs_data_roots(monkeypatch):
+    monkeypatch.delenv("CGM_UCF101_ROOT", raising=False)
+    with pytest.raises(ValueError, match="CGM_UCF101_ROOT"):
+        ex.check_data(ex.resolve("table7/cgmul", "paper"))
+
+
+def test_run_computes_then_hits_the_cache(tmp_path):
+    first = ex.run("table6/cgmul", runs_dir=tmp_path, **TINY)
+    assert first.source == "computed" and first.dataset == "synthmotion" and first.profile == "smoke"
+    folder = tmp_path / "table6" / "cgmul" / first.hash
+    assert {p.name for p in folder.iterdir()} >= {"config.json", "metrics.json", "result.json",
+                                                   "checkpoint.pt", "metrics.csv"}
+    assert first.metrics["synthmotion/l1_hr"] > 0 and "synthmotion/copy_l1_hr" in first.metrics
+    again = ex.run("table6/cgmul", runs_dir=tmp_path, **TINY)
+    assert again.source == "cache" and again.metrics == first.metrics and again.hash == first.hash
+    # the same config under another name is reused, not recomputed
+    assert ex.run("table6/cgmul", runs_dir=tmp_path, **TINY).hash == first.hash
+    other = ex.run("table6/cgmul", runs_dir=tmp_path, **{**TINY, "steps": 3})
+    assert other.source == "computed" and other.hash != first.hash
+    # the kept checkpoint is small, loads with weights_only and rebuilds the model
+    state = torch.load(folder / "checkpoint.pt", weights_only=True)
+    assert state["format"] == "cgm-weights-fp16" and "optimizer" not in state
+    model = first.load_model()
+    assert isinstance(model, CGMNet) and model.cfg.size == 16
+    assert json.loads((folder / "result.json").read_text())["hash"] == first.hash
+
+
+def test_pretraining_chain_runs_the_pretraining_first(tmp_path):
+    r = ex.run("table2/ucf101_pretrained", runs_dir=tmp_path, **TINY)
+    pre = list((tmp_path / "table2" / "pretrain").iterdir())
+    assert len(pre) == 1 and (pre[0] / "checkpoint.pt").is_file()
+    assert r.config["pretrain_hash"] == pre[0].name
+    assert "synthmotion/lr+hr/top1" in r.metrics
+
+
+def test_spread_indices():
+    assert spread_indices(5, None) == [0, 1, 2, 3, 4]
+    assert spread_indices(10, 3) == [0, 4, 9]
+
+
+def test_protocols_on_an_identity_model():
+    """A model whose maps are the identity scores exactly like the copy-last-frame baseline."""
+    from cgm.data import build_dataset
+    from cgm.network import set_identity_motion_
+
+    torch.manual_seed(0)
+    cfg = CGMConfig(clip_len=4, size=16, width=0.125, depth=(1, 1, 1, 1), num_classes=10)
+    model = set_identity_motion_(CGMNet(cfg), logit=60.0)
+    ds = build_dataset("synthmotion", "test", clip_len=4, size=16, future=True, n=3)
+    m = evaluate_motion(model, ds, batch_size=2)
+    for k in ("l1_hr", "l1_pred", "psnr_pred", "ssim_pred", "epe"):
+        assert m[k] == pytest.approx(m[f"copy_{k}"], rel=1e-4, abs=1e-5), k
+    assert m["clips"] == 3 and m["copy_l1_hr"] > 0
+    a = evaluate_action(model, build_dataset("synthmotion", "test", clip_len=4, size=16, n=10))
+    assert set(a) == {"clips", *(f"{p}/top{k}" for p in ("backbone", "lr", "hr", "lr+hr") for k in (1, 5))}
+    assert all(0 <= v <= 100 for k, v in a.items() if k != "clips")
