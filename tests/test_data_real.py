@@ -71,6 +71,13 @@ def test_bad_videos_raise_video_error(tmp_path):
     with pytest.raises(decode.VideoError, match="truncated") as info:
         decode.read_frames(str(truncated), [22])
     assert 0 < info.value.available < 24
+    # No frame of the traceback may keep a PyAV object alive: freed in a forked DataLoader worker
+    # (e.g. via a reference cycle through this very traceback), its decoder threads deadlock.
+    tb, held = info.value.__traceback__, []
+    while tb is not None:
+        held += [name for name, v in tb.tb_frame.f_locals.items() if type(v).__module__.startswith("av.")]
+        tb = tb.tb_next
+    assert held == [] and info.value.__context__ is None
 
 
 # ------------------------------------------------------------------ sampling
@@ -355,3 +362,16 @@ def test_registry_names_and_errors(ucf, tmp_path):
         registry.build_dataset("kinetics400", "val", data_root=tmp_path / "k")
     data = registry.build_dataset("ucf101", "test", data_root=ucf, clip_len=4, size=24, resize=32, fold=1)
     assert isinstance(data, UCF101) and len(data) == 3 and not data.train
+
+
+def test_truncated_video_is_resampled_within_its_real_length(tmp_path):
+    full = write_video(tmp_path / "src" / "full.mkv", num_frames=24)
+    data = open(full, "rb").read()
+    (tmp_path / "v").mkdir()
+    (tmp_path / "v" / "truncated.mkv").write_bytes(data[: int(len(data) * 0.6)])
+    dataset = VideoFolder(tmp_path / "v", train=False, clip_len=4, size=32, resize=None)
+    item = dataset[0]  # the centre clip of the 24 frames the header promises is past the end
+    available = decode.probe_video(str(tmp_path / "v" / "truncated.mkv")).num_frames
+    assert 4 <= available < 24 and item["skipped"] == 0 and dataset.skipped == []
+    start = (available - 4) // 2
+    assert indices_of(item["clip"]) == list(range(start, start + 4))

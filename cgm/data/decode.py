@@ -78,19 +78,23 @@ def _stat_key(path: str) -> tuple[int, int]:
     return st.st_mtime_ns, st.st_size
 
 
+# PyAV objects live only inside the two functions below, which return errors as values instead of
+# raising: FFmpeg decoder threads exist only in the process that started them, and a codec context
+# freed in a forked DataLoader worker (reached, say, through a traceback kept alive in a reference
+# cycle in the parent) deadlocks that worker. So no exception we raise references a frame holding one.
+
 def _open(path: str):
+    """(container, None), or (None, reason) when FFmpeg cannot read it."""
     import av
 
-    if not os.path.exists(path):
-        raise VideoError(path, "missing file")
     try:
         container = av.open(path)
     except (av.error.FFmpegError, OSError, ValueError) as e:
-        raise VideoError(path, f"cannot open ({type(e).__name__}: {e})") from e
+        return None, f"cannot open ({type(e).__name__}: {e})"
     if not container.streams.video:
         container.close()
-        raise VideoError(path, "no video stream")
-    return container
+        return None, "no video stream"
+    return container, None
 
 
 def _fps(stream) -> float | None:
@@ -98,26 +102,30 @@ def _fps(stream) -> float | None:
     return float(rate) if rate else None
 
 
-def _probe_container(path: str) -> VideoInfo:
+def _probe_file(path: str) -> tuple[VideoInfo | None, str | None]:
+    """(info, None) or (None, reason)."""
     import av
 
-    with _open(path) as container:
+    container, reason = _open(path)
+    if container is None:
+        return None, reason
+    with container:
         stream = container.streams.video[0]
         fps = _fps(stream)
         if stream.frames and stream.frames > 0:
-            return VideoInfo(int(stream.frames), fps, "header")
+            return VideoInfo(int(stream.frames), fps, "header"), None
         seconds = None
         if stream.duration is not None and stream.time_base is not None:
             seconds = float(stream.duration * stream.time_base)
         elif container.duration is not None:
             seconds = container.duration / av.time_base
         if seconds and fps:
-            return VideoInfo(int(round(seconds * fps)), fps, "duration")
+            return VideoInfo(int(round(seconds * fps)), fps, "duration"), None
         try:  # last resort: count by decoding
             count = sum(1 for _ in container.decode(stream))
         except av.error.FFmpegError as e:
-            raise VideoError(path, f"corrupt stream ({e})") from e
-        return VideoInfo(count, fps, "decoded")
+            return None, f"corrupt stream ({e})"
+        return VideoInfo(count, fps, "decoded"), None
 
 
 def probe_video(path: str) -> VideoInfo:
@@ -132,7 +140,9 @@ def probe_video(path: str) -> VideoInfo:
     if os.path.isdir(path):
         info = VideoInfo(len(list_frames(path)), None, "frames")
     else:
-        info = _probe_container(path)
+        info, reason = _probe_file(path)
+        if info is None:
+            raise VideoError(path, reason)
     if info.num_frames <= 0:
         raise VideoError(path, "no frames")
     _PROBE_CACHE[path] = (key, info)
@@ -191,26 +201,38 @@ def _decode_range(container, stream, first: int, last: int, wanted: set[int], *,
     return out, count, True
 
 
-def _read_video(path: str, indices: Sequence[int], thread_type: str | None) -> np.ndarray:
+def _decode_file(path: str, first: int, last: int, wanted: set[int], thread_type: str | None):
+    """({index: frame}, frames decoded when counting from 0 (else None), None) or (..., reason)."""
     import av
 
-    first, last, wanted = min(indices), max(indices), set(indices)
-    with _open(path) as container:
+    container, reason = _open(path)
+    if container is None:
+        return {}, None, reason
+    with container:
         stream = container.streams.video[0]
         if thread_type is not None:
             stream.codec_context.thread_type = thread_type
         try:
             frames, _, reliable = _decode_range(container, stream, first, last, wanted, seek=True)
-            if not reliable or last not in frames:
-                # Timestamps unusable, or the video ends early: decode from the start, counting
-                # frames, which also tells how many frames the video really has.
-                container.seek(0, stream=stream, backward=True, any_frame=False)
-                frames, count, _ = _decode_range(container, stream, first, last, wanted, seek=False)
-                if last not in frames:
-                    raise VideoError(path, f"truncated: frame {last} wanted, video ends after "
-                                           f"{count} frames", available=count)
+            if reliable and last in frames:
+                return frames, None, None
+            # Timestamps unusable, or the video ends early: decode from the start, counting
+            # frames, which also tells how many frames the video really has.
+            container.seek(0, stream=stream, backward=True, any_frame=False)
+            frames, count, _ = _decode_range(container, stream, first, last, wanted, seek=False)
+            return frames, count, None
         except av.error.FFmpegError as e:
-            raise VideoError(path, f"corrupt stream ({e})") from e
+            return {}, None, f"corrupt stream ({e})"
+
+
+def _read_video(path: str, indices: Sequence[int], thread_type: str | None) -> np.ndarray:
+    first, last, wanted = min(indices), max(indices), set(indices)
+    frames, count, reason = _decode_file(path, first, last, wanted, thread_type)
+    if reason is not None:
+        raise VideoError(path, reason)
+    if last not in frames:
+        raise VideoError(path, f"truncated: frame {last} wanted, video ends after {count} frames",
+                         available=count)
     decoded = sorted(frames)
     # Variable frame rate leaves gaps in the pts grid: take the nearest earlier decoded frame.
     filled = {}
