@@ -1,6 +1,6 @@
 """Data-loading throughput: clips/s of 16x112x112 training clips from PyAV video files vs frame
-folders, with 0 and 2 DataLoader workers and PyAV decoder threading off / "AUTO"; and the
-SynthMotion generation rate when cgm.data.synthmotion exists.
+folders, with 0 and 2 DataLoader workers, PyAV decoder threading default / "AUTO", and 2 or 1
+torch threads in the main process; and the SynthMotion rate from benchmarks/synthmotion.py.
 
     python benchmarks/data.py                       # 8 videos of 320x240, 64 frames, in a temp dir
     python benchmarks/data.py --videos 16 --frames 128 --codec mpeg4 --gop 12
@@ -9,6 +9,9 @@ The fixture videos are smooth random textures panning a few pixels per frame, en
 libx264 (default GOP, like YouTube-style mp4) or mpeg4 with a short GOP (like UCF101's xvid avi);
 frame folders hold the same frames as JPEG (quality 95). A clip is a random 16-frame window,
 resized to short side 128, random 5-crop 112 + flip, scaled to [-1, 1] (the training path).
+Measured on a busy 2-core machine, 0 workers with 2 torch threads ran 4-7x slower than with 1
+(OpenMP oversubscription in the resize); "AUTO" decoder threading never helped 16-frame clips
+and cost 30% with short-GOP mpeg4 in workers (frame threads delay output after each seek).
 """
 from __future__ import annotations
 
@@ -76,18 +79,17 @@ def clips_per_second(root: str, workers: int, clips: int, thread_type: str | Non
     return count / (time.perf_counter() - start)
 
 
-def synthmotion_rate(clips: int) -> float | None:
-    """Clips/s of SynthMotion 16x112x112 (+ flow, occlusion) in this process, or None if absent."""
-    if importlib.util.find_spec("cgm.data.synthmotion") is None:
-        return None
-    from cgm.data.synthmotion import SynthMotion
-
-    data = SynthMotion("train", n=clips + 1, clip_len=16, size=112)
-    data[clips]  # warm-up: textures
-    start = time.perf_counter()
-    for i in range(clips):
-        data[i]
-    return clips / (time.perf_counter() - start)
+def synthmotion_line(clips: int) -> str:
+    """SynthMotion's 16x112x112 rate from benchmarks/synthmotion.py, when that file exists."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "synthmotion.py")
+    if not os.path.exists(path):
+        return "SynthMotion: benchmarks/synthmotion.py not present"
+    spec = importlib.util.spec_from_file_location("synthmotion_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    r = module.synthmotion_rate(16, 112, clips=clips, future=False)
+    return (f"SynthMotion 16x112x112 in-process ({r['threads']} torch threads): {r['clips_per_s']:.1f} "
+            f"clips/s ({r['ms_per_clip']:.0f} ms/clip wall, {r['cpu_ms_per_clip']:.0f} ms CPU)")
 
 
 def main() -> None:
@@ -98,8 +100,7 @@ def main() -> None:
     parser.add_argument("--codec", default="libx264", choices=["libx264", "mpeg4"])
     parser.add_argument("--gop", type=int, default=None, help="keyframe interval (codec default if unset)")
     args = parser.parse_args()
-    torch.set_num_threads(max(1, (os.cpu_count() or 1)))
-    print(f"{os.cpu_count()} CPU cores, torch threads {torch.get_num_threads()}, PyAV {av.__version__}, "
+    print(f"{os.cpu_count()} CPU cores (load average {os.getloadavg()[0]:.1f}), PyAV {av.__version__}, "
           f"{args.videos} videos 320x240 x {args.frames} frames ({args.codec}, gop {args.gop or 'default'}); "
           f"clip 16x112x112 (short side 128, 5-crop, flip)")
     with tempfile.TemporaryDirectory() as folder:
@@ -107,17 +108,21 @@ def main() -> None:
         size_mb = sum(os.path.getsize(os.path.join(video_root, n)) for n in os.listdir(video_root)) / 1e6
         jpeg_mb = sum(os.path.getsize(os.path.join(d, n)) for d, _, ns in os.walk(frame_root) for n in ns) / 1e6
         print(f"on disk: videos {size_mb:.1f} MB, JPEG frames {jpeg_mb:.1f} MB\n")
-        print(f"{'source':<14}{'decoder threads':<17}{'workers':>8}{'clips/s':>10}")
+        cores = os.cpu_count() or 1
+        print(f"{'source':<14}{'decoder threads':<17}{'workers':>8}{'torch threads':>15}{'clips/s':>10}")
         for source, root, thread_types in (("PyAV video", video_root, (None, "AUTO")),
                                            ("frame folder", frame_root, (None,))):
             for thread_type in thread_types:
-                for workers in (0, 2):
+                # DataLoader workers run with 1 torch thread each; the main process with `cores`,
+                # or 1, which avoids OpenMP oversubscription when the machine is busy.
+                for workers, torch_threads in ((0, cores), (0, 1), (2, cores)):
+                    torch.set_num_threads(torch_threads)
                     rate = clips_per_second(root, workers, args.clips, thread_type)
                     threads = "-" if source == "frame folder" else str(thread_type or "default")
-                    print(f"{source:<14}{threads:<17}{workers:>8}{rate:>10.1f}")
-    rate = synthmotion_rate(min(args.clips, 32))
-    print(f"\nSynthMotion 16x112x112 in-process: "
-          + (f"{rate:.1f} clips/s ({1e3 / rate:.0f} ms/clip)" if rate else "cgm.data.synthmotion not present"))
+                    shown = torch_threads if workers == 0 else "1 each"
+                    print(f"{source:<14}{threads:<17}{workers:>8}{shown!s:>15}{rate:>10.1f}")
+        torch.set_num_threads(cores)
+    print("\n" + synthmotion_line(min(args.clips, 32)))
 
 
 if __name__ == "__main__":
