@@ -7,11 +7,12 @@ import importlib
 
 _EXPORTS = {
     # decoding, sampling, transforms
-    "decode": ["VideoReader", "read_frames", "probe_video"],
-    "sampling": ["sample_train_clip", "sample_test_clips"],
+    "decode": ["VideoError", "VideoReader", "read_frames", "probe_video"],
+    "sampling": ["sample_train_clip", "sample_test_clips", "sample_windows", "TooShortError"],
     "transforms": ["ClipTransform", "train_transform", "test_transform"],
     # real datasets
-    "datasets": ["UCF101", "HMDB51", "Kinetics", "VideoList", "VideoFolder", "UCFFlow", "UCFPred"],
+    "datasets": ["UCF101", "HMDB51", "Kinetics", "VideoList", "VideoFolder", "UCFFlow", "UCFPred",
+                 "UCF101_CLASSES", "ucf_subset"],
     # embedded datasets
     "synthmotion": ["SynthMotion", "SYNTH_CLASSES"],
     "natural": ["NaturalClips"],
