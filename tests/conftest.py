@@ -11,6 +11,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+import torch
 
 LEVEL_STEP = 8  # grey level per frame index; 24 frames stay below 255
 
@@ -92,3 +93,13 @@ def make_frame_folder():
 def fixture_video(tmp_path_factory) -> str:
     """One 24-frame 40x32 mp4 (keyframe every 8 frames), shared by the session."""
     return write_video(tmp_path_factory.mktemp("video") / "clip.mp4")
+
+
+@pytest.fixture
+def seeded_one_thread():
+    """Seed torch and run single-threaded: on tiny tensors a second thread only adds hand-offs."""
+    threads = torch.get_num_threads()
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -7,14 +7,7 @@ from cgm.upsample import BilinearMotionUpsampler, CGMUL, NearestMotionUpsampler,
 from cgm.warp import identity_motion, upsample_motion
 
 
-@pytest.fixture(autouse=True)
-def _seed_and_one_thread():
-    # Tiny tensors: a second thread only adds thread-pool hand-offs (slow on a busy machine).
-    threads = torch.get_num_threads()
-    torch.manual_seed(0)
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("seeded_one_thread")
 
 
 def features(n=2, c=4, h=5, w=6, k=3, dtype=torch.float32):

@@ -15,14 +15,7 @@ from cgm.warp import (
 PADDINGS = ["border", "zeros"]
 
 
-@pytest.fixture(autouse=True)
-def _seed_and_one_thread():
-    # Tiny tensors: a second thread only adds thread-pool hand-offs (slow on a busy machine).
-    threads = torch.get_num_threads()
-    torch.manual_seed(0)
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("seeded_one_thread")
 
 
 def one_hot_motion(n, k, h, w, dy, dx, dtype=torch.float32):
