@@ -286,6 +286,11 @@ def apply_overrides(cfg: ExperimentConfig, overrides: dict[str, Any]) -> Experim
         target[name] = value
     if "steps" in overrides or "train__steps" in overrides:
         train["epochs"] = None if train["steps"] is not None else train["epochs"]
+    if "fold" in data["kw"]:  # a UCF101/HMDB51 split is a train list and its test list: test the same fold
+        for kind in ("motion", "action"):
+            for spec in evaluation.get(kind, {}).values():
+                if spec["name"] == data["name"] and "fold" in spec.get("kw", {}):
+                    spec["kw"]["fold"] = data["kw"]["fold"]
     return ExperimentConfig(CGMConfig.from_dict(model), TrainConfig(**train), data, evaluation,
                             cfg.pretrain_from)
 

@@ -115,3 +115,10 @@ def test_protocols_on_an_identity_model():
     a = evaluate_action(model, build_dataset("synthmotion", "test", clip_len=4, size=16, n=10))
     assert set(a) == {"clips", *(f"{p}/top{k}" for p in ("backbone", "lr", "hr", "lr+hr") for k in (1, 5))}
     assert all(0 <= v <= 100 for k, v in a.items() if k != "clips")
+
+
+def test_fold_override_moves_the_test_split_with_the_train_split():
+    cfg = ex.resolve("table5/hmdb51", "paper", fold=2)
+    assert cfg.data["kw"]["fold"] == 2
+    assert [s["kw"]["fold"] for s in cfg.eval["action"].values()] == [2]
+    assert ex.resolve("table5/hmdb51", "paper").eval["action"]["hmdb51"]["kw"]["fold"] == 1
