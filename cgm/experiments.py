@@ -480,14 +480,18 @@ def run(name: str, profile: str = "smoke", *, need_checkpoint: bool = False, for
     pre = None
     if cfg.pretrain_from:
         passed = {k: v for k, v in overrides.items() if k.split("__")[-1] in PRETRAIN_PASS}
-        pre = run(cfg.pretrain_from, profile, need_checkpoint=True, runs_dir=runs_dir,
-                  progress=progress, **passed)
+        # Its hash first (a cached result without weights is enough for that): a finished
+        # fine-tuning run is then read without needing the pretraining's checkpoint.
+        pre = run(cfg.pretrain_from, profile, runs_dir=runs_dir, progress=progress, **passed)
     h = config_hash(cfg, pre.hash if pre else None)
     out = runs_dir / name / h
     if not force:
         for where in ([out] if (out / "result.json").is_file() else []) + [find_cached(h, runs_dir)]:
             if where is not None and (not need_checkpoint or (where / "checkpoint.pt").is_file()):
                 return _read_result(where, name, "cache" if where == out else f"cache:{where.parent.parent.name}/{where.parent.name}")
+    if pre is not None and pre.checkpoint is None:  # training needs the pretrained weights
+        pre = run(cfg.pretrain_from, profile, need_checkpoint=True, runs_dir=runs_dir,
+                  progress=progress, **passed)
     check_data(cfg)
     info = cgm_dist.env_world()
     if info.is_main:

@@ -92,6 +92,12 @@ def test_pretraining_chain_runs_the_pretraining_first(tmp_path):
     assert len(pre) == 1 and (pre[0] / "checkpoint.pt").is_file()
     assert r.config["pretrain_hash"] == pre[0].name
     assert "synthmotion/lr+hr/top1" in r.metrics
+    # A clone holds results but no weights: the finished fine-tuning is read without retraining
+    # the pretraining, whose checkpoint is gone.
+    (pre[0] / "checkpoint.pt").unlink()
+    again = ex.run("table2/ucf101_pretrained", runs_dir=tmp_path, **TINY)
+    assert again.source == "cache" and again.hash == r.hash
+    assert not (pre[0] / "checkpoint.pt").exists()
 
 
 def test_spread_indices():
