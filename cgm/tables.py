@@ -158,6 +158,16 @@ def describe(cfg) -> str:
             f"lr {t.lr:g}, {t.device}")
 
 
+def chance_band(num_classes: int, clips: int, *, z: float = 1.96) -> tuple[float, float]:
+    """Top-1 (%) that guessing reaches on `clips` test clips: chance ± z binomial standard errors.
+    Measured accuracies inside this band are indistinguishable from guessing."""
+    if num_classes < 2 or clips < 1:
+        raise ValueError(f"need num_classes >= 2 and clips >= 1, got {num_classes}, {clips}")
+    p = 1.0 / num_classes
+    half = z * math.sqrt(p * (1 - p) / clips)
+    return 100 * max(0.0, p - half), 100 * min(1.0, p + half)
+
+
 def write_results(frame: pd.DataFrame, notebook: str, *, results_dir: str | Path | None = None) -> Path:
     """Write `frame` to `<results_dir>/<notebook>.csv` (default: the repository's results/)."""
     missing = [c for c in ("measured", "paper", "dataset", "profile") if c not in frame.columns]

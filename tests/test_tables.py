@@ -142,3 +142,13 @@ def test_run_overrides_drop_defaults_so_cached_runs_are_shared():
     assert same == {}
     changed = run_overrides("table6/cgmul", "smoke", steps=base.train.steps + 1, seed=base.train.seed + 3)
     assert changed == {"steps": base.train.steps + 1, "seed": base.train.seed + 3}
+
+
+def test_chance_band_is_the_binomial_interval_around_guessing():
+    from cgm.tables import chance_band
+
+    low, high = chance_band(10, 100)
+    assert low == pytest.approx(10 - 1.96 * 3.0) and high == pytest.approx(10 + 1.96 * 3.0)
+    assert chance_band(10, 10_000)[1] - chance_band(10, 10_000)[0] < 1.3
+    with pytest.raises(ValueError):
+        chance_band(1, 100)
