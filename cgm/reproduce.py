@@ -52,6 +52,20 @@ def parse_parameters(pairs: list[list[str]]) -> dict[str, object]:
     return params
 
 
+def declared_parameters(path: Path) -> set[str]:
+    """Names assigned in a notebook's cell tagged `parameters` (papermill's own inspector gives up
+    on lines whose comments hold `=`; a plain `name = ...` match does not)."""
+    import re
+
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if not cells:
+        raise ValueError(f"{path.name} has no cell tagged 'parameters' (papermill needs one)")
+    return set(re.findall(r"^([A-Za-z_]\w*)\s*(?::[^=\n]+)?=(?!=)", cells[0].source, flags=re.M))
+
+
 def write_summary(results: Path = RESULTS, timings: dict[str, float] | None = None) -> Path:
     """Gather every `results/<notebook>.csv` into `results/summary.md`, measured beside paper."""
     lines = [
@@ -106,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{i}/{len(jobs)}] {stem} ...", end=" ", flush=True)
         t0 = time.perf_counter()
         # Only parameters a notebook declares are passed to it: one -p applies to all that have it.
-        declared = papermill.inspect_notebook(str(path))
+        declared = declared_parameters(path)
         mine = {k: v for k, v in {**params, **extra}.items() if k in declared}
         papermill.execute_notebook(str(path), str(out), parameters=mine, cwd=str(NOTEBOOKS),
                                    progress_bar=False, kernel_name="python3")
