@@ -34,7 +34,7 @@ notebooks: $(STAMP)
 	$(BIN)/python -m cgm.reproduce --inplace
 
 benchmarks: $(STAMP)
-	for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+	for f in benchmarks/[!_]*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
 clean:
 	rm -rf $(VENV) results/executed

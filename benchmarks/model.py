@@ -24,13 +24,7 @@ from cgm.flops import module_gflops
 from cgm.losses import cgm_loss
 from cgm.network import CGMConfig, CGMNet, VideoClassifier
 
-
-def _rss_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
+from _proc import proc_status_kib  # benchmarks/ is on sys.path when a script runs
 
 
 def _build(kind: str, cfg: CGMConfig, device: str):
@@ -69,7 +63,7 @@ def measure(kind: str, cfg: CGMConfig, batch: int, steps: int, device: str) -> d
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
     else:
-        base = _rss_kib("VmRSS")
+        base = proc_status_kib("VmRSS")
     step()  # warm-up (allocator, Adam state)
     sync()
     times = []
@@ -81,7 +75,7 @@ def measure(kind: str, cfg: CGMConfig, batch: int, steps: int, device: str) -> d
     if device == "cuda":
         peak_mib = (torch.cuda.max_memory_allocated() - base) / 2**20
     else:
-        peak_mib = (_rss_kib("VmHWM") - base) / 1024
+        peak_mib = (proc_status_kib("VmHWM") - base) / 1024
     return {"step_s": statistics.median(times), "peak_mib": peak_mib}
 
 

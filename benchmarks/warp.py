@@ -30,6 +30,8 @@ import torch
 
 from cgm.warp import adaptive_warp, adaptive_warp_reference
 
+from _proc import proc_status_kib  # benchmarks/ is on sys.path when a script runs
+
 CASES = [(16, 3, 112, 112, 9), (16, 128, 28, 28, 3), (8, 3, 224, 224, 9)]
 IMPLS = {"fast": adaptive_warp, "reference": adaptive_warp_reference}
 
@@ -113,17 +115,9 @@ def peak_memory_child(case, impl, device, threads) -> float:
     # not ru_maxrss, which Linux carries over from the parent process across fork and exec.
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
-    base = _proc_status_kib("VmRSS")
+    base = proc_status_kib("VmRSS")
     run_once(fn, x, m, grad, backward=True)
-    return (_proc_status_kib("VmHWM") - base) / 2**10
-
-
-def _proc_status_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
+    return (proc_status_kib("VmHWM") - base) / 2**10
 
 
 def peak_memory(case, impl, device, threads) -> float:
