@@ -1,8 +1,8 @@
 """Video encoders (§3.3): the 3D CNNs that turn a clip into spatio-temporal features F_v.
 
-`build_backbone(name, width=1.0, depth=None)` returns a module whose forward maps a clip
-(B, 3, T, H, W) to F_v (B, out_channels, t, h, w): features before pooling, no classification head
-(the network adds pool + FC). Each module carries `out_channels`, `temporal_stride` and
+`build_backbone(name, width=1.0, depth=None, spatial_stride=None)` returns a module whose forward
+maps a clip (B, 3, T, H, W) to F_v (B, out_channels, t, h, w): features before pooling, no
+classification head (the network adds pool + FC). Each module carries `out_channels`, `temporal_stride` and
 `spatial_stride` (t = T / temporal_stride, h = H / spatial_stride for divisible inputs), so the LR
 motion decoder knows how far to upsample.
 
@@ -13,6 +13,11 @@ motion decoder knows how far to upsample.
   stem and strides as r3d18 (Hara's 7x7x7 stem + max-pool is replaced by the R3D stem so that all
   3D ResNets share one stride, t/8 and h/16; this changes 0.04M parameters).
 - slowfast_r50, slowfast_r101: SlowFast (Feichtenhofer et al., ICCV 2019) with R50/R101 pathways.
+
+`spatial_stride` (3D ResNets only; 1, 2, 4, 8 or 16 = the default) removes the spatial stride of
+the earliest layers (stem, then layer2, layer3, layer4) until the total is as asked. The smoke
+profile uses 4: at 32 px the default stride gives a 2x2 F_v, too coarse to say where things move
+(the paper's 112 px clips give 7x7); parameters are unchanged, the encoder's FLOPs grow.
 
 One generic builder makes all of them: a stage is a stack of residual blocks, a block is a list of
 conv+BN layers (`StageSpec` says which) plus an identity or 1x1x1 projection shortcut.
@@ -89,9 +94,9 @@ def _stage(c_in: int, spec: StageSpec) -> nn.Sequential:
     return nn.Sequential(*blocks)
 
 
-def _stem(c_out: int, kernel: Triple, *, max_pool: bool = False) -> nn.Sequential:
+def _stem(c_out: int, kernel: Triple, *, max_pool: bool = False, spatial: int = 2) -> nn.Sequential:
     """Conv kernel stride (1,2,2) + BN + ReLU (+ 1x3x3 max-pool stride (1,2,2), SlowFast only)."""
-    stem = _conv_bn(3, c_out, kernel, (1, 2, 2))
+    stem = _conv_bn(3, c_out, kernel, (1, spatial, spatial))
     if max_pool:
         stem.append(nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1)))
     return stem
@@ -148,29 +153,30 @@ def _ch(c: float, width: float, multiple: int = 1) -> int:
 
 def _resnet_stages(name: str, width: float, depth: tuple[int, ...],
                    kernels_a: tuple[Triple, ...] | None = None,
-                   beta: float = 1.0) -> list[StageSpec]:
+                   beta: float = 1.0, spatial: tuple[int, ...] = (1, 2, 2, 2)) -> list[StageSpec]:
     """Stage specs of r3d18/34 (basic), r3d50/101 (bottleneck), rx3d101, or one SlowFast pathway.
 
     `kernels_a` switches to SlowFast's bottleneck: conv a (kt,1,1) per stage, conv b 1x3x3 with a
-    spatial-only stride; `beta` scales the widths (the fast pathway's channel ratio).
+    spatial-only stride; `beta` scales the widths (the fast pathway's channel ratio); `spatial`
+    is each stage's spatial stride (the temporal one is fixed: 1, 2, 2, 2).
     """
     specs = []
-    for i, n in enumerate(depth):
+    for i, (n, sp) in enumerate(zip(depth, spatial)):
         s = 1 if i == 0 else 2
         base = 64 * 2**i * beta
         if name in ("r3d18", "r3d34"):
             c = _ch(base, width)
-            specs.append(StageSpec(n, (c, c), ((3, 3, 3),) * 2, (s, s, s), spatial_conv=0))
+            specs.append(StageSpec(n, (c, c), ((3, 3, 3),) * 2, (s, sp, sp), spatial_conv=0))
         elif kernels_a is not None:  # SlowFast pathway
             m, out = _ch(base, width), _ch(4 * base, width)
             kernels = (kernels_a[i], (1, 3, 3), (1, 1, 1))
-            specs.append(StageSpec(n, (m, m, out), kernels, (1, s, s), spatial_conv=1))
+            specs.append(StageSpec(n, (m, m, out), kernels, (1, sp, sp), spatial_conv=1))
         else:  # Hara et al.: 1x1x1 -> 3x3x3 (stride, groups) -> 1x1x1
             groups = 32 if name == "rx3d101" else 1
             mid = 2 * base if groups > 1 else base  # ResNeXt: width 128.., expansion 2
             m, out = _ch(mid, width, groups), _ch(4 * base, width)
             kernels = ((1, 1, 1), (3, 3, 3), (1, 1, 1))
-            specs.append(StageSpec(n, (m, m, out), kernels, (s, s, s), spatial_conv=1,
+            specs.append(StageSpec(n, (m, m, out), kernels, (s, sp, sp), spatial_conv=1,
                                    groups=groups))
     return specs
 
@@ -217,11 +223,25 @@ class SlowFast(nn.Module):
         return torch.cat([slow, fast], dim=1)  # (B, C_s + C_f, T, H/32, W/32)
 
 
+SPATIAL_STRIDES = (1, 2, 4, 8, 16)
+
+
+def _spatial_strides(total: int) -> tuple[int, ...]:
+    """Spatial strides of (stem, layer1..layer4) whose product is `total`: the default
+    (2, 1, 2, 2, 2) with the earliest 2s set to 1 (late layers keep their receptive field)."""
+    strides = [2, 1, 2, 2, 2]
+    for i in (0, 2, 3, 4):
+        if math.prod(strides) > total:
+            strides[i] = 1
+    return tuple(strides)
+
+
 def build_backbone(name: str, width: float = 1.0, depth: tuple[int, ...] | None = None, *,
-                   alpha: int = 8) -> nn.Module:
+                   alpha: int = 8, spatial_stride: int | None = None) -> nn.Module:
     """The video encoder `name` (see BACKBONES); `width` scales every channel count (at least 8),
     `depth` overrides the blocks per stage (e.g. (1, 1, 1, 1) for a smoke variant), `alpha` is
-    SlowFast's frame-rate ratio (ignored otherwise)."""
+    SlowFast's frame-rate ratio (ignored otherwise), `spatial_stride` the total spatial stride of
+    a 3D ResNet (None: its own, 16; see the module docstring)."""
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; expected one of {', '.join(BACKBONES)}")
     if not width > 0:
@@ -231,8 +251,13 @@ def build_backbone(name: str, width: float = 1.0, depth: tuple[int, ...] | None 
     depth = tuple(depth)
     if len(depth) != 4 or not all(isinstance(n, int) and n >= 1 for n in depth):
         raise ValueError(f"depth must be 4 positive ints (blocks per stage), got {depth}")
+    if spatial_stride is not None and (name.startswith("slowfast") or spatial_stride not in SPATIAL_STRIDES):
+        raise ValueError(f"spatial_stride must be None or one of {SPATIAL_STRIDES} for a 3D ResNet "
+                         f"(SlowFast: None), got {spatial_stride!r} for {name}")
     if name.startswith("slowfast"):
         if not (isinstance(alpha, int) and alpha >= 1):
             raise ValueError(f"alpha must be a positive int, got {alpha}")
         return SlowFast(name, width, depth, alpha=alpha)
-    return ResNet3D(_stem(_ch(64, width), (3, 7, 7)), _resnet_stages(name, width, depth))
+    stem, *stages = _spatial_strides(16 if spatial_stride is None else spatial_stride)
+    return ResNet3D(_stem(_ch(64, width), (3, 7, 7), spatial=stem),
+                    _resnet_stages(name, width, depth, spatial=tuple(stages)))

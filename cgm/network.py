@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
-from cgm.backbones import BACKBONES, build_backbone
+from cgm.backbones import BACKBONES, SPATIAL_STRIDES, build_backbone
 from cgm.upsample import CGMUL, BilinearMotionUpsampler, NearestMotionUpsampler
 
 log = logging.getLogger(__name__)
@@ -71,8 +71,11 @@ class CGMConfig:
       one FC. Widths and strides calibrated on Table 8's parameters and GFLOPs.
     - padding = "border" for the warp; dropout before every FC.
 
-    `width` scales the backbone, the decoder and both action CNNs; `context_width` (default: width)
-    the context extractor and F_motion, so smoke runs shrink everything.
+    `encoder_spatial_stride` (None: the backbone's own, 16 for 3D ResNets) lowers the video
+    encoder's spatial stride for small inputs: the smoke profile's 32 px clips use 4, so F_v is
+    8x8 instead of 2x2 (see cgm.backbones). `width` scales the backbone, the decoder and both
+    action CNNs; `context_width` (default: width) the context extractor and F_motion, so smoke runs
+    shrink everything.
     """
 
     backbone: str = "r3d18"
@@ -84,6 +87,7 @@ class CGMConfig:
     upsampler: str = "cgmul"
     width: float = 1.0
     depth: tuple[int, ...] | None = None
+    encoder_spatial_stride: int | None = None
     context_width: float | None = None
     decoder_channels: tuple[int, ...] = (320, 192, 128)
     lr_cnn_channels: tuple[int, ...] = (64, 128, 256, 384, 512, 512)
@@ -117,6 +121,10 @@ class CGMConfig:
         need(isinstance(self.num_classes, int) and self.num_classes >= 1,
              f"num_classes must be a positive int, got {self.num_classes!r}")
         need(self.width > 0, f"width must be > 0, got {self.width}")
+        need(self.encoder_spatial_stride is None or (
+            self.encoder_spatial_stride in SPATIAL_STRIDES and not self.backbone.startswith("slowfast")),
+             f"encoder_spatial_stride must be None or one of {SPATIAL_STRIDES} (3D ResNets only), "
+             f"got {self.encoder_spatial_stride!r} for {self.backbone}")
         need(self.context_width is None or self.context_width > 0,
              f"context_width must be None or > 0, got {self.context_width}")
         need(self.depth is None or (len(self.depth) == 4 and all(
@@ -318,7 +326,8 @@ class CGMNet(nn.Module):
             raise ValueError(f"CGMNet needs a CGMConfig, got {type(cfg).__name__}")
         self.cfg = cfg
         k2_lr, k2_hr = cfg.k_lr ** 2, cfg.k_hr ** 2
-        self.encoder = build_backbone(cfg.backbone, cfg.width, cfg.depth)
+        self.encoder = build_backbone(cfg.backbone, cfg.width, cfg.depth,
+                                      spatial_stride=cfg.encoder_spatial_stride)
         decoder_channels = tuple(_ch(c, cfg.width) for c in cfg.decoder_channels)
         self.decoder = MotionDecoder(self.encoder.out_channels, decoder_channels)
         self.lr_motion = nn.Conv2d(self.decoder.out_channels, k2_lr, 3, padding=1)

@@ -99,7 +99,23 @@ def test_slowfast_output_is_upsampled_slow_then_fast():
     assert not torch.allclose(fast[:, :, 0], fast[:, :, 1])  # the fast path keeps every frame
 
 
+@pytest.mark.parametrize("stride", [1, 2, 4, 8, 16])
+def test_spatial_stride_removes_the_earliest_strides(stride):
+    """A lower spatial stride keeps every weight (same parameters, same names) and the temporal
+    stride; F_v is H / stride; the stem loses its stride first, the last stage never does."""
+    ref = build_backbone("r3d18", width=0.125, depth=(1, 1, 1, 1))
+    net = build_backbone("r3d18", width=0.125, depth=(1, 1, 1, 1), spatial_stride=stride)
+    assert net.spatial_stride == stride and net.temporal_stride == 8
+    assert {k: v.shape for k, v in net.state_dict().items()} == {k: v.shape for k, v in ref.state_dict().items()}
+    assert net.stem[0].stride == (1, 1 if stride < 16 else 2, 1 if stride < 16 else 2)
+    assert net.layer4[0].conv1[0].stride[1] == (2 if stride > 1 else 1)
+    assert net(torch.randn(1, 3, 8, 32, 32)).shape[2:] == (1, 32 // stride, 32 // stride)
+
+
 def test_errors():
+    for name, stride in (("r3d18", 3), ("r3d18", 32), ("slowfast_r50", 4)):
+        with pytest.raises(ValueError, match="spatial_stride"):
+            build_backbone(name, spatial_stride=stride)
     with pytest.raises(ValueError, match="r3d18"):
         build_backbone("resnet18")
     for width in (0, -1.0):

@@ -162,8 +162,30 @@ def test_appearance_does_not_tell_classes_apart():
     assert nearest_centroid_accuracy(move) > chance + 0.2
 
 
+def test_speed_and_camera_scale_the_motion():
+    """speed=2 doubles every object's flow (same clip otherwise: same draws); camera=1 pans the
+    background of every clip at camera_speed, camera=0 of none."""
+    slow, fast = (SynthMotion("val", n=4, clip_len=4, size=32, camera=0.0, speed=s) for s in (1.0, 2.0))
+    for i in range(4):  # the four translation classes: rigid, one speed per object
+        a, b = slow[i]["flow"], fast[i]["flow"]
+        moving = (a.norm(dim=1) > 0.05) & (b.norm(dim=1) > 0.05)  # layer order may differ at edges
+        ratio = b.norm(dim=1)[moving] / a.norm(dim=1)[moving]
+        assert moving.sum() > 50 and (ratio - 2).abs().median() < 1e-3
+    panned = SynthMotion("val", n=40, clip_len=3, size=32, camera=1.0, camera_speed=(1.0, 2.0), speed=3.5)
+    still = SynthMotion("val", n=40, clip_len=3, size=32, camera=0.0)
+    for i in range(9, 40, 10):  # class "static": only the background can move
+        speed = panned[i]["flow"].norm(dim=1)
+        background = speed[speed > 1e-4]
+        assert background.numel() > 100  # 1-2 px/frame (at 112 px, x3.5 x 32/112 = x1)
+        assert background.min() >= 1.0 - 1e-3 and background.max() <= 2.0 + 1e-3
+        assert still[i]["flow"].abs().max() < 1e-4
+    assert torch.equal(SynthMotion("val", n=2, clip_len=3, size=32)[1]["clip"],
+                       SynthMotion("val", n=2, clip_len=3, size=32, speed=1.0, camera=0.5)[1]["clip"])
+
+
 @pytest.mark.parametrize("kwargs", [dict(split="training"), dict(n=0), dict(clip_len=1),
-                                    dict(size=8), dict(num_classes=1), dict(num_classes=11)])
+                                    dict(size=8), dict(num_classes=1), dict(num_classes=11),
+                                    dict(speed=0), dict(camera=1.5), dict(camera_speed=(2.0, 1.0))])
 def test_synth_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         SynthMotion(**kwargs)

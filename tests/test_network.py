@@ -117,6 +117,8 @@ def test_fuse_by_hand():
     (dict(heads=("backbone", "flow")), "heads"), (dict(dropout=1.0), "dropout"),
     (dict(lr_cnn_strides=(1, 2)), "lr_cnn"), (dict(depth=(1, 1)), "depth"), (dict(width=0), "width"),
     (dict(backbone="slowfast_r50", clip_len=12), "divisible by 8"), (dict(num_classes=0), "num_classes"),
+    (dict(encoder_spatial_stride=3), "encoder_spatial_stride"),
+    (dict(backbone="slowfast_r50", encoder_spatial_stride=4), "encoder_spatial_stride"),
 ])
 def test_config_validation(kw, match):
     with pytest.raises(ValueError, match=match):

@@ -239,22 +239,18 @@ def test_ddp_two_processes_match_one(tmp_path):
 
 # --------------------------------------------------------------------------- real learning
 
-def test_selfsup_smoke_reaches_the_copy_baseline(tmp_path):
-    """40 self-supervised steps of a tiny CGM-Net on SynthMotion (32 px, 4 frames) take the HR
-    reconstruction error from blurred initial maps (~10x the copy-the-previous-frame error) to
-    within 10% of copying. Going *below* copy is not reached in this budget: with softmax filters
-    the maps settle on the identity plateau first (measured: 1e-3 and 3e-3 reach it and stay
-    through 150 steps; 3e-4 approaches it from above; filter_norm="none" is far slower). See
-    docs/training.md."""
+def test_selfsup_smoke_beats_the_copy_baseline(tmp_path, seeded_one_thread):
+    """200 self-supervised steps of the smoke CGM-Net (Table 6's CGMUL model, 4 frames of 32 px)
+    on the smoke SynthMotion take the HR reconstruction error of held-out clips below copying
+    the previous frame, and the flow read off the maps closer to the truth than zero flow.
+    Measured: l1 0.074 vs copy 0.100, EPE 1.57 vs 1.81 px (48 s, one thread); 150 steps: -14%."""
     from cgm import experiments as ex
     from cgm.data import build_dataset
     from cgm.protocols import evaluate_motion
 
-    cfg = ex.resolve("table6/cgmul", steps=40, width=0.125, clip_len=4, n=256)
-    test = build_dataset("synthmotion", "test", clip_len=4, size=32, future=True, n=8)
-    before = evaluate_motion(ex.build_model(cfg), test)
+    cfg = ex.resolve("table6/cgmul", steps=200, clip_len=4, n=256)
+    test = build_dataset("synthmotion", "test", clip_len=4, size=32, future=True, n=16, **ex.SMOKE_SYNTH)
     trainer = ex.train_experiment(cfg, tmp_path, progress=False)
     after = evaluate_motion(trainer.model, test)
-    assert before["l1_hr"] > 5 * before["copy_l1_hr"]
-    assert after["l1_hr"] < 1.1 * after["copy_l1_hr"]
-    assert trainer.history[-1]["l1_hr"] < 0.25 * trainer.history[0]["l1_hr"]
+    assert after["l1_hr"] < 0.9 * after["copy_l1_hr"]
+    assert after["epe"] < 0.95 * after["copy_epe"]

@@ -60,6 +60,7 @@ OSC_PERIOD = (5.0, 9.0)       # frames
 BACKGROUND_SPEED = (0.1, 0.5)
 MAX_TRAVEL = 0.6              # translation paths stay within 0.6*size over the clip
 MAX_ZOOM = 2.5                # total zoom factor over the clip
+CAMERA_P = 0.5                # share of clips whose background drifts (a panning camera)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -130,9 +131,10 @@ def _similarity(c: np.ndarray, s: np.ndarray, theta: np.ndarray) -> np.ndarray:
     return m
 
 
-def _object_motion(label: int, t: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+def _object_motion(label: int, t: np.ndarray, size: int, rng: np.random.Generator,
+                   speed_factor: float = 1.0) -> np.ndarray:
     """Motions (T, 3, 3) of one object following the pattern of class `label`."""
-    scale = size / 112.0
+    scale = size / 112.0 * speed_factor
     frames = len(t)
     mid = t - (frames - 1) / 2.0  # centred time: a clip's middle frame shows the base pose
     centre = rng.uniform(0.3, 0.7, size=2) * size
@@ -148,11 +150,11 @@ def _object_motion(label: int, t: np.ndarray, size: int, rng: np.random.Generato
                      "translate_up": (0, -1), "translate_down": (0, 1)}[name]
         c = centre + speed * mid[:, None] * np.asarray(direction, dtype=np.float64)
     elif name.startswith("rotate"):
-        omega = math.radians(rng.uniform(*ROTATION_DEG))
+        omega = math.radians(rng.uniform(*ROTATION_DEG) * speed_factor)
         theta = theta0 + (omega if name == "rotate_cw" else -omega) * mid  # y down: + is clockwise
     elif name.startswith("zoom"):
-        hi = min(ZOOM_RATE[1], math.log(MAX_ZOOM) / max(frames - 1, 1))
-        rate = rng.uniform(min(ZOOM_RATE[0], hi), hi)
+        hi = math.log(MAX_ZOOM) / max(frames - 1, 1)
+        rate = rng.uniform(min(ZOOM_RATE[0] * speed_factor, hi), min(ZOOM_RATE[1] * speed_factor, hi))
         s = np.exp((rate if name == "zoom_in" else -rate) * mid)
     elif name == "oscillate_horizontal":
         period = rng.uniform(*OSC_PERIOD)
@@ -214,19 +216,25 @@ def _apply(mats: np.ndarray, size: int) -> torch.Tensor:
     return F.affine_grid(theta, [len(mats), 1, size, size], align_corners=True)
 
 
-def render_clip(label: int, frames: int, size: int, rng: np.random.Generator
+def render_clip(label: int, frames: int, size: int, rng: np.random.Generator, *,
+                speed: float = 1.0, camera: float = CAMERA_P,
+                camera_speed: tuple[float, float] = BACKGROUND_SPEED
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One clip of class `label`: (clip (3,T,H,W), flow (T-1,2,H,W), occlusion (T-1,1,H,W))."""
+    """One clip of class `label`: (clip (3,T,H,W), flow (T-1,2,H,W), occlusion (T-1,1,H,W)).
+
+    `speed` multiplies every motion; `camera` is the chance that the background drifts, at
+    `camera_speed` px/frame (at 112 px, times `speed`, scaled with size like all motions).
+    """
     atlas = texture_atlas(size)
     side = atlas.shape[-1]
-    scale = size / 112.0
+    scale = size / 112.0 * speed
     t = np.arange(frames, dtype=np.float64)
 
     # Layer 0: background, translation only (drift in half of the clips of every class).
     drift = np.zeros(2)
-    if rng.random() < 0.5:
+    if rng.random() < camera:
         angle = rng.uniform(0, 2 * math.pi)
-        drift = rng.uniform(*BACKGROUND_SPEED) * scale * np.array([math.cos(angle), math.sin(angle)])
+        drift = rng.uniform(*camera_speed) * scale * np.array([math.cos(angle), math.sin(angle)])
     motions = [_similarity(drift * (t[:, None] - (frames - 1) / 2), np.ones(frames), np.zeros(frames))]
     # Texture placement per layer: texel u = offset + step * R(phi) q.
     placements = [(rng.uniform(0.7, 1.0), 0.0, side / 2 + rng.uniform(-0.1, 0.1, 2) * side
@@ -235,7 +243,7 @@ def render_clip(label: int, frames: int, size: int, rng: np.random.Generator
     for _ in range(int(rng.integers(1, 4))):
         radius = rng.uniform(0.12, 0.26) * size
         shapes.append(_random_shape(radius, rng))
-        motions.append(_object_motion(label, t, size, rng))
+        motions.append(_object_motion(label, t, size, rng, speed))
         step = rng.uniform(0.7, 1.3)
         reach = 2.0 * radius * step  # farthest shape point (a triangle vertex) in texels
         placements.append((step, rng.uniform(-math.pi, math.pi),
@@ -324,6 +332,9 @@ class SynthMotion(Dataset):
 
     Items: `clip` (3,T,H,W) float in [-1,1] (T = clip_len, or clip_len+1 with `future`), `label`,
     `index`, `flow` (T-1,2,H,W) and `occlusion` (T-1,1,H,W) bool (see the module docstring).
+    `speed` multiplies every motion magnitude (objects and background; 112/size gives a small clip
+    the pixel speeds of a 112 px one), `camera` is the share of clips whose background drifts and
+    `camera_speed` its range in px/frame at 112 px (before `speed`).
     Item i of a split is fixed by (seed, split, i); labels cycle (label = i % num_classes), so
     every split is balanced. `num_classes` keeps the first classes of `SYNTH_CLASSES`.
     `n` defaults to 2000 / 200 / 500 for train / val / test.
@@ -331,7 +342,8 @@ class SynthMotion(Dataset):
 
     def __init__(self, split: str = "train", n: int | None = None, clip_len: int = 16,
                  size: int = 112, seed: int = 0, future: bool = False,
-                 num_classes: int | None = None):
+                 num_classes: int | None = None, speed: float = 1.0, camera: float = CAMERA_P,
+                 camera_speed: tuple[float, float] = BACKGROUND_SPEED):
         if split not in SPLITS:
             raise ValueError(f"SynthMotion: unknown split {split!r}; expected one of {SPLITS}")
         n = DEFAULT_N[split] if n is None else n
@@ -345,6 +357,15 @@ class SynthMotion(Dataset):
         if not 2 <= num_classes <= len(SYNTH_CLASSES):
             raise ValueError(f"SynthMotion: num_classes must be in 2..{len(SYNTH_CLASSES)}, "
                              f"got {num_classes}")
+        if not 0 < float(speed) <= 10:
+            raise ValueError(f"SynthMotion: speed must be in (0, 10], got {speed}")
+        if not 0 <= float(camera) <= 1:
+            raise ValueError(f"SynthMotion: camera must be a probability in [0, 1], got {camera}")
+        if len(camera_speed) != 2 or not 0 <= float(camera_speed[0]) <= float(camera_speed[1]):
+            raise ValueError(f"SynthMotion: camera_speed must be (low, high) with 0 <= low <= high, "
+                             f"got {camera_speed!r}")
+        self.motion = {"speed": float(speed), "camera": float(camera),
+                       "camera_speed": (float(camera_speed[0]), float(camera_speed[1]))}
         self.split, self.n, self.clip_len, self.size = split, int(n), int(clip_len), int(size)
         self.seed, self.future = int(seed), bool(future)
         self.classes = list(SYNTH_CLASSES[:num_classes])
@@ -367,5 +388,5 @@ class SynthMotion(Dataset):
         label = self.label_of(index)
         frames = self.clip_len + int(self.future)
         with _one_thread():
-            clip, flow, occlusion = render_clip(label, frames, self.size, self.rng(index))
+            clip, flow, occlusion = render_clip(label, frames, self.size, self.rng(index), **self.motion)
         return {"clip": clip, "label": label, "index": index, "flow": flow, "occlusion": occlusion}
