@@ -190,10 +190,13 @@ def _define():
                   f"self-supervised 3D-ResNet18 CGM-Net with the {up} motion upsampler; ℓ1 error",
                   lambda p, up=up: _config(p, stage="selfsup", dataset="ucf101", motion=True,
                                            model={"upsampler": up}))
+    # Smoke: the multi-task rows start from a self-supervised run, so the Backbone row starts from
+    # one too (table6/cgmul's encoder): the rows then differ only in the motion heads and losses.
     _register("table7/backbone", "table7_upsampling_action", "Backbone",
               "plain 3D-ResNet18 classifier (cross-entropy on the backbone head only)",
               lambda p: _config(p, stage="supervised", dataset="ucf101", action=True,
-                                model={"heads": ("backbone",)}, pipelines=("backbone",)))
+                                model={"heads": ("backbone",)}, pipelines=("backbone",),
+                                pretrain_from="table6/cgmul" if p == "smoke" else None))
     for up in ("nearest", "bilinear", "cgmul"):
         _register(f"table7/{up}", "table7_upsampling_action", f"+LR+HR ({up})",
                   f"multi-task CGM-Net (λ1 = 1, λ2 = 10) with the {up} upsampler, all pipelines",
