@@ -112,7 +112,7 @@ SMOKE_BATCH = {"selfsup": 4, "multitask": 8, "supervised": 8}
 SMOKE_TRAIN_N = 1024
 SMOKE_MOTION_EVAL = {"synthmotion": {"name": "synthmotion", "split": "test", "kw": {"n": 32, **SMOKE_SYNTH}}}
 SMOKE_ACTION_EVAL = {"synthmotion": {"name": "synthmotion", "split": "test",
-                                     "kw": {"n": 100, "num_classes": SMOKE_CLASSES, **SMOKE_SYNTH}}}
+                                     "kw": {"n": 400, "num_classes": SMOKE_CLASSES, **SMOKE_SYNTH}}}
 
 PAPER_CLASSES = {"ucf101": 101, "hmdb51": 51, "kinetics400": 400, "kinetics600": 600}
 PAPER_EPOCHS = {"selfsup": 150, "multitask": 150, "supervised": 150}  # not stated: 3 decay periods
