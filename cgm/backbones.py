@@ -2,9 +2,9 @@
 
 `build_backbone(name, width=1.0, depth=None, spatial_stride=None)` returns a module whose forward
 maps a clip (B, 3, T, H, W) to F_v (B, out_channels, t, h, w): features before pooling, no
-classification head (the network adds pool + FC). Each module carries `out_channels`, `temporal_stride` and
-`spatial_stride` (t = T / temporal_stride, h = H / spatial_stride for divisible inputs), so the LR
-motion decoder knows how far to upsample.
+classification head (the network adds pool + FC). Each module carries `out_channels`,
+`temporal_stride` and `spatial_stride` (t = T / temporal_stride, h = H / spatial_stride for
+divisible inputs), so the LR motion decoder knows how far to upsample.
 
 - r3d18, r3d34: torchvision's R3D (stem 3x7x7 stride (1,2,2), no max-pool, BasicBlock of two 3x3x3
   convs, 1x1x1 projection shortcuts, stages 64/128/256/512, stages 2-4 stride 2 in t, h and w).

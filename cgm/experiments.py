@@ -106,8 +106,7 @@ SMOKE_TRAIN = dict(lr=1e-3, decay_every=50, checkpoint_every=50, log_every=10,
                    device="cpu", progress=False, tensorboard=False)
 # Self-supervised: 300 steps of 4 clips take the reconstruction ~25% below copying. Labels: batch 8
 # (BatchNorm on 4 clips kept the classifiers at chance) and the same 100 steps with or without
-# motion heads; multi-task runs of r3d18 start from their self-supervised counterpart
-# (table6/<upsampler>), the paper's pretrain-then-multitask order.
+# motion heads; labelled smoke runs start from a self-supervised run (see the registry).
 SMOKE_STEPS = {"selfsup": 300, "multitask": 100, "supervised": 100}
 SMOKE_BATCH = {"selfsup": 4, "multitask": 8, "supervised": 8}
 SMOKE_TRAIN_N = 1024
@@ -149,8 +148,6 @@ def _config(profile: str, *, stage: str, dataset: str, model: dict | None = None
         mcfg = CGMConfig(**{**SMOKE_MODEL, "num_classes": classes, **model})
         tcfg = TrainConfig(stage=stage, steps=SMOKE_STEPS[stage], labeled_fraction=labeled_fraction,
                            batch_size=SMOKE_BATCH[stage], **SMOKE_TRAIN)
-        if stage == "multitask" and pretrain_from is None and mcfg.backbone == "r3d18":
-            pretrain_from = f"table6/{mcfg.upsampler}"
         kw = {"step": 2}  # the natural clips (Table 1)
         if smoke_data == "synthmotion":  # labels only where a stage uses them: selfsup sees all motions
             kw = {"n": SMOKE_TRAIN_N, **SMOKE_SYNTH, **({} if stage == "selfsup" else {"num_classes": classes})}
@@ -192,8 +189,9 @@ def _define():
                   f"self-supervised 3D-ResNet18 CGM-Net with the {up} motion upsampler; ℓ1 error",
                   lambda p, up=up: _config(p, stage="selfsup", dataset="ucf101", motion=True,
                                            model={"upsampler": up}))
-    # Smoke: the multi-task rows start from a self-supervised run, so the Backbone row starts from
-    # one too (table6/cgmul's encoder): the rows then differ only in the motion heads and losses.
+    # Smoke: each multi-task row starts from the self-supervised run of its upsampler (the paper's
+    # pretrain-then-multitask order), the Backbone row from table6/cgmul's encoder: the rows then
+    # differ only in the motion heads and losses. Fig. 6's scales start from table6/cgmul too.
     _register("table7/backbone", "table7_upsampling_action", "Backbone",
               "plain 3D-ResNet18 classifier (cross-entropy on the backbone head only)",
               lambda p: _config(p, stage="supervised", dataset="ucf101", action=True,
@@ -203,7 +201,8 @@ def _define():
         _register(f"table7/{up}", "table7_upsampling_action", f"+LR+HR ({up})",
                   f"multi-task CGM-Net (λ1 = 1, λ2 = 10) with the {up} upsampler, all pipelines",
                   lambda p, up=up: _config(p, stage="multitask", dataset="ucf101", action=True,
-                                           motion=True, model={"upsampler": up}))
+                                           motion=True, model={"upsampler": up},
+                                           pretrain_from=f"table6/{up}" if p == "smoke" else None))
     _register("table8/baseline_r3d34", "table8_cost", "Baseline (3D-ResNet34)",
               "plain 3D-ResNet34 classifier",
               lambda p: _config(p, stage="supervised", dataset="ucf101", action=True,
@@ -213,7 +212,8 @@ def _define():
         _register(f"fig6/scale{scale}", "fig6_scale", f"scale {scale}",
                   f"multi-task CGM-Net with HR/LR scale factor {scale}: ℓ1 and top-1",
                   lambda p, s=scale: _config(p, stage="multitask", dataset="ucf101", action=True,
-                                             motion=True, model={"scale": s}))
+                                             motion=True, model={"scale": s},
+                                             pretrain_from="table6/cgmul" if p == "smoke" else None))
     # Table 2: self-supervised pretraining (YouTube-8M-style unlabeled folder) -> fine-tuning.
     r101 = {"backbone": "r3d101"}
     _register("table2/pretrain", "table2_selfsup", "Ours (3D-R101)*",

@@ -230,7 +230,7 @@ def render_clip(label: int, frames: int, size: int, rng: np.random.Generator, *,
     scale = size / 112.0 * speed
     t = np.arange(frames, dtype=np.float64)
 
-    # Layer 0: background, translation only (drift in half of the clips of every class).
+    # Layer 0: background, translation only (drift in a `camera` share of the clips of every class).
     drift = np.zeros(2)
     if rng.random() < camera:
         angle = rng.uniform(0, 2 * math.pi)
