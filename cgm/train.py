@@ -6,9 +6,10 @@
   "Backbone"/"Baseline" rows of Tables 7-8). Not a stage of CGM-Net, the baseline it is compared to.
 
 Adam at lr 1e-3 with a step decay every `decay_every` epochs (paper: 50). The data order is a
-pure function of (seed, epoch), and each item's augmentation RNG of (seed, epoch, index), so a run
-resumed from a checkpoint continues bitwise-identically on the same machine. Checkpoints hold only
-tensors and plain types (`torch.load(..., weights_only=True)` works) and are written atomically.
+pure function of (seed, epoch), and each item's random draws of (seed, epoch, index) (the trainer
+hands every item its epoch: `cgm.data.seeding`), so a run resumed from a checkpoint continues
+bitwise-identically on the same machine. Checkpoints hold only tensors and plain types
+(`torch.load(..., weights_only=True)` works) and are written atomically.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from cgm import distributed as cgm_dist
+from cgm.data.seeding import SeededItems, item_seed  # noqa: F401  (item_seed: old import path)
 
 STAGES = ("selfsup", "multitask", "supervised")
 AMP_MODES = ("none", "bf16", "fp16")
@@ -150,39 +152,6 @@ def epoch_batches(subset: Sequence[int], *, batch_size: int, seed: int, epoch: i
     g = torch.Generator().manual_seed(seed * 100_003 + epoch)
     order = [subset[i] for i in torch.randperm(len(subset), generator=g).tolist()]
     return [order[i:i + batch_size] for i in range(0, len(order) - batch_size + 1, batch_size)]
-
-
-def item_seed(seed: int, epoch: int, index: int) -> int:
-    """The RNG seed of one item's augmentation, so item content never depends on worker or resume."""
-    return (seed * 1_000_003 + epoch * 10_007 + index) % (2**63)
-
-
-class SeededItems(torch.utils.data.Dataset):
-    """Wraps a dataset; key (epoch, index) loads item `index` with RNGs seeded by item_seed.
-
-    torch, numpy and python RNGs are seeded for the call and restored after, so the main
-    process's own random streams are left untouched when num_workers = 0.
-    """
-
-    def __init__(self, dataset, seed: int):
-        self.dataset, self.seed = dataset, seed
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, key):
-        epoch, index = key
-        s = item_seed(self.seed, epoch, index)
-        np_state, py_state = np.random.get_state(), random.getstate()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(s)
-            np.random.seed(s % 2**32)
-            random.seed(s)
-            try:
-                return self.dataset[index]
-            finally:
-                np.random.set_state(np_state)
-                random.setstate(py_state)
 
 
 # --------------------------------------------------------------------------- checkpoints

@@ -16,8 +16,10 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from conftest import write_frame_folder
 
 from cgm import train as T
+from cgm.data.datasets import VideoFolder
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -81,12 +83,28 @@ def tiny_loss(out, clip, labels):
     return loss, {"l1": float(loss.detach())}
 
 
-def make_trainer(out_dir, *, steps=6, resume=False, loss_fn=tiny_loss, **kw):
+def make_trainer(out_dir, *, steps=6, resume=False, loss_fn=tiny_loss, dataset=None, **kw):
     cfg = T.TrainConfig(steps=steps, batch_size=4, lr=1e-2, checkpoint_every=3, log_every=1,
                         progress=False, tensorboard=False, **kw)
     torch.manual_seed(0)
     model = TinyMotion()
-    return T.Trainer(model, NoisyClips(), cfg, out_dir=out_dir, loss_fn=loss_fn, resume=resume)
+    return T.Trainer(model, NoisyClips() if dataset is None else dataset, cfg, out_dir=out_dir,
+                     loss_fn=loss_fn, resume=resume)
+
+
+def frame_folder_dataset(root, n=8):
+    """A real-format dataset: n PNG frame folders of 16 frames, random 24 px crops and flips."""
+    for v in range(n):
+        write_frame_folder(root / f"video{v}", num_frames=16)
+    return VideoFolder(root, clip_len=4, future=True, size=24, resize=None)  # items (3, 5, 24, 24)
+
+
+def recording(loss_fn, seen):
+    """loss_fn that also records every clip it is given."""
+    def record(out, clip, labels):
+        seen.append(clip.detach().clone())
+        return loss_fn(out, clip, labels)
+    return record
 
 
 # --------------------------------------------------------------------------- config
@@ -137,6 +155,29 @@ def test_resume_is_bitwise_equal(tmp_path):
     rows = T.read_metrics(tmp_path / "b")
     assert [r["step"] for r in rows] == list(range(1, 13))
     assert rows[-1]["loss"] == T.read_metrics(tmp_path / "a")[-1]["loss"]
+
+
+def test_epochs_draw_fresh_clips_from_a_real_format_dataset(tmp_path):
+    data = frame_folder_dataset(tmp_path / "videos", n=4)  # one batch of 4 = one epoch
+    seen = []
+    make_trainer(tmp_path / "run", steps=3, dataset=data, loss_fn=recording(tiny_loss, seen)).fit()
+    epochs = [sorted(clip.flatten().tolist() for clip in batch) for batch in seen]  # order-free
+    assert epochs[0] != epochs[1] and epochs[1] != epochs[2]  # crops, flips, starts move per epoch
+    again = []
+    make_trainer(tmp_path / "run2", steps=3, dataset=data, loss_fn=recording(tiny_loss, again)).fit()
+    assert all(torch.equal(a, b) for a, b in zip(seen, again))  # and are a function of the epoch
+
+
+def test_resume_is_bitwise_equal_on_a_real_format_dataset(tmp_path):
+    data = frame_folder_dataset(tmp_path / "videos")  # 2 steps per epoch
+    straight = make_trainer(tmp_path / "a", steps=5, dataset=data)
+    straight.fit()
+    make_trainer(tmp_path / "b", steps=3, dataset=data).fit()  # stops mid-epoch 1
+    resumed = make_trainer(tmp_path / "b", steps=5, dataset=data, resume=True)
+    assert (resumed.step, resumed.epoch, resumed.position) == (3, 1, 1)
+    resumed.fit()
+    for k, v in straight.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
 
 
 def test_checkpoint_contents_load_weights_only(tmp_path):

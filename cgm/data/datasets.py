@@ -28,13 +28,13 @@ import os
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from .decode import (VIDEO_EXTENSIONS, VideoError, correct_frame_count, is_frame_folder, natural_key,
                      probe_video, read_frames)
 from .sampling import TooShortError, sample_test_clips, sample_train_clip, sample_windows
+from .seeding import ItemKey, item_generator, split_key
 from .transforms import test_transform, train_transform
 
 # classInd.txt order (1-based there, 0-based here): case-insensitive alphabetical.
@@ -86,7 +86,13 @@ def _lines(path: Path):
 
 
 class VideoClipDataset(Dataset):
-    """Shared machinery: (path, label) samples -> clip dicts, skipping bad videos (module docstring)."""
+    """Shared machinery: (path, label) samples -> clip dicts, skipping bad videos (module docstring).
+
+    Indexed by an `ItemKey(seed, epoch, index)` (the Trainer) or a plain int (then
+    `ItemKey(self.seed, self.epoch, index)`); the key seeds the clip's start, crop and flip
+    (`cgm.data.seeding`)."""
+
+    keyed_items = True
 
     def __init__(self, samples: list[tuple[str, int | None]], classes: list[str], *, clip_len: int = 16,
                  stride: int = 1, size: int = 112, resize: int | None = 128, future: bool = False,
@@ -116,12 +122,8 @@ class VideoClipDataset(Dataset):
         return len(self.samples)
 
     def set_epoch(self, epoch: int) -> None:
-        """Training clips depend on (seed, epoch, index): call once per epoch for fresh clips."""
+        """The epoch of plain-int indexing outside the Trainer (which passes ItemKeys instead)."""
         self.epoch = epoch
-
-    def _generator(self, index: int) -> torch.Generator:
-        state = np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(1)[0]
-        return torch.Generator().manual_seed(int(state))
 
     def _clip_indices(self, index: int, num_frames: int, generator) -> list[list[int]]:
         if self.train:
@@ -133,10 +135,10 @@ class VideoClipDataset(Dataset):
     def _video(self, index: int) -> tuple[str, int | None]:
         return self.samples[index]
 
-    def _load(self, index: int) -> dict:
+    def _load(self, index: int, key: ItemKey) -> dict:
         path, label = self._video(index)
         info = probe_video(path)
-        generator = self._generator(index)
+        generator = item_generator(key._replace(index=index))
         try:
             clips = self._clip_indices(index, info.num_frames, generator)
         except TooShortError as e:
@@ -147,7 +149,7 @@ class VideoClipDataset(Dataset):
             if e.available is None or not 0 < e.available < info.num_frames:
                 raise
             correct_frame_count(path, e.available)  # the probe was optimistic: sample again
-            return self._load(index)
+            return self._load(index, key)
         per_clip = frames.split(len(clips[0]))  # each (T, H, W, 3)
         views = [self.transform(clip.permute(3, 0, 1, 2), generator) for clip in per_clip]
         if self.views == 1:
@@ -169,7 +171,9 @@ class VideoClipDataset(Dataset):
             warnings.warn(f"{type(self).__name__}: unreadable video skipped ({error}); further skips "
                           "are recorded in .skipped and in the items' 'skipped' counts", stacklevel=3)
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, key: int | ItemKey) -> dict:
+        key = split_key(key, seed=self.seed, epoch=self.epoch)
+        index = key.index
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} items")
         index %= len(self)
@@ -178,7 +182,7 @@ class VideoClipDataset(Dataset):
             if i in self._bad:
                 continue
             try:
-                item = self._load(i)
+                item = self._load(i, key)
             except VideoError as e:
                 self._record(e, i)
                 continue
@@ -425,8 +429,8 @@ class _UCFSubset(VideoClipDataset):
     def _clip_indices(self, index, num_frames, generator):
         return [self.windows[index][1]]
 
-    def _load(self, index: int) -> dict:
-        item = super()._load(index)
+    def _load(self, index: int, key: ItemKey) -> dict:
+        item = super()._load(index, key)
         item["video"], item["start"] = self.windows[index][0], self.windows[index][1][0]
         return item
 
