@@ -1,12 +1,14 @@
 """Experiments: registry, overrides and hashes, cache hit/miss, pretraining chains, protocols."""
 
 import json
+import subprocess
 
 import pytest
 import torch
 
 from cgm import experiments as ex
 from cgm.network import CGMConfig, CGMNet
+from cgm.train import TrainConfig
 from cgm.protocols import evaluate_action, evaluate_motion, spread_indices
 
 # A run small enough for a unit test: 2 steps of a width-0.125 model on 16 px clips of 4 frames.
@@ -128,3 +130,39 @@ def test_fold_override_moves_the_test_split_with_the_train_split():
     assert cfg.data["kw"]["fold"] == 2
     assert [s["kw"]["fold"] for s in cfg.eval["action"].values()] == [2]
     assert ex.resolve("table5/hmdb51", "paper").eval["action"]["hmdb51"]["kw"]["fold"] == 1
+
+
+def test_every_committed_run_resolves_to_its_hash():
+    """Each cached run under results/runs/: its config.json read back into the typed config hashes
+    to its folder name, and (for the committed default runs) its name and profile resolve to that
+    hash today: a refactor of the configs must not orphan the committed results."""
+    results = sorted(ex.RUNS.glob("*/*/*/result.json"))
+    assert results, "no committed runs under results/runs"
+    listed = subprocess.run(["git", "ls-files", "results/runs"], cwd=ex.ROOT, capture_output=True, text=True)
+    committed = {ex.ROOT / p for p in listed.stdout.split()} if listed.returncode == 0 else set()
+    for path in results:
+        stored = json.loads((path.parent / "config.json").read_text())
+        cfg = ex.ExperimentConfig(CGMConfig.from_dict(stored["model"]), TrainConfig(**stored["train"]),
+                                  stored["data"], stored["eval"], stored["pretrain_from"])
+        assert ex.config_hash(cfg, stored["pretrain_hash"]) == path.parent.name, path
+        if path in committed:
+            r = json.loads(path.read_text())
+            resolved = ex.resolve(r["name"], r["profile"])
+            assert ex.config_hash(resolved, stored["pretrain_hash"]) == path.parent.name, path
+
+
+def test_typed_specs_read_like_the_dicts_they_replace():
+    cfg = ex.resolve("table7/cgmul")
+    assert isinstance(cfg.data, ex.DataSpec) and isinstance(cfg.eval, ex.EvalSpec)
+    assert cfg.data.name == cfg.data["name"] == "synthmotion" and cfg.data.kw["n"] == 1024
+    assert {**cfg.data}["split"] == "train" and cfg.eval["batch_size"] == cfg.eval.batch_size == 8
+    assert cfg.eval.action["synthmotion"].pipelines == ("backbone", "lr", "hr", "lr+hr")
+    assert "data_root" not in cfg.eval["motion"]["synthmotion"]  # the JSON the cached hashes saw
+    assert ex.DataSpec.from_dict(cfg.data.to_dict()) == cfg.data
+    assert ex.resolve("table7/cgmul", eval__max_clips=3).eval.motion["synthmotion"].max_clips == 3
+    with pytest.raises(ValueError, match="unknown dataset 'ucf102'"):
+        ex.DataSpec("ucf102", "train")
+    with pytest.raises(ValueError, match="data has no field 'listfile'"):
+        ex.resolve("table7/cgmul", data__listfile="x.txt")
+    with pytest.raises(ValueError, match="unknown pipelines"):
+        ex.DataSpec("synthmotion", "test", pipelines=("hd",))

@@ -1,0 +1,241 @@
+"""Running an experiment: data and model of a config, training, evaluation, and the cache.
+
+`run(name, profile, **overrides)` trains and evaluates, or loads the cached result from
+`results/runs/<name>/<config-hash>/` (config.json, metrics.json, result.json, checkpoint.pt).
+Any run with the same config hash, under any name, is reused: Table 4's smoke runs are Table 3's.
+Fine-tuning runs with `pretrain_from` run (or load) their pretraining experiment first and start
+from its weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from cgm import distributed as cgm_dist
+from cgm.data import build_dataset
+from cgm.data.registry import LAYOUTS
+from cgm.network import CGMConfig, CGMNet
+from cgm.protocols import evaluate_action, evaluate_motion
+from cgm.train import Trainer, save_checkpoint
+
+from .config import DataSpec, ExperimentConfig, config_hash
+from .registry import resolve
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNS = ROOT / "results" / "runs"
+EMBEDDED = ("synthmotion", "natural")
+
+
+# --------------------------------------------------------------------------- data and models
+
+def _root(spec: DataSpec, cfg: ExperimentConfig) -> str | None:
+    if spec.name in EMBEDDED:
+        return None
+    return spec.data_root or cfg.data.data_root
+
+
+def check_data(cfg: ExperimentConfig) -> None:
+    """Every real dataset the run needs has a data root that is a folder, or a ValueError saying
+    which dataset, how to give its root, and the layout expected (before any work starts)."""
+    for spec in [cfg.data] + [s for _, _, s in cfg.eval.sets()]:
+        if spec.name in EMBEDDED:
+            continue
+        root = _root(spec, cfg)
+        if root is None or not Path(root).expanduser().is_dir():
+            env = "CGM_" + {"ucf_flow": "ucf101", "ucf_pred": "ucf101"}.get(spec.name, spec.name).upper() + "_ROOT"
+            layout = LAYOUTS["kinetics" if spec.name.startswith("kinetics") else spec.name]
+            what = "is not given" if root is None else f"{root} is not a folder"
+            raise ValueError(f"dataset {spec.name!r}: data root {what}; pass data_root=... (CLI: "
+                             f"--data-root) or set {env}. Expected layout:\n  " + layout.replace("\n", "\n  "))
+
+
+def build_data(spec: DataSpec, cfg: ExperimentConfig, *, future: bool):
+    spec = DataSpec.from_dict(spec)
+    return build_dataset(spec.name, spec.split, data_root=_root(spec, cfg), clip_len=cfg.model.clip_len,
+                         size=cfg.model.size, future=future, **spec.kw)
+
+
+def build_model(cfg: ExperimentConfig) -> CGMNet:
+    """CGM-Net of the config, initialised under the run's seed."""
+    torch.manual_seed(cfg.train.seed)
+    return CGMNet(cfg.model)
+
+
+def init_from_checkpoint(model: torch.nn.Module, path: str | os.PathLike) -> tuple[list[str], list[str]]:
+    """Start `model` from a checkpoint's weights (weights_only): tensors whose names and shapes
+    match are loaded; the rest (e.g. heads with another class count) keep their init.
+    Returns (loaded, skipped) names."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = state.get("model", state)
+    own = model.state_dict()
+    state = {k.removeprefix("module.").removeprefix("_orig_mod."): v for k, v in state.items()}
+    loaded = [k for k, v in state.items() if k in own and own[k].shape == v.shape]
+    skipped = sorted(set(state) - set(loaded))
+    model.load_state_dict({k: state[k] for k in loaded}, strict=False)
+    return loaded, skipped
+
+
+def evaluate_config(model, cfg: ExperimentConfig, *, device: str = "cpu") -> dict[str, float]:
+    """The config's evaluation protocols on `model`: metrics named "<dataset tag>/<metric>"."""
+    bs = cfg.eval.batch_size
+    results: dict[str, float] = {}
+    for kind, tag, spec in cfg.eval.sets():
+        ds = build_data(spec, cfg, future=kind == "motion")
+        if kind == "motion":
+            r = evaluate_motion(model, ds, batch_size=bs, max_clips=spec.max_clips, device=device)
+        else:
+            r = evaluate_action(model, ds, spec.pipelines, batch_size=bs, max_clips=spec.max_clips,
+                                device=device)
+        results.update({f"{tag}/{k}": v for k, v in r.items()})
+    return results
+
+
+def train_experiment(cfg: ExperimentConfig, out_dir: str | os.PathLike, *, resume: bool = False,
+                     init_from: str | os.PathLike | None = None, progress: bool | None = None) -> Trainer:
+    """Train the config's model into out_dir (checkpoint.pt, metrics.csv, tb/). Returns the Trainer."""
+    check_data(cfg)
+    train_set = build_data(cfg.data, cfg, future=True)
+    if cfg.train.stage != "selfsup" and len(train_set.classes) != cfg.model.num_classes:
+        raise ValueError(f"{cfg.data.name} has {len(train_set.classes)} classes but the model "
+                         f"num_classes={cfg.model.num_classes}; set num_classes={len(train_set.classes)}")
+    model = build_model(cfg)
+    if init_from is not None:
+        init_from_checkpoint(model, init_from)
+    tcfg = cfg.train if progress is None else dataclasses.replace(cfg.train, progress=progress)
+    trainer = Trainer(model, train_set, tcfg, out_dir=out_dir, model_config=cfg.model, resume=resume)
+    trainer.fit()
+    return trainer
+
+
+# --------------------------------------------------------------------------- cached runs
+
+@dataclass
+class RunResult:
+    """What one run measured, with where it came from."""
+
+    name: str
+    profile: str
+    hash: str
+    dataset: str
+    metrics: dict
+    train: dict
+    config: dict
+    source: str  # "computed", "cache" or "cache:<experiment with the same config>"
+    path: Path
+
+    @property
+    def checkpoint(self) -> Path | None:
+        p = self.path / "checkpoint.pt"
+        return p if p.is_file() else None
+
+    def load_model(self, device: str = "cpu") -> CGMNet:
+        """The trained CGM-Net (eval mode) from the run's checkpoint."""
+        if self.checkpoint is None:
+            raise FileNotFoundError(f"run {self.name} ({self.hash}) kept no checkpoint; "
+                                    f"call run(..., need_checkpoint=True)")
+        model = CGMNet(CGMConfig.from_dict(self.config["model"]))
+        init_from_checkpoint(model, self.checkpoint)
+        return model.to(device).eval()
+
+    def __repr__(self) -> str:
+        return (f"RunResult({self.name!r}, profile={self.profile!r}, dataset={self.dataset!r}, "
+                f"hash={self.hash!r}, source={self.source!r}, metrics={len(self.metrics)} values)")
+
+
+def _read_result(path: Path, name: str, source: str) -> RunResult:
+    r = json.loads((path / "result.json").read_text())
+    config = json.loads((path / "config.json").read_text())
+    return RunResult(name=name, profile=r["profile"], hash=r["hash"], dataset=r["dataset"],
+                     metrics=r["metrics"], train=r["train"], config=config, source=source, path=path)
+
+
+def _slim_checkpoint(path: Path) -> None:
+    """Replace a training checkpoint by its model weights in float16 (small enough to commit)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    slim = {"model": {k: v.half() if v.is_floating_point() else v for k, v in state["model"].items()},
+            "step": state["step"], "model_config": state["model_config"],
+            "train_config": state["train_config"], "format": "cgm-weights-fp16"}
+    save_checkpoint(slim, path)
+
+
+def find_cached(h: str, runs_dir: Path = RUNS, *, need_checkpoint: bool = False) -> Path | None:
+    """A finished run with config hash `h` under any experiment name, or None."""
+    for result in sorted(runs_dir.glob(f"*/*/{h}/result.json")):
+        if not need_checkpoint or (result.parent / "checkpoint.pt").is_file():
+            return result.parent
+    return None
+
+
+# Overrides a fine-tuning run hands to its pretraining run: the architecture must match for the
+# weights to load, and device/steps/batch/data size keep a scaled-down chain scaled down throughout.
+PRETRAIN_PASS = ({f.name for f in dataclasses.fields(CGMConfig)} - {"num_classes", "heads"}) | {
+    "device", "steps", "batch_size", "seed", "n", "max_clips", "amp", "compile", "num_workers"}
+
+
+def pretrain_overrides(overrides: dict) -> dict:
+    """The overrides a fine-tuning run passes on to its pretraining run (PRETRAIN_PASS)."""
+    return {k: v for k, v in overrides.items() if k.split("__")[-1] in PRETRAIN_PASS}
+
+
+def run(name: str, profile: str = "smoke", *, need_checkpoint: bool = False, force: bool = False,
+        runs_dir: str | os.PathLike = RUNS, progress: bool = False, **overrides) -> RunResult:
+    """Train and evaluate experiment `name`, or load its cached result (same config hash).
+
+    `need_checkpoint`: recompute when the cached run kept no checkpoint. `force`: recompute.
+    `overrides`: config changes (see apply_overrides); they change the hash. A fine-tuning run
+    passes those in PRETRAIN_PASS on to its pretraining run.
+    """
+    runs_dir = Path(runs_dir)
+    cfg = resolve(name, profile, **overrides)
+    pre = None
+    if cfg.pretrain_from:
+        passed = pretrain_overrides(overrides)
+        # Its hash first (a cached result without weights is enough for that): a finished
+        # fine-tuning run is then read without needing the pretraining's checkpoint.
+        pre = run(cfg.pretrain_from, profile, runs_dir=runs_dir, progress=progress, **passed)
+    h = config_hash(cfg, pre.hash if pre else None)
+    out = runs_dir / name / h
+    if not force:
+        for where in ([out] if (out / "result.json").is_file() else []) + [find_cached(h, runs_dir)]:
+            if where is not None and (not need_checkpoint or (where / "checkpoint.pt").is_file()):
+                return _read_result(where, name, "cache" if where == out else f"cache:{where.parent.parent.name}/{where.parent.name}")
+    if pre is not None and pre.checkpoint is None:  # training needs the pretrained weights
+        pre = run(cfg.pretrain_from, profile, need_checkpoint=True, runs_dir=runs_dir,
+                  progress=progress, **passed)
+    check_data(cfg)
+    info = cgm_dist.env_world()
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(
+            {**cfg.to_dict(), "profile": profile, "name": name, "pretrain_hash": pre.hash if pre else None},
+            indent=1, default=str))
+        (out / "result.json").unlink(missing_ok=True)
+    ckpt = out / "checkpoint.pt"
+    if ckpt.is_file() and "optimizer" not in torch.load(ckpt, map_location="cpu", weights_only=True):
+        ckpt.unlink()  # a finished run's weights, but its result is missing: train again
+    start = time.time()
+    trainer = train_experiment(cfg, out, resume=not force, progress=progress,
+                               init_from=pre.checkpoint if pre else None)
+    seconds = time.time() - start
+    device = str(trainer.device)
+    metrics = evaluate_config(trainer.model, cfg, device=device) if info.is_main else {}
+    train = {**(trainer.history[-1] if trainer.history else {}), "seconds": seconds,
+             "steps": trainer.step, "device": device, "world_size": info.world_size}
+    if info.is_main:
+        (out / "metrics.json").write_text(json.dumps(trainer.history, indent=1))
+        _slim_checkpoint(ckpt)
+        (out / "result.json").write_text(json.dumps(
+            {"name": name, "profile": profile, "hash": h, "dataset": cfg.data.name,
+             "metrics": metrics, "train": train, "torch": torch.__version__,
+             "created": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=1))
+    cgm_dist.barrier()
+    return RunResult(name=name, profile=profile, hash=h, dataset=cfg.data.name, metrics=metrics,
+                     train=train, config=json.loads((out / "config.json").read_text()) if info.is_main else {},
+                     source="computed", path=out)
