@@ -101,8 +101,9 @@ def cmd_train(args) -> int:
     init = None
     if cfg.pretrain_from and not args.no_pretrain:
         init = ex.run(cfg.pretrain_from, args.profile, need_checkpoint=True,
-                      **({"device": args.device} if args.device else {})).checkpoint
-    trainer = ex.train_experiment(cfg, args.out, resume=args.resume, init_from=init, progress=True)
+                      **ex.pretrain_overrides(overrides_from(args))).checkpoint  # same architecture
+    trainer = ex.train_experiment(cfg, args.out, resume=args.resume, init_from=init, progress=True,
+                                  fresh=ex.get_experiment(args.experiment).fresh)
     if trainer.info.is_main:
         print(json.dumps({"out": str(args.out), "step": trainer.step, **(trainer.history[-1] if trainer.history else {})}))
     from cgm import distributed
@@ -112,11 +113,7 @@ def cmd_train(args) -> int:
 
 def cmd_eval(args) -> int:
     cfg = _config(args)
-    model = ex.build_model(cfg)
-    loaded, skipped = ex.init_from_checkpoint(model, args.checkpoint)
-    if skipped:
-        print(f"warning: {len(skipped)} tensors of {args.checkpoint} did not fit the model, e.g. {skipped[:3]}",
-              file=sys.stderr)
+    model = ex.model_from_checkpoint(cfg.model, args.checkpoint)  # every tensor, same model config
     metrics = ex.evaluate_config(model.to(cfg.train.device), cfg, device=cfg.train.device)
     print(json.dumps({"experiment": args.experiment, "profile": args.profile, "dataset": cfg.data["name"],
                       "checkpoint": str(args.checkpoint), "metrics": metrics}, indent=1))

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
+from cgm import checkpoints
 from cgm.backbones import BACKBONES, SPATIAL_STRIDES, build_backbone
 from cgm.upsample import CGMUL, BilinearMotionUpsampler, NearestMotionUpsampler
 
@@ -431,33 +432,12 @@ def set_identity_motion_(model: CGMNet, logit: float = 30.0) -> CGMNet:
     return model
 
 
-def _strip(key: str) -> str:
-    for prefix in ("module.", "_orig_mod."):
-        while key.startswith(prefix):
-            key = key[len(prefix):]
-    return key
-
-
 def load_pretrained(model: nn.Module, path: str) -> tuple[list[str], list[str]]:
     """Load a user's local state dict (weights_only=True) into `model`, non-strictly.
 
     Strips DDP/compile prefixes (`module.`, `_orig_mod.`) and accepts a checkpoint dict holding the
     weights under "model" or "state_dict". Shape mismatches raise ValueError; missing and unexpected
-    keys are logged and returned as (missing, unexpected).
+    keys are logged and returned as (missing, unexpected). (`cgm.checkpoints.load_weights`, partial.)
     """
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("model", "state_dict"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a state dict (name -> tensor), got {type(state).__name__}")
-    state = {_strip(k): v for k, v in state.items()}
-    own = model.state_dict()
-    bad = [f"{k}: {tuple(v.shape)} vs model {tuple(own[k].shape)}"
-           for k, v in state.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
-    if bad:
-        raise ValueError(f"{path}: shape mismatch for {len(bad)} tensors, e.g. {bad[:3]}")
-    result = model.load_state_dict(state, strict=False)
-    log.info("load_pretrained(%s): %d loaded, %d missing, %d unexpected", path,
-             len(state) - len(result.unexpected_keys), len(result.missing_keys), len(result.unexpected_keys))
-    return list(result.missing_keys), list(result.unexpected_keys)
+    report = checkpoints.load_weights(model, path, partial=True)
+    return report.missing, report.unexpected

@@ -30,6 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from cgm import checkpoints
 from cgm import distributed as cgm_dist
 from cgm.data.seeding import SeededItems, item_seed  # noqa: F401  (item_seed: old import path)
 
@@ -45,7 +46,8 @@ RESUMABLE_CHANGES = {"steps", "epochs", "device", "num_workers", "log_every", "c
 
 
 class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or Inf; the run stopped before updating weights or checkpoints."""
+    """The loss or the weights became NaN or Inf; the run stopped before updating the weights or
+    writing a checkpoint."""
 
 
 # --------------------------------------------------------------------------- configuration
@@ -180,32 +182,16 @@ def set_rng_state(state: dict) -> None:
 
 
 def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
-    """Write atomically: to `path.tmp`, then rename over `path` (a crash never leaves half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-    return path
+    """Write atomically through a per-process temporary file (`cgm.checkpoints.save`)."""
+    return checkpoints.save(state, path)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
-    """Load a checkpoint with weights_only=True (no pickled code runs)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    return torch.load(path, map_location=map_location, weights_only=True)
+    """Load a checkpoint with weights_only=True (`cgm.checkpoints.load`)."""
+    return checkpoints.load(path, map_location=map_location)
 
 
-def unwrap(model: nn.Module) -> nn.Module:
-    """The bare model inside DDP and torch.compile wrappers (its state_dict has no prefixes)."""
-    while True:
-        if isinstance(model, nn.parallel.DistributedDataParallel):
-            model = model.module
-        elif hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        else:
-            return model
+unwrap = checkpoints.unwrap
 
 
 # --------------------------------------------------------------------------- losses per stage
@@ -306,13 +292,24 @@ class Trainer:
                 "train_config": config_dict(self.cfg), "model_config": self.model_config}
 
     def load(self, path: str | os.PathLike) -> None:
-        """Continue from a checkpoint of the same run (same config up to RESUMABLE_CHANGES)."""
+        """Continue from a checkpoint of the same run (same model config, same train config up to
+        RESUMABLE_CHANGES), or a CheckpointError naming what differs."""
         state = load_checkpoint(path, map_location=self.device)
-        changed = {k for k, v in config_dict(self.cfg).items()
-                   if state["train_config"].get(k, v) != v} - RESUMABLE_CHANGES
+        if not checkpoints.is_training_state(state):
+            raise checkpoints.CheckpointError(
+                f"cannot resume {path}: it holds weights only (no optimizer state, step, configs); "
+                "start a fresh run in another folder, or initialise from it instead of resuming")
+        changed = checkpoints.config_differences(state["train_config"], config_dict(self.cfg),
+                                                 ignore=RESUMABLE_CHANGES)
         if changed:
-            raise ValueError(f"cannot resume {path}: its train config differs in {sorted(changed)}; "
-                             f"only {sorted(RESUMABLE_CHANGES)} may change between a run and its resumption")
+            raise checkpoints.CheckpointError(
+                f"cannot resume {path}: its train config differs in {'; '.join(changed)} (checkpoint -> "
+                f"this run); only {sorted(RESUMABLE_CHANGES)} may change between a run and its resumption")
+        changed = checkpoints.config_differences(state.get("model_config") or {}, self.model_config)
+        if changed:
+            raise checkpoints.CheckpointError(
+                f"cannot resume {path}: it was trained with another model config: {'; '.join(changed)} "
+                "(checkpoint -> this run)")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -323,7 +320,13 @@ class Trainer:
         self.last_checkpoint = Path(path)
 
     def save(self) -> Path | None:
-        """Write DIR/checkpoint.pt on rank 0 (atomically)."""
+        """Write DIR/checkpoint.pt on rank 0 (atomically), only when every weight is finite."""
+        bad = [k for k, v in self.model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if bad:
+            where = (f"the last good checkpoint {self.last_checkpoint} is untouched"
+                     if self.last_checkpoint else "no checkpoint had been written yet")
+            raise NonFiniteLossError(f"{len(bad)} weight tensors are not finite at step {self.step} (e.g. "
+                                     f"{bad[:3]}); the run stopped before writing a checkpoint; {where}")
         if self.info.is_main:
             self.last_checkpoint = save_checkpoint(self.state_dict(), self.out_dir / CHECKPOINT)
         cgm_dist.barrier()

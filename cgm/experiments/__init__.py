@@ -17,8 +17,8 @@ from .profiles import (BUILDERS, PAPER_CLASSES, PAPER_EPOCHS, PAPER_INPUT, PAPER
                        build_config, data_root_from_env)
 from .registry import EXPERIMENTS, Experiment, get_experiment, list_experiments, resolve
 from .runs import (EMBEDDED, PRETRAIN_PASS, ROOT, RUNS, RunResult, build_data, build_model, check_data,
-                   evaluate_config, find_cached, init_from_checkpoint, pretrain_overrides, run,
-                   train_experiment)
+                   evaluate_config, find_cached, fresh_heads, init_from_checkpoint, model_from_checkpoint,
+                   pretrain_overrides, run, train_experiment)
 
 __all__ = ["DATA_KEYS", "SECTIONS", "UNHASHED_TRAIN", "DataSpec", "EvalSpec", "ExperimentConfig",
            "apply_overrides", "config_hash", "BUILDERS", "PAPER_CLASSES", "PAPER_EPOCHS", "PAPER_INPUT",
@@ -27,4 +27,4 @@ __all__ = ["DATA_KEYS", "SECTIONS", "UNHASHED_TRAIN", "DataSpec", "EvalSpec", "E
            "SMOKE_TRAIN", "SMOKE_TRAIN_N", "Recipe", "build_config", "data_root_from_env", "EXPERIMENTS",
            "Experiment", "get_experiment", "list_experiments", "resolve", "EMBEDDED", "PRETRAIN_PASS",
            "ROOT", "RUNS", "RunResult", "build_data", "build_model", "check_data", "evaluate_config",
-           "find_cached", "init_from_checkpoint", "pretrain_overrides", "run", "train_experiment"]
+           "find_cached", "fresh_heads", "init_from_checkpoint", "model_from_checkpoint", "pretrain_overrides", "run", "train_experiment"]

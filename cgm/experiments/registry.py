@@ -12,18 +12,23 @@ from .profiles import SMOKE_NATURAL_EVAL, Recipe, build_config, check_profile
 
 @dataclass(frozen=True)
 class Experiment:
+    """A named experiment. `fresh`: modules that start from their initialisation, not from the
+    `pretrain_from` run's weights, beyond the action heads the two configs differ in (e.g. Fig. 6's
+    upsampler at another scale); anything else that does not fit stops the run."""
+
     name: str
     paper_table: str  # a table id of cgm.paper
     paper_row: str
     description: str
     build: Callable[[str], ExperimentConfig] = field(repr=False)
+    fresh: tuple[str, ...] = ()
 
 
 EXPERIMENTS: dict[str, Experiment] = {}
 
 
-def _register(name, paper_table, paper_row, description, build):
-    EXPERIMENTS[name] = Experiment(name, paper_table, paper_row, description, build)
+def _register(name, paper_table, paper_row, description, build, fresh=()):
+    EXPERIMENTS[name] = Experiment(name, paper_table, paper_row, description, build, tuple(fresh))
 
 
 def list_experiments() -> list[Experiment]:
@@ -84,7 +89,8 @@ def _define():
                   f"multi-task CGM-Net with HR/LR scale factor {scale}: ℓ1 and top-1",
                   lambda p, s=scale: _config(p, stage="multitask", dataset="ucf101", action=True,
                                              motion=True, model={"scale": s},
-                                             pretrain_from="table6/cgmul" if p == "smoke" else None))
+                                             pretrain_from="table6/cgmul" if p == "smoke" else None),
+                  fresh=("upsampler",))  # CGMUL's weights depend on the scale
     # Table 2: self-supervised pretraining (YouTube-8M-style unlabeled folder) -> fine-tuning.
     r101 = {"backbone": "r3d101"}
     _register("table2/pretrain", "table2_selfsup", "Ours (3D-R101)*",

@@ -18,15 +18,16 @@ from pathlib import Path
 
 import torch
 
+from cgm import checkpoints
 from cgm import distributed as cgm_dist
 from cgm.data import build_dataset
 from cgm.data.registry import LAYOUTS
-from cgm.network import CGMConfig, CGMNet
+from cgm.network import HEADS, CGMConfig, CGMNet
 from cgm.protocols import evaluate_action, evaluate_motion
-from cgm.train import Trainer, save_checkpoint
+from cgm.train import Trainer
 
 from .config import DataSpec, ExperimentConfig, config_hash
-from .registry import resolve
+from .registry import get_experiment, resolve
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / "results" / "runs"
@@ -68,18 +69,41 @@ def build_model(cfg: ExperimentConfig) -> CGMNet:
     return CGMNet(cfg.model)
 
 
-def init_from_checkpoint(model: torch.nn.Module, path: str | os.PathLike) -> tuple[list[str], list[str]]:
-    """Start `model` from a checkpoint's weights (weights_only): tensors whose names and shapes
-    match are loaded; the rest (e.g. heads with another class count) keep their init.
-    Returns (loaded, skipped) names."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    state = state.get("model", state)
-    own = model.state_dict()
-    state = {k.removeprefix("module.").removeprefix("_orig_mod."): v for k, v in state.items()}
-    loaded = [k for k, v in state.items() if k in own and own[k].shape == v.shape]
-    skipped = sorted(set(state) - set(loaded))
-    model.load_state_dict({k: state[k] for k in loaded}, strict=False)
-    return loaded, skipped
+def fresh_heads(model_cfg: CGMConfig, stored: dict | None) -> tuple[str, ...]:
+    """The action-head modules a model starts fresh when initialised from weights of the config
+    `stored`: heads one of the two models lacks (a self-supervised run has none), or all of them
+    when the class counts differ. Nothing else may differ (checkpoints.load_weights)."""
+    if stored is None:
+        return ()
+    ours, theirs = set(model_cfg.heads), set(stored.get("heads", HEADS))
+    changed = ours ^ theirs if stored.get("num_classes") == model_cfg.num_classes else ours | theirs
+    return tuple(f"{h}_head" for h in HEADS if h in changed)
+
+
+def init_from_checkpoint(model: CGMNet, path: str | os.PathLike, *, skip: tuple[str, ...] | None = None,
+                         fresh: tuple[str, ...] = ()) -> tuple[list[str], list[str]]:
+    """Start `model` from another run's weights (weights_only). `skip`: the modules expected to
+    start fresh; by default the action heads that `fresh_heads` names from the checkpoint's model
+    config, plus `fresh` (the experiment's, `Experiment.fresh`). Anything else that does not fit
+    raises a CheckpointError listing it. Returns (loaded, left as initialised) tensor names."""
+    if skip is None:
+        skip = fresh_heads(model.cfg, checkpoints.load(path).get("model_config")) + tuple(fresh)
+    report = checkpoints.load_weights(model, path, skip=skip)
+    return report.loaded, report.left_random
+
+
+def model_from_checkpoint(model_cfg: CGMConfig, path: str | os.PathLike) -> CGMNet:
+    """CGM-Net of `model_cfg` with every tensor from the checkpoint at `path` (evaluation), or a
+    CheckpointError naming the model-config fields in which the checkpoint differs."""
+    stored = checkpoints.load(path).get("model_config")
+    if stored:
+        differ = checkpoints.config_differences(stored, model_cfg.to_dict())
+        if differ:
+            raise checkpoints.CheckpointError(f"checkpoint {path} was trained with another model config: "
+                                              + "; ".join(differ) + " (checkpoint -> this run)")
+    model = CGMNet(model_cfg)
+    checkpoints.load_weights(model, path)
+    return model
 
 
 def evaluate_config(model, cfg: ExperimentConfig, *, device: str = "cpu") -> dict[str, float]:
@@ -98,8 +122,10 @@ def evaluate_config(model, cfg: ExperimentConfig, *, device: str = "cpu") -> dic
 
 
 def train_experiment(cfg: ExperimentConfig, out_dir: str | os.PathLike, *, resume: bool = False,
-                     init_from: str | os.PathLike | None = None, progress: bool | None = None) -> Trainer:
-    """Train the config's model into out_dir (checkpoint.pt, metrics.csv, tb/). Returns the Trainer."""
+                     init_from: str | os.PathLike | None = None, fresh: tuple[str, ...] = (),
+                     progress: bool | None = None) -> Trainer:
+    """Train the config's model into out_dir (checkpoint.pt, metrics.csv, tb/), starting from the
+    weights at `init_from` (`fresh`: see init_from_checkpoint). Returns the Trainer."""
     check_data(cfg)
     train_set = build_data(cfg.data, cfg, future=True)
     if cfg.train.stage != "selfsup" and len(train_set.classes) != cfg.model.num_classes:
@@ -107,7 +133,7 @@ def train_experiment(cfg: ExperimentConfig, out_dir: str | os.PathLike, *, resum
                          f"num_classes={cfg.model.num_classes}; set num_classes={len(train_set.classes)}")
     model = build_model(cfg)
     if init_from is not None:
-        init_from_checkpoint(model, init_from)
+        init_from_checkpoint(model, init_from, fresh=fresh)
     tcfg = cfg.train if progress is None else dataclasses.replace(cfg.train, progress=progress)
     trainer = Trainer(model, train_set, tcfg, out_dir=out_dir, model_config=cfg.model, resume=resume)
     trainer.fit()
@@ -140,9 +166,7 @@ class RunResult:
         if self.checkpoint is None:
             raise FileNotFoundError(f"run {self.name} ({self.hash}) kept no checkpoint; "
                                     f"call run(..., need_checkpoint=True)")
-        model = CGMNet(CGMConfig.from_dict(self.config["model"]))
-        init_from_checkpoint(model, self.checkpoint)
-        return model.to(device).eval()
+        return model_from_checkpoint(CGMConfig.from_dict(self.config["model"]), self.checkpoint).to(device).eval()
 
     def __repr__(self) -> str:
         return (f"RunResult({self.name!r}, profile={self.profile!r}, dataset={self.dataset!r}, "
@@ -154,15 +178,6 @@ def _read_result(path: Path, name: str, source: str) -> RunResult:
     config = json.loads((path / "config.json").read_text())
     return RunResult(name=name, profile=r["profile"], hash=r["hash"], dataset=r["dataset"],
                      metrics=r["metrics"], train=r["train"], config=config, source=source, path=path)
-
-
-def _slim_checkpoint(path: Path) -> None:
-    """Replace a training checkpoint by its model weights in float16 (small enough to commit)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    slim = {"model": {k: v.half() if v.is_floating_point() else v for k, v in state["model"].items()},
-            "step": state["step"], "model_config": state["model_config"],
-            "train_config": state["train_config"], "format": "cgm-weights-fp16"}
-    save_checkpoint(slim, path)
 
 
 def find_cached(h: str, runs_dir: Path = RUNS, *, need_checkpoint: bool = False) -> Path | None:
@@ -218,11 +233,11 @@ def run(name: str, profile: str = "smoke", *, need_checkpoint: bool = False, for
             indent=1, default=str))
         (out / "result.json").unlink(missing_ok=True)
     ckpt = out / "checkpoint.pt"
-    if ckpt.is_file() and "optimizer" not in torch.load(ckpt, map_location="cpu", weights_only=True):
+    if ckpt.is_file() and not checkpoints.is_training_state(checkpoints.load(ckpt)):
         ckpt.unlink()  # a finished run's weights, but its result is missing: train again
     start = time.time()
     trainer = train_experiment(cfg, out, resume=not force, progress=progress,
-                               init_from=pre.checkpoint if pre else None)
+                               init_from=pre.checkpoint if pre else None, fresh=get_experiment(name).fresh)
     seconds = time.time() - start
     device = str(trainer.device)
     metrics = evaluate_config(trainer.model, cfg, device=device) if info.is_main else {}
@@ -230,7 +245,7 @@ def run(name: str, profile: str = "smoke", *, need_checkpoint: bool = False, for
              "steps": trainer.step, "device": device, "world_size": info.world_size}
     if info.is_main:
         (out / "metrics.json").write_text(json.dumps(trainer.history, indent=1))
-        _slim_checkpoint(ckpt)
+        checkpoints.slim(ckpt)
         (out / "result.json").write_text(json.dumps(
             {"name": name, "profile": profile, "hash": h, "dataset": cfg.data.name,
              "metrics": metrics, "train": train, "torch": torch.__version__,
