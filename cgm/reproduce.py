@@ -66,24 +66,73 @@ def declared_parameters(path: Path) -> set[str]:
     return set(re.findall(r"^([A-Za-z_]\w*)\s*(?::[^=\n]+)?=(?!=)", cells[0].source, flags=re.M))
 
 
+# Columns that only the code needs (how a cell was looked up); the summary leaves them out.
+INTERNAL = ("table", "paper_row", "paper_uncertain", "evaluated_on", "experiment", "clips", "pipeline",
+            "sec_per_pair")
+TITLES = {"datasets": "Embedded datasets", "table1_motion": "Table 1 (left): motion", "table1_prediction":
+          "Table 1 (right): prediction", "table2_selfsupervised": "Table 2", "table3_kinetics": "Table 3",
+          "table4_kinetics600": "Table 4", "table5_ucf_hmdb": "Table 5", "table6_upsampling": "Table 6",
+          "table7_upsampling_action": "Table 7", "table8_cost": "Table 8", "fig6_scale": "Figure 6"}
+
+
+def reader_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """A results CSV as a reader needs it: no internal columns, uncertain paper values marked,
+    quoted paper rows without the measurement's settings, `parameters` only when not all defaults."""
+    out = frame.copy()
+    if "paper_uncertain" in out.columns and "paper" in out.columns:
+        flag = out["paper_uncertain"].fillna(False).astype(bool)
+        out["paper"] = [f"{v:.4g} (garbled in our copy)" if f and pd.notna(v) else v
+                        for v, f in zip(out["paper"], flag)]
+    if "source" in out.columns:  # Table 1: rows quoted from the paper were not run at any resolution
+        quoted = out["source"].astype(str).str.startswith("quoted")
+        for col in ("resolution", "profile", "n"):
+            if col in out.columns:
+                out[col] = out[col].astype(object).where(~quoted, "")
+    if "parameters" in out.columns and (out["parameters"] == "defaults").all():
+        out = out.drop(columns="parameters")
+    if "chance" in out.columns and out["chance"].isna().all():
+        out = out.drop(columns="chance")
+    return out.drop(columns=[c for c in INTERNAL if c in out.columns])
+
+
 def write_summary(results: Path = RESULTS, timings: dict[str, float] | None = None) -> Path:
-    """Gather every `results/<notebook>.csv` into `results/summary.md`, measured beside paper."""
+    """Write `results/summary.md`: the verdict table (one row per claim of the paper, computed from
+    the CSVs by `cgm.verdicts`), then every notebook's CSV with the columns a reader needs."""
+    from cgm.verdicts import verdict_table
+
+    verdicts = verdict_table(results)
+    counts = verdicts["verdict"].value_counts()
     lines = [
         "# Measured vs paper",
         "",
-        "Each table below is a notebook's `results/<notebook>.csv`: what this package measured, with",
-        "the dataset and profile that produced it, beside the value the paper reports for the same cell",
-        "(`paper_*` columns; from `cgm/paper.py`). Smoke-profile numbers come from tiny models on the",
-        "embedded data and are not comparable in value to the paper's; they show that the pipeline",
-        "measures what the paper measures.",
+        "## Verdicts",
+        "",
+        "One row per claim of the paper, computed from the notebooks' CSVs (`cgm/verdicts.py`): the paper's",
+        "values, ours, the profile and dataset that produced ours, and whether the claim is reproduced.",
+        "A top-1 claim is *inconclusive* when a gap is within the 95% noise of the test clips; *chance* is",
+        "the top-1 of guessing (± its 95% band). Smoke-profile numbers come from tiny models on the embedded",
+        "data: their values are not comparable with the paper's, their order and distance from chance are.",
+        "",
+        "Tally: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".",
+        "",
+        verdicts.to_markdown(index=False),
+        "",
+        "## Details",
+        "",
+        "Each notebook's `results/<notebook>.csv` (measured beside the paper's value for the same cell); a",
+        "file `<notebook>__<parameter>=<value>.csv` holds a run with other than the default parameters, named",
+        "by them (its `parameters` column says which).",
         "",
     ]
-    for csv in sorted(results.glob("*.csv")):
-        frame = pd.read_csv(csv)
-        lines += [f"## {csv.stem}", ""]
-        if timings and csv.stem in timings:
-            lines += [f"Notebook ran in {timings[csv.stem]:.0f} s.", ""]
-        lines += [frame.to_markdown(index=False, floatfmt=".4g"), ""]
+    stems = sorted(p.stem for p in results.glob("*.csv"))
+    for stem in stems:
+        base, _, variant = stem.partition("__")
+        frame = pd.read_csv(results / f"{stem}.csv")
+        title = TITLES.get(base, base)
+        lines += [f"### {title}: `{stem}.csv`" if variant or title != base else f"### `{stem}.csv`", ""]
+        if timings and stem in timings:
+            lines += [f"Notebook ran in {timings[stem]:.0f} s.", ""]
+        lines += [reader_columns(frame).to_markdown(index=False, floatfmt=".4g"), ""]
     out = results / "summary.md"
     out.write_text("\n".join(lines))
     return out

@@ -13,8 +13,11 @@ two rows agrees with the paper's: that is what a smoke run can confirm or contra
 
 from __future__ import annotations
 
+import ast
 import itertools
 import math
+import os
+import re
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -23,7 +26,8 @@ import pandas as pd
 from cgm.paper import paper_cell, paper_table
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "results"
+# CGM_RESULTS_DIR redirects what notebooks write (tests use it); cached runs stay in results/runs.
+RESULTS = Path(os.environ.get("CGM_RESULTS_DIR") or ROOT / "results")
 COLUMNS = ("table", "row", "column", "measured", "paper", "paper_row", "paper_uncertain",
            "dataset", "profile")
 
@@ -139,10 +143,16 @@ def metric(result, name: str) -> float:
 
 
 def measured(result, name: str) -> dict:
-    """Record fields for one metric of a run: measured value, the set it was scored on, the run."""
+    """Record fields for one metric of a run: measured value, the set it was scored on, the run,
+    and for a top-k metric the test clips and the chance level (%) that its noise depends on."""
     found = [k for k in result.metrics if k.split("/", 1)[-1] == name]
     value = metric(result, name)
-    return {"measured": value, "evaluated_on": found[0].split("/", 1)[0], "experiment": result.name}
+    tag = found[0].split("/", 1)[0]
+    record = {"measured": value, "evaluated_on": tag, "experiment": result.name}
+    if name.rsplit("/", 1)[-1].startswith("top") and f"{tag}/clips" in result.metrics:
+        classes = result.config.get("model", {}).get("num_classes")
+        record.update(clips=int(result.metrics[f"{tag}/clips"]), chance=100 / classes if classes else math.nan)
+    return record
 
 
 def describe(cfg) -> str:
@@ -168,14 +178,23 @@ def chance_band(num_classes: int, clips: int, *, z: float = 1.96) -> tuple[float
     return 100 * max(0.0, p - half), 100 * min(1.0, p + half)
 
 
-def write_results(frame: pd.DataFrame, notebook: str, *, results_dir: str | Path | None = None) -> Path:
-    """Write `frame` to `<results_dir>/<notebook>.csv` (default: the repository's results/)."""
+def write_results(frame: pd.DataFrame, notebook: str, *, results_dir: str | Path | None = None,
+                  params: Mapping | None = None, stem: str | None = None,
+                  ignore: Iterable[str] = ()) -> Path:
+    """Write `frame` to `<results_dir>/<stem>.csv` (default: the repository's results/).
+
+    With `params` (the notebook's parameters, `notebook_params`), the file is named by
+    `result_stem` (the defaults' file only for default parameters) and a `parameters` column says
+    which parameters produced the numbers. Without, `<notebook>.csv`."""
     missing = [c for c in ("measured", "paper", "dataset", "profile") if c not in frame.columns]
     if missing:
         raise ValueError(f"results of {notebook} lack columns {missing}; build them with compare()")
     folder = Path(results_dir) if results_dir is not None else RESULTS
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{notebook}.csv"
+    if params is not None:
+        frame = frame.assign(parameters=parameters_label(notebook, params, ignore=ignore))
+        stem = result_stem(notebook, params, stem=stem, ignore=ignore)
+    path = folder / f"{stem or notebook}.csv"
     frame.to_csv(path, index=False, float_format="%.6g")
     return path
 
@@ -185,3 +204,134 @@ def show(frame: pd.DataFrame, columns: Iterable[str] = ("row", "column", "measur
     """A fixed-width text rendering of the comparison (4 significant digits) for printing."""
     columns = [c for c in columns if c in frame.columns]
     return frame[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}")
+
+
+# --------------------------------------------------------------------------- result files
+
+NOTEBOOKS = ROOT / "notebooks"
+
+
+def _literal(value):
+    """A parameter value as papermill may hand it (text) or the notebook declares it (a literal)."""
+    if isinstance(value, str):
+        try:
+            return ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            return value
+    return value
+
+
+def notebook_defaults(notebook: str, folder: str | Path | None = None) -> dict:
+    """The default parameters of `notebooks/<notebook>.ipynb`: every `name = literal` of its cell
+    tagged `parameters`, read from the file (so a notebook never restates its own defaults)."""
+    import nbformat
+
+    path = Path(folder or NOTEBOOKS) / f"{notebook}.ipynb"
+    nb = nbformat.read(str(path), as_version=4)
+    cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if not cells:
+        raise ValueError(f"{path.name} has no cell tagged 'parameters'")
+    defaults = {}
+    for node in ast.parse(cells[0].source).body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Name) and node.value is not None:
+                    defaults[target.id] = ast.literal_eval(node.value)
+    return defaults
+
+
+def changed_parameters(notebook: str, params: Mapping, *, ignore: Iterable[str] = ()) -> dict:
+    """The entries of `params` that differ from the notebook's defaults (papermill's text
+    values, e.g. "600" or "[1, 2]", compared as the literals they spell), in declaration order."""
+    defaults = notebook_defaults(notebook)
+    skip = set(ignore)
+    return {k: _literal(v) for k, v in params.items()
+            if k not in skip and (k not in defaults or _literal(v) != defaults[k])}
+
+
+def _slug(value) -> str:
+    text = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+    text = re.sub(r"[^A-Za-z0-9.,+_-]+", "-", text).strip("-")
+    return text[:40] or "-"
+
+
+def result_stem(notebook: str, params: Mapping, *, stem: str | None = None,
+                ignore: Iterable[str] = ()) -> str:
+    """The file stem a notebook run writes its results under (CSV, PNG).
+
+    With the notebook's default parameters: `stem` (default: the notebook's name), i.e.
+    `results/<notebook>.csv`, the committed file. With any other parameters: the stem followed by
+    `__name=value` for each parameter that differs from its default, in declaration order, e.g.
+    `table3_kinetics__backbone=slowfast`, so a run with other parameters never overwrites the
+    defaults' file. `ignore` names parameters already expressed by `stem` (Table 3's `variant`
+    600 writes `table4_kinetics600`). Use it in every notebook that writes results:
+
+        params = tables.notebook_params(NOTEBOOK, globals())
+        path = tables.write_results(frame, NOTEBOOK, params=params)
+    """
+    changed = changed_parameters(notebook, params, ignore=ignore)
+    return (stem or notebook) + "".join(f"__{k}={_slug(v)}" for k, v in changed.items())
+
+
+def parameters_label(notebook: str, params: Mapping, *, ignore: Iterable[str] = ()) -> str:
+    """'defaults', or the parameters that differ from the notebook's defaults ("backbone=slowfast")."""
+    changed = changed_parameters(notebook, params, ignore=ignore)
+    return ", ".join(f"{k}={v}" for k, v in changed.items()) or "defaults"
+
+
+def notebook_params(notebook: str, namespace: Mapping) -> dict:
+    """The current value of every parameter `notebook` declares, read from `namespace`
+    (a notebook passes `globals()`)."""
+    return {k: namespace[k] for k in notebook_defaults(notebook) if k in namespace}
+
+
+# --------------------------------------------------------------------------- rows from the registry
+
+# Registry rows that name a paper cell in other words: the registry labels Table 7's CGMUL row by
+# its upsampler, Table 2 (right) puts the label fraction in the row, the paper in the column.
+_ROW_ALIASES = {("table7_upsampling_action", "+LR+HR (cgmul)"): "+LR+HR (Ours)"}
+
+
+def paper_cell_of(name: str) -> tuple[str, str, str | None]:
+    """(paper table, paper row, column or None) of experiment `name`, from the registry's
+    `paper_table`/`paper_row`: the cell a notebook compares the experiment's main number with."""
+    from cgm.experiments import get_experiment
+
+    e = get_experiment(name)
+    row, column = e.paper_row, None
+    for part in ("half", "full"):
+        if row.endswith(f" ({part})"):
+            row, column = row[: -len(part) - 3], part
+    return e.paper_table, _ROW_ALIASES.get((e.paper_table, row), row), column
+
+
+def test_size(result) -> tuple[int, int]:
+    """(classes, test clips) of a run's action evaluation: what its top-1 noise depends on."""
+    clips = [v for k, v in result.metrics.items() if k.endswith("/clips")]
+    tags = list(result.config.get("eval", {}).get("action", {}))
+    if tags and f"{tags[0]}/clips" in result.metrics:
+        clips = [result.metrics[f"{tags[0]}/clips"]]
+    if not clips:
+        raise KeyError(f"run {result.name!r} reports no test clip count")
+    return int(result.config["model"]["num_classes"]), int(clips[0])
+
+
+def main_pipeline(name: str, profile: str = "smoke") -> str:
+    """The inference pipeline whose top-1 the paper reports for experiment `name`: `backbone` for
+    a plain classifier, the fused `lr+hr` for a CGM-Net with motion heads."""
+    from cgm.experiments import resolve
+
+    heads = resolve(name, profile).model.heads
+    return "lr+hr" if "hr" in heads and "lr" in heads else heads[0] if heads else "lr+hr"
+
+
+def in_paper_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with the rows that have a paper row first, in the paper's order, then the others."""
+    order = {}
+    for table in frame["table"].unique():
+        for i, row in enumerate(dict.fromkeys(paper_table(table)["row"])):
+            order[(table, row)] = i
+    key = [order.get((t, r), len(order)) if isinstance(r, str) else len(order) + 1
+           for t, r in zip(frame["table"], frame["paper_row"])]
+    return frame.assign(_order=key).sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)

@@ -1,0 +1,199 @@
+"""What is cached, what a run costs, and running experiments from a notebook with visible progress.
+
+`cgm.experiments.run` trains or reads a cached run; this module answers the questions a person
+asks before calling it: is the run (and the pretraining it starts from) in `results/runs/`?
+If not, what will train and for about how long? `run_all` is the notebooks' way to run a set of
+experiments: it says what will train, with the expected CPU time, before any training starts, and
+shows a text progress bar (in the cell's output and on papermill's `--log-output`).
+
+`environment()` is what a result should record so that a rerun can be matched to its machine:
+torch's thread count (it changes the reduction order of CPU convolutions, hence the last digits,
+and after a few hundred steps the trained model) and the library versions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import platform
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from cgm import experiments as ex
+
+
+@dataclass(frozen=True)
+class Link:
+    """One run of a chain (pretraining first): its config hash and where it is cached, if it is."""
+
+    name: str
+    hash: str
+    path: Path | None  # the cached run's folder, None if not cached
+    stage: str
+    steps: int | None
+    backbone: str
+
+    @property
+    def cached(self) -> bool:
+        return self.path is not None
+
+    @property
+    def has_checkpoint(self) -> bool:
+        return self.path is not None and (self.path / "checkpoint.pt").is_file()
+
+
+def chain(name: str, profile: str = "smoke", *, runs_dir: str | Path | None = None, **overrides) -> list[Link]:
+    """The runs `experiments.run(name, profile, **overrides)` involves, pretraining first,
+    with the same hashes `run` computes (no work is done)."""
+    runs_dir = Path(runs_dir or ex.RUNS)
+    cfg = ex.resolve(name, profile, **overrides)
+    links: list[Link] = []
+    if cfg.pretrain_from:
+        passed = ex.pretrain_overrides(overrides)
+        links = chain(cfg.pretrain_from, profile, runs_dir=runs_dir, **passed)
+    h = ex.config_hash(cfg, links[-1].hash if links else None)
+    own = runs_dir / name / h
+    path = own if (own / "result.json").is_file() else ex.find_cached(h, runs_dir)
+    return links + [Link(name, h, path, cfg.train.stage, cfg.train.steps, cfg.model.backbone)]
+
+
+def to_train(links: list[Link]) -> list[Link]:
+    """The links `run` will train: none if the last is cached; else the last, and each
+    pretraining before it whose weights are not kept (only a checkpoint can start a fine-tuning)."""
+    if not links or links[-1].cached:
+        return []
+    out = [links[-1]]
+    for link in reversed(links[:-1]):
+        if link.has_checkpoint:
+            break
+        out.insert(0, link)
+    return out
+
+
+def _results(runs_dir: Path):
+    for path in sorted(runs_dir.glob("*/*/*/result.json")):
+        try:
+            yield path.parent, json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+
+
+def expected_seconds(link: Link, *, runs_dir: str | Path | None = None) -> float | None:
+    """CPU seconds `link` took when last computed here: a cached run of the same experiment
+    (any hash), else one of the same stage and backbone; scaled by the step count. None if no
+    such run is cached."""
+    runs_dir = Path(runs_dir or ex.RUNS)
+    same_name, similar = [], []
+    for path, r in _results(runs_dir):
+        if r.get("train", {}).get("device", "cpu") != "cpu" or not r.get("train", {}).get("steps"):
+            continue
+        try:
+            cfg = json.loads((path / "config.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        per_step = r["train"]["seconds"] / r["train"]["steps"]
+        if r.get("name") == link.name:
+            same_name.append(per_step)
+        elif (cfg["train"]["stage"] == link.stage and cfg["model"]["backbone"] == link.backbone):
+            similar.append(per_step)
+    found = same_name or similar
+    if not found or link.steps is None:
+        return None
+    return max(found) * link.steps
+
+
+def announce(links: list[Link], *, runs_dir: str | Path | None = None) -> str | None:
+    """One line saying what `run` will train and for about how long, or None if all is cached."""
+    todo = to_train(links)
+    if not todo:
+        return None
+    parts, total, unknown = [], 0.0, False
+    for link in todo:
+        s = expected_seconds(link, runs_dir=runs_dir)
+        unknown |= s is None
+        total += s or 0.0
+        how = f"{link.steps} steps" if link.steps is not None else "the profile's schedule"
+        parts.append(f"{link.name} ({link.stage}, {how}, ~{s / 60:.0f} CPU min)" if s is not None
+                     else f"{link.name} ({link.stage}, {how}, time unknown)")
+    when = (f"about {total / 60:.0f} minutes on an idle 2-core CPU" + (" plus the unknown ones" if unknown else "")
+            if total else "time unknown: no similar run is cached")
+    return f"not cached, will train: {' then '.join(parts)}; {when}."
+
+
+@contextlib.contextmanager
+def text_progress():
+    """Make the trainer's progress bar plain text (stderr): a widget bar shows nothing on
+    papermill's --log-output or in a stored notebook read as text."""
+    import tqdm.std
+
+    from cgm import train
+
+    saved = train.tqdm
+    train.tqdm = lambda *a, **kw: tqdm.std.tqdm(*a, **{**kw, "mininterval": 5.0, "file": sys.stderr})
+    try:
+        yield
+    finally:
+        train.tqdm = saved
+
+
+def run_all(runs: Mapping, profile: str, overrides: Mapping | None = None) -> dict:
+    """Run (or read) each experiment of `runs` ({key: experiment name}) in `profile` with
+    `overrides[key]`; print, before any training, what is cached and what will train with its
+    expected CPU time, then one line per result. Returns {key: RunResult}."""
+    overrides = overrides or {}
+    plans = {key: chain(name, profile, **overrides.get(key, {})) for key, name in runs.items()}
+    seen: set[str] = set()
+    for key, links in plans.items():
+        if links[-1].hash in seen:
+            continue
+        seen.add(links[-1].hash)
+        line = announce(links)
+        print(f"{links[-1].name:30s} " + (line or f"cached ({links[-1].path.relative_to(ex.ROOT) if links[-1].path.is_relative_to(ex.ROOT) else links[-1].path})"),
+              flush=True)
+    results = {}
+    with text_progress():
+        for key, name in runs.items():
+            results[key] = ex.run(name, profile, progress=bool(to_train(plans[key])), **overrides.get(key, {}))
+    for r in {id(r): r for r in results.values()}.values():
+        print(f"{r.name:30s} {r.source:30s} {r.train['steps']} steps, {r.train['seconds']:.0f} s on {r.train['device']}")
+    return results
+
+
+def environment() -> dict:
+    """Threads and versions a result should record: reruns match only under the same ones."""
+    import numpy
+    import torch
+
+    return {"torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "torch_interop_threads": torch.get_num_interop_threads(), "numpy": numpy.__version__,
+            "python": platform.python_version(), "machine": platform.machine(),
+            "processor": platform.processor() or None}
+
+
+def cached_table(profile: str | None = None, *, runs_dir: str | Path | None = None):
+    """One row per registered experiment and profile: cached or not, its hash, CPU seconds and
+    main metrics, from `results/runs/` (what `python -m cgm list` prints)."""
+    import pandas as pd
+
+    rows = []
+    for e in ex.list_experiments():
+        for p in ([profile] if profile else ex.PROFILES):
+            try:
+                links = chain(e.name, p, runs_dir=runs_dir)
+            except (ValueError, KeyError):
+                continue
+            last = links[-1]
+            train, source = {}, ""
+            if last.cached:
+                r = json.loads((last.path / "result.json").read_text())
+                train = r.get("train", {})
+                if last.path.parent.parent.name + "/" + last.path.parent.name != e.name:
+                    source = f"= {last.path.parent.parent.name}/{last.path.parent.name}"
+            todo = to_train(links)
+            rows.append({"experiment": e.name, "profile": p, "cached": last.cached, "hash": last.hash,
+                         "cpu_s": train.get("seconds") if train.get("device", "cpu") == "cpu" else None,
+                         "shared_with": source,
+                         "to_train": "" if not todo else ", ".join(link.name for link in todo)})
+    return pd.DataFrame(rows)

@@ -1,0 +1,282 @@
+"""The verdict table: one row per claim of the paper, computed from the notebooks' CSVs.
+
+Each claim reads `results/<notebook>.csv` (and the files of the same notebook run with other
+parameters, `<notebook>__*.csv`), keeps the rows of the most telling profile present
+(`PREFERENCE`: paper, then laptop, then smoke), compares measured values the way the paper does,
+and says: reproduced, not reproduced, inconclusive (a top-1 gap within the noise of the test
+clips), or not measured (the rows it needs are absent). Because it reads only the CSVs, the table
+updates whenever a notebook writes new numbers, e.g. a laptop profile of Table 1.
+
+Columns a claim needs: the `cgm.tables.compare` format (row, column, measured, paper, dataset,
+profile; clips and chance for top-1) for Tables 2-7 and Fig. 6; for Table 1, rows identified by
+`method` (cgm, tvl1, dis_fast, deepflow) or a `label`/`row` naming them, with `metric` or `column`
+"l1" and a `measured` value; for Table 8, `flops.table8_report`'s columns.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+PREFERENCE = ("paper", "laptop", "smoke")
+REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_MEASURED = (
+    "reproduced", "not reproduced", "inconclusive (within noise)", "not measured")
+
+
+def load(stem: str, results: Path) -> pd.DataFrame:
+    """All rows a notebook wrote (`<stem>.csv` and `<stem>__*.csv`), with a `parameters` column
+    ("defaults" where the file predates it), restricted to the most telling profile present
+    (PREFERENCE) and, within it, to the defaults' file when it has rows of that profile."""
+    files = [results / f"{stem}.csv"] + sorted(results.glob(f"{stem}__*.csv"))
+    frames = []
+    for f in files:
+        if f.is_file():
+            df = pd.read_csv(f)
+            if "parameters" not in df.columns:
+                df["parameters"] = "defaults"
+            frames.append(df)
+    if not frames:
+        return pd.DataFrame()
+    df = pd.concat(frames, ignore_index=True)
+    if "profile" in df.columns:
+        present = [p for p in PREFERENCE if p in set(df["profile"].dropna())]
+        if present:
+            df = df[df["profile"] == present[0]]
+    if (df["parameters"] == "defaults").any():
+        df = df[df["parameters"] == "defaults"]
+    return df.reset_index(drop=True)
+
+
+@dataclass
+class Cell:
+    row: str
+    measured: float
+    paper: float
+    clips: float = math.nan
+    chance: float = math.nan
+
+
+def _cells(df: pd.DataFrame, column: str, rows: list[str]) -> list[Cell] | None:
+    """The named rows of one column of a compare-format frame, or None if any is absent."""
+    if df.empty or "row" not in df.columns:
+        return None
+    out = []
+    for row in rows:
+        hit = df[(df["row"] == row) & (df["column"] == column)]
+        if hit.empty or pd.isna(hit["measured"].iloc[0]):
+            return None
+        h = hit.iloc[0]
+        out.append(Cell(row, float(h["measured"]), float(h.get("paper", math.nan)),
+                        float(h.get("clips", math.nan)), float(h.get("chance", math.nan))))
+    return out
+
+
+def _noise(a: Cell, b: Cell) -> float:
+    """95% half-width of the difference of two top-1s (%), NaN without a clip count."""
+    if math.isnan(a.clips) or math.isnan(b.clips):
+        return math.nan
+    var = a.measured / 100 * (1 - a.measured / 100) / a.clips + b.measured / 100 * (1 - b.measured / 100) / b.clips
+    return 100 * 1.96 * math.sqrt(var)
+
+
+def _chain(cells: list[Cell], *, higher: bool) -> str:
+    """Verdict of "cells[0] better than cells[1] better than ..." (the paper's order)."""
+    sign = 1 if higher else -1
+    verdicts = []
+    for a, b in zip(cells, cells[1:]):
+        gap, noise = sign * (a.measured - b.measured), _noise(a, b)
+        if not math.isnan(noise) and abs(gap) <= noise:
+            verdicts.append(INCONCLUSIVE)
+        else:
+            verdicts.append(REPRODUCED if gap > 0 else NOT_REPRODUCED)
+    if NOT_REPRODUCED in verdicts:
+        return NOT_REPRODUCED
+    return INCONCLUSIVE if INCONCLUSIVE in verdicts else REPRODUCED
+
+
+def _fmt(v: float) -> str:
+    return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3g}" if abs(v) < 1 else f"{v:.1f}"
+
+
+def _listing(cells: list[Cell], attr: str) -> str:
+    return ", ".join(f"{c.row} {_fmt(getattr(c, attr))}" for c in cells)
+
+
+def _chance(cells: list[Cell]) -> str:
+    c = cells[0]
+    if math.isnan(c.chance):
+        return ""
+    half = 1.96 * math.sqrt(c.chance / 100 * (1 - c.chance / 100) / c.clips) * 100 if not math.isnan(c.clips) else math.nan
+    return f"{c.chance:.0f}%" + ("" if math.isnan(half) else f" (±{half:.1f} on {int(c.clips)} clips)")
+
+
+def _order_claim(stem, column, rows, *, higher):
+    def evaluate(df):
+        cells = _cells(df, column, rows)
+        if cells is None:
+            return None
+        return {"paper": _listing(cells, "paper"), "measured": _listing(cells, "measured"),
+                "verdict": _chain(cells, higher=higher), "chance": _chance(cells)}
+    return evaluate
+
+
+# --------------------------------------------------------------------------- Table 1 (lead's format)
+
+_T1_NAMES = {"cgm": ("cgm", "cgm-net", "ours (cgm-net)", "cgm-net (ours)"), "tvl1": ("tvl1", "tv-l1"),
+             "dis_fast": ("dis_fast", "dis-fast", "dis"), "deepflow": ("deepflow",)}
+_T1_PAPER = {"cgm": 0.018, "tvl1": 0.037, "dis_fast": 0.055, "deepflow": 0.058}
+
+
+def _t1_value(df: pd.DataFrame, key: str) -> float | None:
+    if df.empty:
+        return None
+    metric_col = "metric" if "metric" in df.columns else "column" if "column" in df.columns else None
+    sub = df[df[metric_col] == "l1"] if metric_col else df
+    for col in ("method", "label", "row"):
+        if col in sub.columns:
+            hit = sub[sub[col].astype(str).str.lower().isin(_T1_NAMES[key]) & sub["measured"].notna()]
+            if not hit.empty:
+                return float(hit["measured"].iloc[0])
+    return None
+
+
+def _t1_claim(keys: list[str]):
+    def evaluate(df):
+        values = [_t1_value(df, k) for k in keys]
+        if any(v is None for v in values):
+            return None
+        labels = {"cgm": "CGM-Net", "tvl1": "TV-L1", "dis_fast": "DIS", "deepflow": "DeepFlow"}
+        ok = all(a < b for a, b in zip(values, values[1:]))
+        return {"paper": ", ".join(f"{labels[k]} {_T1_PAPER[k]:.3g}" for k in keys),
+                "measured": ", ".join(f"{labels[k]} {v:.3g}" for k, v in zip(keys, values)),
+                "verdict": REPRODUCED if ok else NOT_REPRODUCED, "chance": ""}
+    return evaluate
+
+
+# --------------------------------------------------------------------------- other shapes
+
+def _table2_labels(df):
+    rows = ["Ours (3D-R101)", "3D-R101"]
+    full, half = _cells(df, "full", rows), _cells(df, "half", rows)
+    if full is None or half is None:
+        return None
+    loss = {r: f.measured - h.measured for r, f, h in zip(rows, full, half)}
+    paper = {r: f.paper - h.paper for r, f, h in zip(rows, full, half)}
+    noise = max(_noise(f, h) for f, h in zip(full, half))
+    diff = loss["3D-R101"] - loss["Ours (3D-R101)"]
+    verdict = (INCONCLUSIVE if not math.isnan(noise) and abs(diff) <= noise
+               else REPRODUCED if diff > 0 else NOT_REPRODUCED)
+    return {"paper": "points lost with half the labels: " + ", ".join(f"{r} {v:.1f}" for r, v in paper.items()),
+            "measured": ", ".join(f"{r} {v:.1f}" for r, v in loss.items()), "verdict": verdict,
+            "chance": _chance(full)}
+
+
+def _fig6_best(df):
+    if df.empty or "scale" not in df.columns:
+        return None
+    top1 = df[df["column"] == "top1"].set_index("scale")["measured"]
+    if 4 not in top1.index or len(top1) < 2:
+        return None
+    best = int(top1.idxmax())
+    rows = df[df["column"] == "top1"]
+    cells = [Cell(f"r = {int(s)}", float(v), math.nan, float(rows.set_index("scale").loc[s].get("clips", math.nan)),
+                  float(rows.set_index("scale").loc[s].get("chance", math.nan))) for s, v in top1.items()]
+    r4 = next(c for c in cells if c.row == "r = 4")
+    top = next(c for c in cells if c.row == f"r = {best}")
+    verdict = REPRODUCED if best == 4 else INCONCLUSIVE if _noise(r4, top) >= top.measured - r4.measured else NOT_REPRODUCED
+    return {"paper": "best top-1 at r = 4 (UCF101 90.6)", "measured": _listing(cells, "measured"),
+            "verdict": verdict, "chance": _chance(cells)}
+
+
+def _fig6_l1(df):
+    if df.empty or "scale" not in df.columns:
+        return None
+    l1 = df[df["column"] == "l1"].set_index("scale")["measured"].sort_index()
+    if len(l1) < 2:
+        return None
+    return {"paper": "ℓ1 rises with r (figure only)", "measured": ", ".join(f"r = {int(s)} {v:.3g}" for s, v in l1.items()),
+            "verdict": REPRODUCED if l1.is_monotonic_increasing else NOT_REPRODUCED, "chance": ""}
+
+
+def _table8(df, *, column, paper_column, tolerance, what):
+    if df.empty or column not in df.columns:
+        return None
+    err = (df[column] / df[paper_column] - 1).abs()
+    worst = df["pipeline"][err.idxmax()]
+    return {"paper": f"{what}: " + ", ".join(f"{p} {v:.3g}" for p, v in zip(df["pipeline"], df[paper_column])),
+            "measured": f"within {100 * err.max():.1f}% of the paper's (largest gap: {worst})",
+            "verdict": REPRODUCED if err.max() <= tolerance else NOT_REPRODUCED, "chance": ""}
+
+
+@dataclass(frozen=True)
+class Claim:
+    table: str  # what the reader calls it
+    claim: str
+    stem: str  # the notebook CSV it reads
+    evaluate: Callable[[pd.DataFrame], dict | None]
+
+
+CLAIMS = (
+    Claim("Table 1", "CGM-Net's ℓ1 warp error is below TV-L1's", "table1_motion", _t1_claim(["cgm", "tvl1"])),
+    Claim("Table 1", "classical flow: TV-L1 < DIS < DeepFlow in ℓ1", "table1_motion",
+          _t1_claim(["tvl1", "dis_fast", "deepflow"])),
+    Claim("Table 6", "ℓ1: CGMUL < bilinear < nearest", "table6_upsampling",
+          _order_claim("table6_upsampling", "l1", ["Ours (CGMUL)", "Bilinear", "Nearest"], higher=False)),
+    Claim("Table 7", "top-1: +LR+HR (CGMUL) > +LR > Backbone", "table7_upsampling_action",
+          _order_claim("table7_upsampling_action", "top1", ["+LR+HR (Ours)", "+LR", "Backbone"], higher=True)),
+    Claim("Table 7", "top-1: CGMUL > bilinear for the HR maps", "table7_upsampling_action",
+          _order_claim("table7_upsampling_action", "top1", ["+LR+HR (Ours)", "+LR+HR (bilinear)"], higher=True)),
+    Claim("Table 7", "top-1: CGMUL > nearest for the HR maps", "table7_upsampling_action",
+          _order_claim("table7_upsampling_action", "top1", ["+LR+HR (Ours)", "+LR+HR (nearest)"], higher=True)),
+    Claim("Table 2", "pretrained > scratch, UCF101", "table2_selfsupervised",
+          _order_claim("table2_selfsupervised", "ucf101", ["Ours (3D-R101)*", "3D-R101"], higher=True)),
+    Claim("Table 2", "pretrained > scratch, HMDB51", "table2_selfsupervised",
+          _order_claim("table2_selfsupervised", "hmdb51", ["Ours (3D-R101)*", "3D-R101"], higher=True)),
+    Claim("Table 2", "half the labels cost the pretrained model less than the scratch one", "table2_selfsupervised",
+          _table2_labels),
+    Claim("Table 3", "CGM-Net (3D-ResNet50) learns the labels: above chance on its test set", "table3_kinetics",
+          _order_claim("table3_kinetics", "top1", ["Ours (3D-ResNet50)"], higher=True)),
+    Claim("Table 5", "CGM-Net (3D-ResNeXt101) learns the labels: above chance on its test set", "table5_ucf_hmdb",
+          _order_claim("table5_ucf_hmdb", "ucf101", ["Ours (32), 3D-ResNeXt101"], higher=True)),
+    Claim("Fig. 6", "top-1 is best at scale r = 4", "fig6_scale", _fig6_best),
+    Claim("Fig. 6", "ℓ1 rises with the scale r", "fig6_scale", _fig6_l1),
+    Claim("Table 8", "parameter counts (within 5%)", "table8_cost",
+          lambda df: _table8(df, column="params_m", paper_column="paper_params_m", tolerance=0.05, what="M parameters")),
+    Claim("Table 8", "GFLOP ratios to the backbone (within 15%)", "table8_cost",
+          lambda df: _table8(df, column="gflops_ratio", paper_column="paper_gflops_ratio", tolerance=0.15,
+                             what="GFLOPs ÷ backbone")),
+)
+
+
+def verdict_table(results: Path) -> pd.DataFrame:
+    """One row per claim: table, claim, verdict, paper, measured, chance, profile, dataset, parameters."""
+    rows = []
+    cache: dict[str, pd.DataFrame] = {}
+    for c in CLAIMS:
+        df = cache.setdefault(c.stem, load(c.stem, results))
+        got = c.evaluate(df) if not df.empty else None
+        if got is not None and c.claim.endswith("above chance on its test set"):
+            got = _chance_verdict(df, got)
+        base = {"table": c.table, "claim": c.claim}
+        if got is None:
+            rows.append({**base, "verdict": NOT_MEASURED, "paper": "", "measured": "", "chance": "",
+                         "profile": "", "dataset": "", "parameters": ""})
+            continue
+        first = lambda col: ", ".join(dict.fromkeys(df[col].dropna().astype(str))) if col in df.columns else ""
+        rows.append({**base, "verdict": got["verdict"], "paper": got["paper"], "measured": got["measured"],
+                     "chance": got["chance"], "profile": first("profile"), "dataset": first("dataset"),
+                     "parameters": first("parameters")})
+    return pd.DataFrame(rows)
+
+
+def _chance_verdict(df: pd.DataFrame, got: dict) -> dict:
+    row = df[df["paper"].notna()].iloc[0]
+    if pd.isna(row.get("chance", math.nan)) or pd.isna(row.get("clips", math.nan)):
+        return {**got, "verdict": NOT_MEASURED}
+    p = row["chance"] / 100
+    high = 100 * (p + 1.96 * math.sqrt(p * (1 - p) / row["clips"]))
+    return {**got, "verdict": REPRODUCED if row["measured"] > high else NOT_REPRODUCED}
