@@ -396,3 +396,31 @@ def pick_pixels(flow, n: int = 3, *, min_dist: int | None = None, margin: int | 
             if len(picked) == n:
                 break
     return picked
+
+
+def flow_wheel(ax=None, *, size: int = 101, max_mag: float | None = None, label: bool = True):
+    """Draw the flow colour key (`flow_to_rgb`'s Middlebury code) as a disc on `ax`: the colour of
+    a flow vector is that of its tip, the centre (no motion) is white and the rim is `max_mag`
+    pixels (or "max" when the figure's scale is relative). Returns the axes."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(1.6, 1.6))
+    ys, xs = np.mgrid[-1:1:size * 1j, -1:1:size * 1j]
+    rgb = flow_to_rgb(np.stack([xs, ys]), max_mag=1.0)
+    outside = xs ** 2 + ys ** 2 > 1
+    rgba = np.concatenate([rgb, np.where(outside, 0, 255).astype(np.uint8)[..., None]], axis=2)
+    ax.imshow(rgba, extent=(-1, 1, 1, -1))  # y down, as in an image
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for side in ax.spines.values():
+        side.set_visible(False)
+    if label:
+        rim = "max" if max_mag is None else f"{max_mag:.2g} px"
+        for (x, y, text, ha, va) in ((1.05, 0, "right", "left", "center"), (-1.05, 0, "left", "right", "center"),
+                                     (0, -1.05, "up", "center", "bottom"), (0, 1.05, "down", "center", "top")):
+            ax.text(x, y, text, ha=ha, va=va, fontsize=7)
+        ax.set_title(f"flow colours (rim: {rim})", fontsize=7)
+        ax.set_xlim(-1.6, 1.6)
+        ax.set_ylim(1.4, -1.4)
+    return ax
