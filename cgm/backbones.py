@@ -108,11 +108,12 @@ def _check_clip(x: torch.Tensor) -> None:
 
 
 def _init_weights(module: nn.Module) -> None:
-    """torchvision's video ResNet init: kaiming normal (fan_out) convs, BN weight 1 / bias 0."""
+    """torchvision's ResNet init: kaiming normal (fan_out) convs, BN weight 1 / bias 0 (2D and 3D;
+    cgm.network uses it too)."""
     for m in module.modules():
-        if isinstance(m, nn.Conv3d):
+        if isinstance(m, (nn.Conv2d, nn.Conv3d)):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(m, nn.BatchNorm3d):
+        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm3d)):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
 

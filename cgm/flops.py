@@ -18,6 +18,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from cgm.network import PIPELINE_HEADS, PIPELINE_MODULES, CGMConfig, CGMNet, VideoClassifier, pipeline_params
+from cgm.paper import paper_value  # the paper's numbers live only there
 
 # Table 8's row names -> our pipelines; the baselines are separately trained plain classifiers.
 TABLE8_PIPELINES = {"Backbone": "backbone", "LR†": "lr", "HR†": "hr", "LR+HR†": "lr+hr"}
@@ -91,8 +92,6 @@ def table8_report(*, backbone: str = "r3d18", frames: int = 16, size: int = 112,
                   profile: str = "smoke") -> pd.DataFrame:
     """`table8_cost` beside the paper's Table 8 (params, GFLOPs, their ratio, and top-1, which we
     do not measure here). The paper's CGM rows are for r3d18: with another backbone they are NaN."""
-    from cgm.paper import paper_value  # the paper's numbers live only there
-
     table = table8_cost(backbone=backbone, frames=frames, size=size, num_classes=num_classes)
     paper_backbone_gflops = paper_value("table8_cost", "Backbone", "gflops")
     for column in ("params_m", "gflops", "top1"):

@@ -21,7 +21,8 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock
 
 from cgm import checkpoints
-from cgm.backbones import BACKBONES, SPATIAL_STRIDES, build_backbone
+from cgm.backbones import (BACKBONES, SPATIAL_STRIDES, _ch, _init_weights,  # shared
+                           build_backbone)
 from cgm.upsample import CGMUL, BilinearMotionUpsampler, NearestMotionUpsampler
 
 log = logging.getLogger(__name__)
@@ -43,11 +44,6 @@ PIPELINE_MODULES = {
     "lr+hr": _SHARED + ("decoder", "lr_motion", "motion_features", "context", "upsampler",
                         "lr_head", "hr_head"),
 }
-
-
-def _ch(c: int, width: float) -> int:
-    """A width-scaled channel count (at least 8, as in cgm.backbones)."""
-    return max(8, round(c * width))
 
 
 @dataclass(frozen=True)
@@ -171,16 +167,6 @@ class CGMConfig:
 def _conv_bn_relu(c_in: int, c_out: int, stride: int = 1, *, dims: int = 2) -> nn.Sequential:
     conv, bn = (nn.Conv2d, nn.BatchNorm2d) if dims == 2 else (nn.Conv3d, nn.BatchNorm3d)
     return nn.Sequential(conv(c_in, c_out, 3, stride, 1, bias=False), bn(c_out), nn.ReLU(inplace=True))
-
-
-def _init_weights(module: nn.Module) -> None:
-    """Kaiming (fan_out) convs, BN weight 1 / bias 0: torchvision's ResNet init."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.Conv3d)):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm3d)):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
 
 
 def normalize_filters(logits: torch.Tensor, norm: str) -> torch.Tensor:

@@ -7,7 +7,7 @@
 - `evaluate_action`: top-1/top-5 per inference pipeline (Tables 2-5, 7, 8; Fig. 6 right), with
   the scores of several test views (clips x crops) averaged per video.
 
-The metric functions themselves live in `cgm.evaluate`.
+The metric functions themselves live in `cgm.metrics`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from cgm.evaluate import average_views, epe, psnr, ssim, topk_accuracy
+from cgm.metrics import average_views, epe, psnr, ssim, topk_accuracy
+from cgm.network import fuse
+from cgm.warp import adaptive_warp, motion_to_flow
 
 PIPELINES = ("backbone", "lr", "hr", "lr+hr")
 
@@ -59,8 +61,6 @@ def evaluate_motion(model, dataset, *, batch_size: int = 8, max_clips: int | Non
     (non-occluded pixels, when items carry `flow`/`occlusion`), the same with a `copy_` prefix
     for the copy-the-last-frame baseline (zero flow for EPE), and `clips`.
     """
-    from cgm.warp import adaptive_warp, motion_to_flow
-
     indices = spread_indices(len(dataset), max_clips)
     if not indices:
         raise ValueError("evaluate_motion: the dataset is empty")
@@ -112,8 +112,6 @@ def evaluate_action(model, dataset, pipelines=PIPELINES, *, batch_size: int = 8,
     (a future frame, if any, is dropped). View scores (softmax, fused per pipeline with
     cgm.network.fuse) are averaged per video before ranking.
     """
-    from cgm.network import fuse
-
     indices = spread_indices(len(dataset), max_clips)
     if not indices:
         raise ValueError("evaluate_action: the dataset is empty")

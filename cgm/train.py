@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from cgm import checkpoints
 from cgm import distributed as cgm_dist
 from cgm.data.seeding import SeededItems, item_seed  # noqa: F401  (item_seed: old import path)
+from cgm.losses import cgm_loss
 
 STAGES = ("selfsup", "multitask", "supervised")
 AMP_MODES = ("none", "bf16", "fp16")
@@ -207,8 +208,6 @@ def stage_loss(cfg: TrainConfig, *, padding: str = "border") -> Callable:
     warp's (the model config's)."""
     if cfg.stage == "supervised":
         return supervised_loss
-    from cgm.losses import cgm_loss
-
     def loss_fn(out, clip, labels):
         return cgm_loss(out, clip, labels if cfg.lambda_cls > 0 else None, lambda_lr=cfg.lambda_lr,
                         lambda_cls=cfg.lambda_cls, padding=padding)
@@ -450,7 +449,7 @@ class Trainer:
         if not self.cfg.tensorboard:
             return None
         if self._writer is None:
-            from torch.utils.tensorboard import SummaryWriter
+            from torch.utils.tensorboard import SummaryWriter  # optional and slow to import: on use
             self._writer = SummaryWriter(str(self.out_dir / "tb"), purge_step=self.step or None)
         return self._writer
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+from . import datasets
+
 DATASETS = ("synthmotion", "natural", "ucf101", "hmdb51", "kinetics400", "kinetics600",
             "videolist", "videofolder", "ucf_flow", "ucf_pred")
 SPLITS = ("train", "val", "test")
@@ -68,8 +70,6 @@ def build_dataset(name: str, split: str, *, data_root=None, clip_len: int = 16, 
     if not root.is_dir():
         raise FileNotFoundError(f"data_root {root} for {name!r} is not a folder; expected layout:\n  "
                                 + layout.replace("\n", "\n  "))
-    from . import datasets
-
     train = split == "train"
     if name in ("ucf101", "hmdb51"):
         fold = kw.pop("fold", 1)

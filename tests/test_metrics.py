@@ -1,4 +1,4 @@
-"""cgm.evaluate: metrics against closed forms, hand computations and scikit-image."""
+"""cgm.metrics: metrics against closed forms, hand computations and scikit-image."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from skimage import data as skdata
 from skimage.metrics import structural_similarity
 
-from cgm.evaluate import average_views, epe, psnr, split_mean, ssim, topk_accuracy, warp_l1
+from cgm.metrics import average_views, epe, psnr, split_mean, ssim, topk_accuracy, warp_l1
 
 
 def _skimage_ssim(a: torch.Tensor, b: torch.Tensor) -> float:
