@@ -1,11 +1,12 @@
-"""Command line: python -m cgm list | train | eval | run.
+"""Command line: python -m cgm list | train | eval | run | flow.
 
-    python -m cgm list
+    python -m cgm list                                      # what is cached, per profile, and its CPU time
     python -m cgm train --experiment table6/cgmul --profile smoke --out runs/t6 [--steps N] [--resume]
     torchrun --nproc_per_node 8 -m cgm train --experiment table3/r3d50 --profile paper \\
         --data-root /data/kinetics400 --out runs/k400_r50 --resume
     python -m cgm eval --experiment table6/cgmul --checkpoint runs/t6/checkpoint.pt
     python -m cgm run --experiment table6/cgmul            # cached under results/runs/
+    python -m cgm flow my_video.mp4 --out flow_out          # flow colours, motion maps, prediction
 
 Every parameter is checked before work starts; a bad one ends with a message listing what is valid.
 `--set key=value` changes any config field (`width=0.5`, `model__scale=8`, `train__lr=3e-4`).
@@ -89,10 +90,17 @@ def _config(args) -> ex.ExperimentConfig:
 
 
 def cmd_list(args) -> int:
-    print(f"profiles: {', '.join(ex.PROFILES)}")
-    print(f"{'experiment':36s} {'paper table':26s} row")
-    for e in ex.list_experiments():
-        print(f"{e.name:36s} {e.paper_table:26s} {e.paper_row}")
+    from cgm import cache
+
+    table = cache.cached_table(args.profile)
+    print(f"profiles: {', '.join(ex.PROFILES)}; cached runs live in results/runs/<experiment>/<hash>/")
+    print(f"{'experiment':36s} {'paper table':26s} {'profile':8s} {'cached':28s} CPU time")
+    rows = {e.name: e for e in ex.list_experiments()}
+    for r in table.itertuples():
+        e = rows[r.experiment]
+        state = ("yes" + (f" ({r.shared_with})" if r.shared_with else "")) if r.cached else f"no: trains {r.to_train}"
+        cpu = f"{r.cpu_s / 60:.1f} min" if r.cached and r.cpu_s == r.cpu_s and r.cpu_s is not None else ""
+        print(f"{r.experiment:36s} {e.paper_table:26s} {r.profile:8s} {state:28s} {cpu}")
     return 0
 
 
@@ -115,8 +123,13 @@ def cmd_eval(args) -> int:
     cfg = _config(args)
     model = ex.model_from_checkpoint(cfg.model, args.checkpoint)  # every tensor, same model config
     metrics = ex.evaluate_config(model.to(cfg.train.device), cfg, device=cfg.train.device)
-    print(json.dumps({"experiment": args.experiment, "profile": args.profile, "dataset": cfg.data["name"],
-                      "checkpoint": str(args.checkpoint), "metrics": metrics}, indent=1))
+    if args.json:
+        print(json.dumps({"experiment": args.experiment, "profile": args.profile, "dataset": cfg.data["name"],
+                          "checkpoint": str(args.checkpoint), "metrics": metrics}, indent=1))
+    else:
+        from cgm.tables import run_report
+        print(run_report(args.experiment, metrics, profile=args.profile, dataset=cfg.data["name"],
+                         source=f"checkpoint {args.checkpoint}"))
     return 0
 
 
@@ -124,15 +137,47 @@ def cmd_run(args) -> int:
     _config(args)
     r = ex.run(args.experiment, args.profile, force=args.force, need_checkpoint=args.need_checkpoint,
                progress=True, **overrides_from(args))
-    print(json.dumps({"experiment": r.name, "profile": r.profile, "dataset": r.dataset, "hash": r.hash,
-                      "source": r.source, "path": str(r.path), "metrics": r.metrics}, indent=1))
+    if args.json:
+        print(json.dumps({"experiment": r.name, "profile": r.profile, "dataset": r.dataset, "hash": r.hash,
+                          "source": r.source, "path": str(r.path), "metrics": r.metrics}, indent=1))
+    else:
+        from cgm.tables import run_report
+        print(run_report(r.name, r.metrics, profile=r.profile, dataset=r.dataset,
+                         source=f"{r.source} ({r.path}), {r.train.get('steps')} steps in {r.train.get('seconds', 0):.0f} s"))
     return 0
 
 
+def cmd_flow(args) -> int:
+    from cgm.flow import run_flow
+
+    summary = run_flow(args.video, args.out, experiment=args.experiment, profile=args.profile,
+                       checkpoint=args.checkpoint, size=args.size, max_frames=args.max_frames)
+    print(json.dumps(summary, indent=1) if args.json else
+          f"{summary['frames']} frames of {summary['size']}x{summary['size']} -> {summary['out']}: flow/*.png, "
+          f"flow.mp4 ({summary['codec']}), motion_maps.npz, prediction.png, prediction_check.png "
+          f"(predicted last frame: l1 {summary['check_prediction_l1']:.4f}, copying: {summary['check_copy_l1']:.4f})")
+    return 0
+
+
+EXAMPLES = """examples:
+  python -m cgm list --profile smoke                      # cached runs and their CPU time
+  python -m cgm run --experiment table6/cgmul             # read (or train, ~1 CPU min) and compare with the paper
+  python -m cgm run --experiment table7/cgmul --json      # the same, as JSON
+  python -m cgm run --experiment fig6/scale8 --set seed=1 # any config field; changes the hash
+  python -m cgm train --experiment table6/cgmul --out runs/t6 --steps 50
+  python -m cgm eval --experiment table6/cgmul --checkpoint runs/t6/checkpoint.pt
+  python -m cgm flow video.mp4 --out flow_out             # flow colours, motion maps, prediction
+  torchrun --nproc_per_node 8 -m cgm run --experiment table3/r3d50 --profile paper --device cuda \\
+      --data-root /data/kinetics400
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m cgm", description="CGM-Net experiments: train, evaluate, run.")
+    p = argparse.ArgumentParser(prog="python -m cgm", description="CGM-Net experiments: train, evaluate, run.",
+                                epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="experiments and profiles")
+    ls = sub.add_parser("list", help="experiments, whether each run is cached, and its CPU time")
+    ls.add_argument("--profile", default=None, help=f"only this profile ({', '.join(ex.PROFILES)})")
 
     def common(sp):
         sp.add_argument("--experiment", required=True, metavar="NAME", help="see `python -m cgm list`")
@@ -155,6 +200,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--steps", type=int, default=None)
     r.add_argument("--force", action="store_true", help="recompute even if cached")
     r.add_argument("--need-checkpoint", action="store_true", help="recompute if the cache kept no weights")
+    for sp in (e, r):
+        sp.add_argument("--json", action="store_true", help="print the metrics as JSON (machine form)")
+    f = sub.add_parser("flow", help="CGM-Net on your own video: flow colours (PNG, MP4), motion maps, prediction",
+                       epilog="example: python -m cgm flow clip.mp4 --out flow_out --size 64",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    f.add_argument("video", help="any video file PyAV decodes")
+    f.add_argument("--out", required=True, help="folder for flow/*.png, flow.mp4, motion_maps.npz, prediction*.png")
+    f.add_argument("--experiment", default="table1/cgm", metavar="NAME", help="whose trained model (default table1/cgm)")
+    f.add_argument("--profile", default="smoke", help=f"one of {', '.join(ex.PROFILES)}")
+    f.add_argument("--checkpoint", default=None, help="weights to use instead of the experiment's cached run")
+    f.add_argument("--size", type=int, default=None, help="frame size (default: the model's training size)")
+    f.add_argument("--max-frames", dest="max_frames", type=int, default=None, help="stop after N frames")
+    f.add_argument("--json", action="store_true", help="print the summary as JSON")
     return p
 
 
@@ -165,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"unknown profile {args.profile!r}; valid: {', '.join(ex.PROFILES)}")
         if getattr(args, "steps", None) is not None and args.steps < 1:
             raise ValueError(f"--steps must be >= 1, got {args.steps}")
-        return {"list": cmd_list, "train": cmd_train, "eval": cmd_eval, "run": cmd_run}[args.command](args)
+        return {"list": cmd_list, "train": cmd_train, "eval": cmd_eval, "run": cmd_run,
+                "flow": cmd_flow}[args.command](args)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

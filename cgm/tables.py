@@ -335,3 +335,43 @@ def in_paper_order(frame: pd.DataFrame) -> pd.DataFrame:
     key = [order.get((t, r), len(order)) if isinstance(r, str) else len(order) + 1
            for t, r in zip(frame["table"], frame["paper_row"])]
     return frame.assign(_order=key).sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
+
+
+def run_report(name: str, metrics: Mapping[str, float], *, profile: str, dataset: str, source: str = "") -> str:
+    """A run's metrics for people (`python -m cgm run` / `eval`): one line per metric with its
+    baseline (copying the previous frame for motion metrics, guessing for top-k) and, on the
+    experiment's main metric, the paper's value for its cell."""
+    table, row, column = paper_cell_of(name)
+    paper_columns = set(paper_table(table)["column"])
+    main_pipe = main_pipeline(name, profile)
+    lines = [f"{name} ({profile} profile, trained on {dataset}){' — ' + source if source else ''}",
+             f"{'metric':28s} {'measured':>10s}  {'baseline':30s} paper"]
+    shown = False
+    for key, value in metrics.items():
+        tag, _, m = key.partition("/")
+        if m.startswith("copy_") or m == "clips":
+            continue
+        baseline = ""
+        if f"{tag}/copy_{m}" in metrics:
+            baseline = f"copy the frame {metrics[f'{tag}/copy_{m}']:.4g}"
+        elif m.rsplit("/", 1)[-1] == "top1" and f"{tag}/clips" in metrics:
+            from cgm.experiments import resolve
+
+            classes = resolve(name, profile).model.num_classes
+            if classes >= 2:
+                low, high = chance_band(classes, int(metrics[f"{tag}/clips"]))
+                baseline = f"chance {100 / classes:.0f} (band {low:.1f}-{high:.1f})"
+        paper = ""
+        wanted = column or ("l1" if m == "l1_hr" and "l1" in paper_columns else
+                            "top1" if m == f"{main_pipe}/top1" and "top1" in paper_columns else None)
+        if column is None and m == f"{main_pipe}/top1" and "top1" not in paper_columns:
+            wanted = tag if tag in paper_columns else next(iter(sorted(paper_columns)), None)
+        if wanted and (m == "l1_hr" or m == f"{main_pipe}/top1") and not shown:  # the first set scored
+            shown = True
+            try:
+                value_p = paper_cell(table, row, wanted).value
+                paper = f"{value_p:g} ({table}, {row}, {wanted})" if value_p is not None else ""
+            except KeyError:
+                paper = ""
+        lines.append(f"{key:28s} {value:10.4g}  {baseline:30s} {paper}")
+    return "\n".join(lines)
