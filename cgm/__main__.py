@@ -22,6 +22,7 @@ import time
 import warnings
 
 from cgm import experiments as ex
+from cgm.train import NonFiniteLossError
 
 
 def _value(text: str):
@@ -135,8 +136,9 @@ def cmd_eval(args) -> int:
 
 def cmd_run(args) -> int:
     _config(args)
-    r = ex.run(args.experiment, args.profile, force=args.force, need_checkpoint=args.need_checkpoint,
-               progress=True, **overrides_from(args))
+    from cgm.cache import run_pinned  # pinned CPU threads: a rerun gives the same numbers
+    r = run_pinned(args.experiment, args.profile, force=args.force, need_checkpoint=args.need_checkpoint,
+                   progress=True, **overrides_from(args))
     if args.json:
         print(json.dumps({"experiment": r.name, "profile": r.profile, "dataset": r.dataset, "hash": r.hash,
                           "source": r.source, "path": str(r.path), "metrics": r.metrics}, indent=1))
@@ -216,6 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# Errors that bad input (arguments, files, data, a run held by another process) ends in.
+EXPECTED_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError, ex.RunLockedError,
+                   NonFiniteLossError, FloatingPointError)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -223,9 +230,11 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"unknown profile {args.profile!r}; valid: {', '.join(ex.PROFILES)}")
         if getattr(args, "steps", None) is not None and args.steps < 1:
             raise ValueError(f"--steps must be >= 1, got {args.steps}")
+        if getattr(args, "device", None) is not None:
+            ex.check_device(args.device)  # before any work
         return {"list": cmd_list, "train": cmd_train, "eval": cmd_eval, "run": cmd_run,
                 "flow": cmd_flow}[args.command](args)
-    except (ValueError, FileNotFoundError) as err:
+    except EXPECTED_ERRORS as err:  # a message, not a traceback: the input is wrong, not the code
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -19,6 +19,8 @@ def test_list_names_experiments_and_profiles(capsys):
     assert "profiles: smoke, paper" in out
     for name in ("table6/cgmul", "table7/cgmul", "fig6/scale8", "table3/slowfast"):
         assert name in out
+    line = next(l for l in out.splitlines() if l.startswith("table6/cgmul ") and " smoke " in l)
+    assert " yes " in line and "min" in line  # committed run, with its CPU time
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -69,5 +71,9 @@ def test_train_writes_checkpoint_and_metrics_then_eval(tmp_path, capsys):
     assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 3
     capsys.readouterr()
     assert main(["eval", "--experiment", "table6/cgmul", "--checkpoint", str(out / "checkpoint.pt"), *TINY]) == 0
+    table = capsys.readouterr().out  # for people: each metric beside its copy-the-frame baseline
+    assert "synthmotion/l1_hr" in table and "copy the frame" in table
+    assert main(["eval", "--experiment", "table6/cgmul", "--checkpoint", str(out / "checkpoint.pt"), "--json",
+                 *TINY]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["dataset"] == "synthmotion" and result["metrics"]["synthmotion/l1_hr"] > 0

@@ -44,4 +44,5 @@ def test_summary_gathers_every_csv(tmp_path):
     pd.DataFrame({"row": ["a"], "measured": [0.5], "paper_value": [0.4]}).to_csv(tmp_path / "t6.csv",
                                                                                  index=False)
     text = reproduce.write_summary(tmp_path, timings={"t6": 12.0}).read_text()
-    assert "## t6" in text and "12 s" in text and "0.4" in text
+    assert "### `t6.csv`" in text and "12 s" in text and "0.4" in text
+    assert text.index("## Verdicts") < text.index("### `t6.csv`")  # the verdict table opens the report

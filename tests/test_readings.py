@@ -1,0 +1,156 @@
+"""Readings, result-file names, verdicts and run reports: computed from the numbers, so they must
+say what the numbers say, whatever the numbers are."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from cgm import readings, tables, verdicts
+
+
+def frame(rows, column="top1", clips=400, chance=25.0):
+    return pd.DataFrame([{"table": "table7_upsampling_action", "row": r, "column": column, "measured": m,
+                          "paper": p, "dataset": "synthmotion", "profile": "smoke", "clips": clips,
+                          "chance": chance} for r, m, p in rows])
+
+
+@pytest.mark.parametrize("measured, verdict", [
+    ((60.0, 50.0, 40.0), "agrees with the paper's order**"),
+    ((40.0, 50.0, 60.0), "contradicts the paper's order"),
+    ((60.0, 40.0, 50.0), "agrees with the paper's order only in part"),
+])
+def test_order_reading_follows_the_measured_order(measured, verdict):
+    f = frame(zip(["A", "B", "C"], measured, [90.0, 85.0, 80.0]))
+    text = readings.order_reading(f, higher_is_better=True, clips=400)
+    assert verdict in text
+    best = ["A", "B", "C"][max(range(3), key=lambda i: measured[i])]
+    assert f"Best measured row: {best} ({max(measured):.1f})" in text
+
+
+def test_order_reading_judges_gaps_against_noise():
+    text = readings.order_reading(frame([("A", 50.0, 90.0), ("B", 52.0, 80.0)]), higher_is_better=True, clips=400)
+    assert "within noise" in text and "0 of the 1 that do not are beyond noise" in text
+    text = readings.order_reading(frame([("A", 30.0, 90.0), ("B", 60.0, 80.0)]), higher_is_better=True, clips=400)
+    assert "1 of the 1 that do not are beyond noise" in text
+
+
+def test_chance_reading_puts_each_row_where_its_value_is():
+    text = readings.chance_reading(frame([("A", 57.0, 1.0), ("B", 25.0, 1.0), ("C", 10.0, 1.0)]),
+                                   num_classes=4, clips=400)
+    low, high = tables.chance_band(4, 400)
+    assert f"[{low:.1f}, {high:.1f}]" in text
+    assert "**Above the band**: A 57.0." in text and "**Inside the band**: B 25.0." in text
+    assert "**Below the band**: C 10.0." in text
+    none = readings.chance_reading(frame([("B", 25.0, 1.0)]), num_classes=4, clips=400)
+    assert "No row can be told apart from guessing" in none
+
+
+def test_contrast_reading_signs():
+    f = pd.concat([frame([("P", 60.0, 88.0), ("S", 25.0, 56.0)], column="ucf101"),
+                   frame([("P", 20.0, 88.0), ("S", 60.0, 56.0)], column="hmdb51")])
+    text = readings.contrast_reading(f, {
+        "ucf": (("table7_upsampling_action", "P", "ucf101"), ("table7_upsampling_action", "S", "ucf101")),
+        "hmdb": (("table7_upsampling_action", "P", "hmdb51"), ("table7_upsampling_action", "S", "hmdb51")),
+        "absent": (("table7_upsampling_action", "X", "ucf101"), ("table7_upsampling_action", "S", "ucf101"))},
+        clips=400)
+    assert "ucf: measured +35.0" in text and "same sign as the paper" in text
+    assert "hmdb: measured -40.0" in text and "**opposite sign to the paper**" in text
+    assert "absent" not in text
+
+
+def test_reference_and_claims_readings():
+    text = readings.reference_reading({"r = 1": 0.08, "r = 2": 0.095}, reference=0.086, name="copy")
+    assert "better: r = 1 0.08" in text and "**not better**: r = 2 0.095" in text
+    text = readings.claims_reading({"a": True, "b": False, "c": None})
+    assert text.startswith("1 of 2 checked claims hold") and "- **fails**: b" in text and "not tested: c" in text
+
+
+def test_result_stem_names_files_by_the_parameters_that_differ():
+    assert tables.result_stem("table3_kinetics", tables.notebook_defaults("table3_kinetics")) == "table3_kinetics"
+    assert tables.result_stem("table3_kinetics", {"backbone": "slowfast", "seed": 0}) == "table3_kinetics__backbone=slowfast"
+    # papermill hands text; "600" is the literal 600, and the variant is in the stem already
+    assert tables.result_stem("table3_kinetics", {"variant": "600"}, stem="table4_kinetics600",
+                              ignore=["variant"]) == "table4_kinetics600"
+    assert tables.result_stem("fig6_scale", {"scales": "[1, 2, 4, 8]"}) == "fig6_scale__scales=1,2,4,8"
+    assert tables.parameters_label("fig6_scale", {"scales": None, "seed": 1}) == "seed=1"
+
+
+def test_write_results_with_parameters_never_clobbers_the_defaults(tmp_path):
+    f = frame([("Backbone", 50.0, 84.4)])
+    a = tables.write_results(f, "table7_upsampling_action", results_dir=tmp_path,
+                             params=tables.notebook_defaults("table7_upsampling_action"))
+    b = tables.write_results(f, "table7_upsampling_action", results_dir=tmp_path, params={"seed": 3})
+    assert a.name == "table7_upsampling_action.csv" and b.name == "table7_upsampling_action__seed=3.csv"
+    assert pd.read_csv(a)["parameters"].tolist() == ["defaults"]
+    assert pd.read_csv(b)["parameters"].tolist() == ["seed=3"]
+
+
+def write_t1(folder, rows):
+    pd.DataFrame(rows).to_csv(folder / "table1_motion.csv", index=False)
+
+
+def verdict_of(folder, table, claim_start):
+    v = verdicts.verdict_table(folder)
+    return v[(v.table == table) & v.claim.str.startswith(claim_start)].iloc[0]
+
+
+def test_verdicts_follow_the_csvs_and_prefer_the_laptop_profile(tmp_path):
+    assert verdict_of(tmp_path, "Table 1", "CGM-Net").verdict == verdicts.NOT_MEASURED
+    smoke = [{"method": "cgm", "metric": "l1", "measured": 0.034, "profile": "smoke", "dataset": "natural"},
+             {"method": "tvl1", "metric": "l1", "measured": 0.019, "profile": "smoke", "dataset": "natural"}]
+    write_t1(tmp_path, smoke)
+    assert verdict_of(tmp_path, "Table 1", "CGM-Net").verdict == verdicts.NOT_REPRODUCED
+    laptop = [{**r, "profile": "laptop", "dataset": "footage", "measured": m} for r, m in zip(smoke, (0.01, 0.02))]
+    write_t1(tmp_path, smoke + laptop)
+    row = verdict_of(tmp_path, "Table 1", "CGM-Net")
+    assert row.verdict == verdicts.REPRODUCED and row.profile == "laptop" and row.dataset == "footage"
+
+
+def test_top1_verdicts_use_the_noise_of_the_test_clips(tmp_path):
+    rows = [("+LR+HR (Ours)", 70.0, 90.6), ("+LR", 60.0, 88.2), ("Backbone", 40.0, 84.4),
+            ("+LR+HR (bilinear)", 68.0, 88.2), ("+LR+HR (nearest)", 80.0, 88.2)]
+    tables.write_results(frame(rows), "table7_upsampling_action", results_dir=tmp_path)
+    assert verdict_of(tmp_path, "Table 7", "top-1: +LR+HR").verdict == verdicts.REPRODUCED
+    assert verdict_of(tmp_path, "Table 7", "top-1: CGMUL > bilinear").verdict == verdicts.INCONCLUSIVE
+    row = verdict_of(tmp_path, "Table 7", "top-1: CGMUL > nearest")
+    assert row.verdict == verdicts.NOT_REPRODUCED and row.chance.startswith("25%")
+    # a run with other parameters does not replace the defaults' numbers
+    tables.write_results(frame([(r, 25.0, p) for r, _, p in rows]), "table7_upsampling_action",
+                         results_dir=tmp_path, params={"seed": 1})
+    assert verdict_of(tmp_path, "Table 7", "top-1: +LR+HR").verdict == verdicts.REPRODUCED
+
+
+def test_summary_opens_with_the_verdicts_and_hides_internal_columns(tmp_path):
+    from cgm import reproduce
+
+    f = frame([("Backbone", 50.0, 84.4)]).assign(paper_row="Backbone", paper_uncertain=False, evaluated_on="x",
+                                                 experiment="table7/backbone")
+    tables.write_results(f, "table7_upsampling_action", results_dir=tmp_path)
+    text = reproduce.write_summary(tmp_path).read_text()
+    assert text.index("## Verdicts") < text.index("## Details")
+    details = text[text.index("## Details"):]
+    for internal in ("paper_row", "paper_uncertain", "evaluated_on", "experiment"):
+        assert internal not in details
+    assert "| Table 6 " in text and verdicts.NOT_MEASURED in text
+
+
+def test_run_report_puts_baselines_and_the_paper_beside_the_metrics():
+    metrics = {"synthmotion/l1_hr": 0.065, "synthmotion/copy_l1_hr": 0.086, "synthmotion/lr+hr/top1": 55.0,
+               "synthmotion/clips": 400.0}
+    text = tables.run_report("table7/cgmul", metrics, profile="smoke", dataset="synthmotion")
+    lines = {line.split()[0]: line for line in text.splitlines()[2:]}
+    assert "copy the frame 0.086" in lines["synthmotion/l1_hr"]
+    assert "chance 25" in lines["synthmotion/lr+hr/top1"] and "90.6" in lines["synthmotion/lr+hr/top1"]
+    assert "synthmotion/clips" not in lines and not math.isnan(metrics["synthmotion/l1_hr"])
+
+
+def test_cache_chain_names_what_would_train(tmp_path):
+    from cgm import cache
+
+    links = cache.chain("table7/cgmul", "smoke", runs_dir=tmp_path)
+    assert [link.name for link in links] == ["table6/cgmul", "table7/cgmul"]
+    assert [link.name for link in cache.to_train(links)] == ["table6/cgmul", "table7/cgmul"]
+    assert "will train: table6/cgmul" in cache.announce(links, runs_dir=tmp_path)
+    committed = cache.chain("table7/cgmul", "smoke")  # results/runs holds it
+    assert committed[-1].cached and cache.announce(committed) is None
