@@ -18,6 +18,9 @@ divisible inputs), so the LR motion decoder knows how far to upsample.
 the earliest layers (stem, then layer2, layer3, layer4) until the total is as asked. The smoke
 profile uses 4: at 32 px the default stride gives a 2x2 F_v, too coarse to say where things move
 (the paper's 112 px clips give 7x7); parameters are unchanged, the encoder's FLOPs grow.
+`temporal_stride` (3D ResNets only; 1, 2, 4 or 8 = the default) does the same in time (layer2,
+then layer3, layer4): with 1, F_v keeps one feature per input frame, so the motion decoded from
+it can differ from frame to frame (the laptop profile; at the default an 8-frame clip has t = 1).
 
 One generic builder makes all of them: a stage is a stack of residual blocks, a block is a list of
 conv+BN layers (`StageSpec` says which) plus an identity or 1x1x1 projection shortcut.
@@ -154,16 +157,16 @@ def _ch(c: float, width: float, multiple: int = 1) -> int:
 
 def _resnet_stages(name: str, width: float, depth: tuple[int, ...],
                    kernels_a: tuple[Triple, ...] | None = None,
-                   beta: float = 1.0, spatial: tuple[int, ...] = (1, 2, 2, 2)) -> list[StageSpec]:
+                   beta: float = 1.0, spatial: tuple[int, ...] = (1, 2, 2, 2),
+                   temporal: tuple[int, ...] = (1, 2, 2, 2)) -> list[StageSpec]:
     """Stage specs of r3d18/34 (basic), r3d50/101 (bottleneck), rx3d101, or one SlowFast pathway.
 
     `kernels_a` switches to SlowFast's bottleneck: conv a (kt,1,1) per stage, conv b 1x3x3 with a
     spatial-only stride; `beta` scales the widths (the fast pathway's channel ratio); `spatial`
-    is each stage's spatial stride (the temporal one is fixed: 1, 2, 2, 2).
+    is each stage's spatial stride, `temporal` its temporal one (3D ResNets; SlowFast keeps t).
     """
     specs = []
-    for i, (n, sp) in enumerate(zip(depth, spatial)):
-        s = 1 if i == 0 else 2
+    for i, (n, sp, s) in enumerate(zip(depth, spatial, temporal)):
         base = 64 * 2**i * beta
         if name in ("r3d18", "r3d34"):
             c = _ch(base, width)
@@ -225,6 +228,7 @@ class SlowFast(nn.Module):
 
 
 SPATIAL_STRIDES = (1, 2, 4, 8, 16)
+TEMPORAL_STRIDES = (1, 2, 4, 8)
 
 
 def _spatial_strides(total: int) -> tuple[int, ...]:
@@ -237,12 +241,24 @@ def _spatial_strides(total: int) -> tuple[int, ...]:
     return tuple(strides)
 
 
+def _temporal_strides(total: int) -> tuple[int, ...]:
+    """Temporal strides of layer1..layer4 whose product is `total`: the default (1, 2, 2, 2) with
+    the earliest 2s set to 1."""
+    strides = [1, 2, 2, 2]
+    for i in (1, 2, 3):
+        if math.prod(strides) > total:
+            strides[i] = 1
+    return tuple(strides)
+
+
 def build_backbone(name: str, width: float = 1.0, depth: tuple[int, ...] | None = None, *,
-                   alpha: int = 8, spatial_stride: int | None = None) -> nn.Module:
+                   alpha: int = 8, spatial_stride: int | None = None,
+                   temporal_stride: int | None = None) -> nn.Module:
     """The video encoder `name` (see BACKBONES); `width` scales every channel count (at least 8),
     `depth` overrides the blocks per stage (e.g. (1, 1, 1, 1) for a smoke variant), `alpha` is
     SlowFast's frame-rate ratio (ignored otherwise), `spatial_stride` the total spatial stride of
-    a 3D ResNet (None: its own, 16; see the module docstring)."""
+    a 3D ResNet (None: its own, 16; see the module docstring), `temporal_stride` its total temporal
+    stride (None: its own, 8; 1 keeps one feature per frame, so motion can differ between frames)."""
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; expected one of {', '.join(BACKBONES)}")
     if not width > 0:
@@ -255,10 +271,14 @@ def build_backbone(name: str, width: float = 1.0, depth: tuple[int, ...] | None 
     if spatial_stride is not None and (name.startswith("slowfast") or spatial_stride not in SPATIAL_STRIDES):
         raise ValueError(f"spatial_stride must be None or one of {SPATIAL_STRIDES} for a 3D ResNet "
                          f"(SlowFast: None), got {spatial_stride!r} for {name}")
+    if temporal_stride is not None and (name.startswith("slowfast") or temporal_stride not in TEMPORAL_STRIDES):
+        raise ValueError(f"temporal_stride must be None or one of {TEMPORAL_STRIDES} for a 3D ResNet "
+                         f"(SlowFast: None), got {temporal_stride!r} for {name}")
     if name.startswith("slowfast"):
         if not (isinstance(alpha, int) and alpha >= 1):
             raise ValueError(f"alpha must be a positive int, got {alpha}")
         return SlowFast(name, width, depth, alpha=alpha)
     stem, *stages = _spatial_strides(16 if spatial_stride is None else spatial_stride)
     return ResNet3D(_stem(_ch(64, width), (3, 7, 7), spatial=stem),
-                    _resnet_stages(name, width, depth, spatial=tuple(stages)))
+                    _resnet_stages(name, width, depth, spatial=tuple(stages),
+                                   temporal=_temporal_strides(8 if temporal_stride is None else temporal_stride)))

@@ -16,11 +16,30 @@ import torch.nn.functional as F
 from cgm.warp import adaptive_warp
 
 CHARBONNIER_EPS = 1e-6  # §3.5
+WEIGHTINGS = ("uniform", "motion")
+# Motion weighting: w = mean_c |X_{t+1} - X_t| + MOTION_WEIGHT_FLOOR (frames in [-1, 1]), so static
+# pixels still count a little (docs/training.md, "Natural footage").
+MOTION_WEIGHT_FLOOR = 0.01
 
 
 def charbonnier(x: torch.Tensor, eps: float = CHARBONNIER_EPS) -> torch.Tensor:
     """Elementwise sqrt(x^2 + eps^2), the robust penalty rho of Eq. 6."""
     return torch.sqrt(x * x + eps * eps)
+
+
+def photometric_loss(pred: torch.Tensor, targets: torch.Tensor, frames: torch.Tensor,
+                     weighting: str = "uniform") -> torch.Tensor:
+    """Charbonnier of pred - targets, averaged over pixels: uniformly (Eq. 6, the paper's), or
+    weighted per pixel by how much it changes between frames (`"motion"`: mean_c |targets - frames|
+    + MOTION_WEIGHT_FLOOR). On natural video most pixels do not move; uniformly weighted, they make
+    copying the previous frame a deep local minimum (docs/training.md). All (B, C, T, H, W)."""
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"unknown weighting {weighting!r}; valid: {WEIGHTINGS}")
+    err = charbonnier(pred - targets)
+    if weighting == "uniform":
+        return err.mean()
+    w = (targets - frames).abs().mean(dim=1, keepdim=True) + MOTION_WEIGHT_FLOOR  # (B, 1, T, H, W)
+    return (err * w).sum() / (w.sum() * err.shape[1])
 
 
 def warp_frames(frames: torch.Tensor, maps: torch.Tensor, padding: str = "border") -> torch.Tensor:
@@ -53,8 +72,10 @@ def _downsample(video: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def cgm_loss(out, clip: torch.Tensor, labels: torch.Tensor | None = None, *, lambda_lr: float = 1.0,
-             lambda_cls: float = 0.0, padding: str = "border") -> tuple[torch.Tensor, dict[str, float]]:
+             lambda_cls: float = 0.0, padding: str = "border",
+             weighting: str = "uniform") -> tuple[torch.Tensor, dict[str, float]]:
     """Eq. 7 on a CGMOutput. clip (B,3,T+1,H,W): frames 0..T-1 went into the network, 1..T are targets.
+    `weighting` of both reconstruction terms: "uniform" (the paper's) or "motion" (photometric_loss).
 
     metrics (python floats): loss, l_hr, l_lr, l_cls (0 without labels), l1_hr (plain l1 of the HR
     reconstruction). With lambda_cls == 0 the cross-entropy is reported but not in the loss.
@@ -71,10 +92,10 @@ def cgm_loss(out, clip: torch.Tensor, labels: torch.Tensor | None = None, *, lam
         raise ValueError(f"labels must be (B={b},) class indices, got {tuple(labels.shape)}")
     frames, targets = clip[:, :, :t], clip[:, :, 1:]  # (B, 3, T, H, W) each
     pred = warp_frames(frames, out.hr_maps, padding)
-    l_hr = charbonnier(pred - targets).mean()
+    l_hr = photometric_loss(pred, targets, frames, weighting)
     lr_size = tuple(out.lr_maps.shape[-2:])
-    l_lr = reconstruction_loss(_downsample(frames, lr_size), out.lr_maps, _downsample(targets, lr_size),
-                               padding)
+    frames_lr, targets_lr = _downsample(frames, lr_size), _downsample(targets, lr_size)
+    l_lr = photometric_loss(warp_frames(frames_lr, out.lr_maps, padding), targets_lr, frames_lr, weighting)
     loss = l_hr + lambda_lr * l_lr
     l_cls = torch.zeros((), device=clip.device)
     if labels is not None and out.logits:

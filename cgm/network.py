@@ -21,9 +21,10 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock
 
 from cgm import checkpoints
-from cgm.backbones import (BACKBONES, SPATIAL_STRIDES, _ch, _init_weights,  # shared
+from cgm.backbones import (BACKBONES, SPATIAL_STRIDES, TEMPORAL_STRIDES, _ch, _init_weights,  # shared
                            build_backbone)
-from cgm.upsample import CGMUL, BilinearMotionUpsampler, NearestMotionUpsampler
+from cgm.upsample import CGMUL, BilinearMotionUpsampler, NearestMotionUpsampler, lr_flow_prior
+from cgm.warp import softmax_filters
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,12 @@ PIPELINE_MODULES = {
     "lr+hr": _SHARED + ("decoder", "lr_motion", "motion_features", "context", "upsampler",
                         "lr_head", "hr_head"),
 }
+
+
+# Fields added after the committed runs were cached, with their defaults (see CGMConfig.to_dict).
+ADDED_FIELDS = {"encoder_temporal_stride": None, "hr_prior": "none", "context_input": "frame"}
+HR_PRIORS = ("none", "lr_flow")
+CONTEXT_INPUTS = ("frame", "pair")
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,7 @@ class CGMConfig:
     width: float = 1.0
     depth: tuple[int, ...] | None = None
     encoder_spatial_stride: int | None = None
+    encoder_temporal_stride: int | None = None
     context_width: float | None = None
     decoder_channels: tuple[int, ...] = (320, 192, 128)
     lr_cnn_channels: tuple[int, ...] = (64, 128, 256, 384, 512, 512)
@@ -93,6 +101,8 @@ class CGMConfig:
     hr_cnn_strides: tuple[int, ...] = (1, 1, 1, 1, 1, 2)
     heads: tuple[str, ...] = HEADS
     filter_norm: str = "softmax"
+    hr_prior: str = "none"
+    context_input: str = "frame"
     padding: str = "border"
     dropout: float = 0.5
 
@@ -105,6 +115,12 @@ class CGMConfig:
         need(self.upsampler in UPSAMPLERS, f"unknown upsampler {self.upsampler!r}; valid: {UPSAMPLERS}")
         need(self.filter_norm in FILTER_NORMS,
              f"unknown filter_norm {self.filter_norm!r}; valid: {FILTER_NORMS}")
+        need(self.context_input in CONTEXT_INPUTS,
+             f"unknown context_input {self.context_input!r}; valid: {CONTEXT_INPUTS}")
+        need(self.hr_prior in HR_PRIORS, f"unknown hr_prior {self.hr_prior!r}; valid: {HR_PRIORS}")
+        need(self.hr_prior == "none" or (self.upsampler == "cgmul" and self.filter_norm == "softmax"),
+             f"hr_prior={self.hr_prior!r} is a log-prior added to CGMUL's output before the softmax: it "
+             f"needs upsampler='cgmul' and filter_norm='softmax', got {self.upsampler!r}, {self.filter_norm!r}")
         need(self.padding in PADDINGS, f"unknown padding {self.padding!r}; valid: {PADDINGS}")
         need(self.scale in SCALES, f"scale must be one of {SCALES}, got {self.scale!r}")
         need(isinstance(self.k_lr, int) and self.k_lr >= 1 and self.k_lr % 2 == 1,
@@ -122,6 +138,10 @@ class CGMConfig:
             self.encoder_spatial_stride in SPATIAL_STRIDES and not self.backbone.startswith("slowfast")),
              f"encoder_spatial_stride must be None or one of {SPATIAL_STRIDES} (3D ResNets only), "
              f"got {self.encoder_spatial_stride!r} for {self.backbone}")
+        need(self.encoder_temporal_stride is None or (
+            self.encoder_temporal_stride in TEMPORAL_STRIDES and not self.backbone.startswith("slowfast")),
+             f"encoder_temporal_stride must be None or one of {TEMPORAL_STRIDES} (3D ResNets only), "
+             f"got {self.encoder_temporal_stride!r} for {self.backbone}")
         need(self.context_width is None or self.context_width > 0,
              f"context_width must be None or > 0, got {self.context_width}")
         need(self.depth is None or (len(self.depth) == 4 and all(
@@ -150,8 +170,11 @@ class CGMConfig:
         return 2 * _ch(64, self.width if self.context_width is None else self.context_width)
 
     def to_dict(self) -> dict:
-        """Plain types only (tuples become lists), for checkpoints and result files."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        """Plain types only (tuples become lists), for checkpoints and result files. Fields added
+        after runs were cached (ADDED_FIELDS) are left out at their default, so that the config
+        hashes of those runs stay valid."""
+        d = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        return {k: v for k, v in d.items() if not (k in ADDED_FIELDS and v == ADDED_FIELDS[k])}
 
     @classmethod
     def from_dict(cls, d: dict) -> "CGMConfig":
@@ -171,8 +194,8 @@ def _conv_bn_relu(c_in: int, c_out: int, stride: int = 1, *, dims: int = 2) -> n
 
 def normalize_filters(logits: torch.Tensor, norm: str) -> torch.Tensor:
     """Motion filters from raw tap scores (N, K*K, H, W): softmax over the taps, or unchanged."""
-    if norm == "softmax":
-        return logits.softmax(dim=1)
+    if norm == "softmax":  # flushes subnormal probabilities: see cgm.warp.softmax_filters
+        return softmax_filters(logits)
     if norm == "none":
         return logits
     raise ValueError(f"unknown filter_norm {norm!r}; valid: {FILTER_NORMS}")
@@ -217,10 +240,10 @@ class ContextExtractor(nn.Module):
     user's ImageNet state dict (its other keys ignored) loads with `load_pretrained`.
     """
 
-    def __init__(self, width: float = 1.0):
+    def __init__(self, width: float = 1.0, in_channels: int = 3):
         super().__init__()
         c = _ch(64, width)
-        self.conv1 = nn.Conv2d(3, c, 7, 2, 3, bias=False)
+        self.conv1 = nn.Conv2d(in_channels, c, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(c)
         self.relu = nn.ReLU(inplace=True)
         self.layer1 = nn.Sequential(BasicBlock(c, c), BasicBlock(c, c))
@@ -314,13 +337,14 @@ class CGMNet(nn.Module):
         self.cfg = cfg
         k2_lr, k2_hr = cfg.k_lr ** 2, cfg.k_hr ** 2
         self.encoder = build_backbone(cfg.backbone, cfg.width, cfg.depth,
-                                      spatial_stride=cfg.encoder_spatial_stride)
+                                      spatial_stride=cfg.encoder_spatial_stride,
+                                      temporal_stride=cfg.encoder_temporal_stride)
         decoder_channels = tuple(_ch(c, cfg.width) for c in cfg.decoder_channels)
         self.decoder = MotionDecoder(self.encoder.out_channels, decoder_channels)
         self.lr_motion = nn.Conv2d(self.decoder.out_channels, k2_lr, 3, padding=1)
         if cfg.upsampler == "cgmul":
             ctx_width = cfg.width if cfg.context_width is None else cfg.context_width
-            self.context = ContextExtractor(ctx_width)
+            self.context = ContextExtractor(ctx_width, 6 if cfg.context_input == "pair" else 3)
             self.motion_features = nn.Conv2d(self.decoder.out_channels, cfg.context_channels, 3, padding=1)
             self.upsampler = CGMUL(cfg.context_channels, cfg.k_lr, cfg.k_hr, cfg.scale)
         else:
@@ -356,9 +380,13 @@ class CGMNet(nn.Module):
         f_lr = f_lr.transpose(1, 2).flatten(0, 1)  # (B*T, C, h, w)
         m_lr = normalize_filters(self.lr_motion(f_lr), cfg.filter_norm)  # (B*T, k^2, h, w)
         if self.context is not None:
-            frames = clip.transpose(1, 2).flatten(0, 1)  # (B*T, 3, H, W)
-            f_context = to_grid(self.context(frames), lr_grid)  # (B*T, C, h, w)
+            frames = clip.transpose(1, 2)  # (B, T, 3, H, W)
+            if cfg.context_input == "pair":  # frame t and t+1; the last frame has no successor: itself
+                frames = torch.cat([frames, torch.cat([frames[:, 1:], frames[:, -1:]], dim=1)], dim=2)
+            f_context = to_grid(self.context(frames.flatten(0, 1)), lr_grid)  # (B*T, C, h, w)
             m_hr = self.upsampler(f_context, m_lr, self.motion_features(f_lr))
+            if cfg.hr_prior == "lr_flow":  # start from the LR motion as a sub-pixel shift
+                m_hr = m_hr + lr_flow_prior(m_lr, cfg.scale, cfg.k_hr)
             m_hr = normalize_filters(m_hr, cfg.filter_norm)  # (B*T, k^^2, H, W)
         else:  # dilating a normalised filter keeps it normalised: no second softmax
             m_hr = self.upsampler(None, m_lr, None)

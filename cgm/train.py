@@ -20,6 +20,7 @@ import math
 import os
 import random
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -33,7 +34,7 @@ from tqdm.auto import tqdm
 from cgm import checkpoints
 from cgm import distributed as cgm_dist
 from cgm.data.seeding import SeededItems, item_seed  # noqa: F401  (item_seed: old import path)
-from cgm.losses import cgm_loss
+from cgm.losses import WEIGHTINGS, cgm_loss
 
 STAGES = ("selfsup", "multitask", "supervised")
 AMP_MODES = ("none", "bf16", "fp16")
@@ -70,6 +71,8 @@ class TrainConfig:
         a subset fixed by `seed`.
     sync_bn: convert BatchNorm to SyncBatchNorm under DDP.
     grad_clip: clip the global gradient norm to this value (0 = off; the paper does not clip).
+    weighting: per-pixel weights of the reconstruction losses, "uniform" (Eq. 6) or "motion"
+        (cgm.losses.photometric_loss; the laptop profile's, see docs/training.md).
     """
 
     stage: str = "selfsup"
@@ -90,15 +93,22 @@ class TrainConfig:
     labeled_fraction: float = 1.0
     sync_bn: bool = False
     grad_clip: float = 0.0
+    weighting: str = "uniform"
     progress: bool = True
     tensorboard: bool = True
 
     def __post_init__(self):
+        _check_types(self)
         if self.stage not in STAGES:
             raise ValueError(f"unknown stage {self.stage!r}; valid: {', '.join(STAGES)}")
         if self.amp not in AMP_MODES:
             raise ValueError(f"unknown amp {self.amp!r}; valid: {', '.join(AMP_MODES)}")
-        device_type = torch.device(self.device).type
+        if self.weighting not in WEIGHTINGS:
+            raise ValueError(f"unknown weighting {self.weighting!r}; valid: {', '.join(WEIGHTINGS)}")
+        try:
+            device_type = torch.device(self.device).type
+        except RuntimeError:
+            device_type = None
         if device_type not in ("cpu", "cuda"):
             raise ValueError(f"device {self.device!r} is not supported; valid: cpu, cuda, cuda:N")
         if self.amp == "fp16" and device_type != "cuda":
@@ -117,8 +127,9 @@ class TrainConfig:
             raise ValueError(f"labeled_fraction must be in (0, 1], got {self.labeled_fraction}")
         if self.lr <= 0 or not 0 < self.decay_factor <= 1:
             raise ValueError(f"need lr > 0 and 0 < decay_factor <= 1, got {self.lr}, {self.decay_factor}")
-        if self.num_workers < 0 or self.eval_every < 0 or self.grad_clip < 0:
-            raise ValueError("num_workers, eval_every and grad_clip must be >= 0")
+        if self.num_workers < 0 or self.eval_every < 0 or self.grad_clip < 0 or self.seed < 0:
+            raise ValueError(f"num_workers, eval_every, grad_clip and seed must be >= 0, got {self.num_workers}, "
+                             f"{self.eval_every}, {self.grad_clip}, {self.seed}")
 
     @property
     def lambda_lr(self) -> float:
@@ -131,12 +142,38 @@ class TrainConfig:
         return STAGE_LAMBDAS[self.stage][1]
 
 
+def _check_types(cfg) -> None:
+    """Every field of a config dataclass has its annotated type (int, float, bool, str, or one of
+    those | None), and every float is finite: a ValueError naming the field otherwise."""
+    for f in dataclasses.fields(cfg):
+        value, kinds = getattr(cfg, f.name), str(f.type).replace(" ", "").split("|")
+        if value is None and "None" in kinds:
+            continue
+        if "bool" in kinds:
+            ok = isinstance(value, bool)
+        elif "int" in kinds:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif "float" in kinds:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        else:
+            ok = isinstance(value, str) if "str" in kinds else True
+        if not ok:
+            finite = " and finite" if "float" in kinds else ""
+            raise ValueError(f"{type(cfg).__name__}.{f.name} must be {f.type}{finite}, got {value!r}")
+
+
+# Fields added after the committed runs were cached, with their defaults: config_dict leaves them
+# out at the default, so that those runs' config hashes stay valid.
+ADDED_FIELDS = {"weighting": "uniform"}
+
+
 def config_dict(cfg: Any) -> dict:
     """A config dataclass (or dict) as a plain dict of JSON- and weights_only-safe values."""
     if cfg is None:
         return {}
     data = dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg)
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()
+            if not (k in ADDED_FIELDS and v == ADDED_FIELDS[k])}
 
 
 # --------------------------------------------------------------------------- data order
@@ -210,7 +247,7 @@ def stage_loss(cfg: TrainConfig, *, padding: str = "border") -> Callable:
         return supervised_loss
     def loss_fn(out, clip, labels):
         return cgm_loss(out, clip, labels if cfg.lambda_cls > 0 else None, lambda_lr=cfg.lambda_lr,
-                        lambda_cls=cfg.lambda_cls, padding=padding)
+                        lambda_cls=cfg.lambda_cls, padding=padding, weighting=cfg.weighting)
     return loss_fn
 
 
@@ -266,6 +303,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
         self.step = self.epoch = self.position = 0
         self.history: list[dict] = []
+        self.skipped: dict[int, set[str]] = {}  # epoch -> unreadable videos the data passed over
         self.last_checkpoint: Path | None = None
         if resume and (self.out_dir / CHECKPOINT).is_file():
             self.load(self.out_dir / CHECKPOINT)
@@ -391,11 +429,13 @@ class Trainer:
                     if batch is None:
                         break
                     t1 = time.perf_counter()
+                    self._note_skips(batch)
                     lr = self.optimizer.param_groups[0]["lr"]  # the lr this step uses
                     loss, metrics = self.train_step(batch)
                     self.step += 1
                     self.position += 1
                     if self.position == self.steps_per_epoch:
+                        self._report_skips(self.epoch)
                         self.epoch, self.position = self.epoch + 1, 0
                     window.add(loss, metrics, wait=t1 - t0, total=time.perf_counter() - t0,
                                clips=self.cfg.batch_size)
@@ -406,6 +446,8 @@ class Trainer:
                     raise RuntimeError(f"data loader ended at batch {self.position} of epoch {self.epoch}")
         finally:
             bar.close()
+            if self.position:
+                self._report_skips(self.epoch)  # the partial last epoch
             if self._writer is not None:
                 self._writer.flush()
         final = dict(self.history[-1]) if self.history else {}
@@ -413,6 +455,19 @@ class Trainer:
         if self.info.is_main and self._writer is not None:
             self._writer.close()
         return final
+
+    def _note_skips(self, batch: dict) -> None:
+        paths = batch.get("skipped_paths", [])  # one string per item, paths joined by newlines
+        paths = paths if isinstance(paths, (list, tuple)) else [paths]
+        found = {p for joined in paths for p in joined.split("\n") if p}
+        self.skipped.setdefault(self.epoch, set()).update(found)
+
+    def _report_skips(self, epoch: int) -> None:
+        """One warning per epoch with the number of distinct unreadable videos passed over."""
+        found = self.skipped.get(epoch, set())
+        if found and self.info.is_main:
+            warnings.warn(f"epoch {epoch}: {len(found)} unreadable videos were skipped (each once; "
+                          f"rank {self.info.rank}), e.g. {sorted(found)[:3]}", stacklevel=2)
 
     def _after_step(self, window: "_Window", lr: float) -> None:
         last = self.step == self.total_steps

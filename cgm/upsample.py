@@ -127,3 +127,34 @@ class BilinearMotionUpsampler(_FixedMotionUpsampler):
     """§4.3 baseline: bilinear upsampling (align_corners=False) of every tap, zero-hole dilation."""
 
     mode = "bilinear"
+
+
+def flow_kernel(flow: torch.Tensor, k: int) -> torch.Tensor:
+    """The k x k motion map that moves content by `flow` (N, 2, H, W; x first, in px): bilinear
+    weights on the four taps around the displacement, clamped to the window -> (N, k*k, H, W).
+
+    `cgm.warp.motion_to_flow` of the result returns the (clamped) flow; Eq. 1 with it is a
+    bilinear backward warp. Differentiable in `flow` (almost everywhere).
+    """
+    if flow.ndim != 4 or flow.shape[1] != 2:
+        raise ValueError(f"flow must be (N, 2, H, W), got {tuple(flow.shape)}")
+    if not isinstance(k, int) or k < 1 or k % 2 == 0:
+        raise ValueError(f"k must be a positive odd filter size, got {k!r}")
+    r = k // 2
+    taps = torch.arange(-r, r + 1, device=flow.device, dtype=flow.dtype)  # (k,)
+    fx, fy = flow.clamp(-r, r).unbind(dim=1)  # (N, H, W) each
+    wx = (1 - (fx[:, None] - taps[None, :, None, None]).abs()).clamp_min(0)  # (N, k, H, W) over dx
+    wy = (1 - (fy[:, None] - taps[None, :, None, None]).abs()).clamp_min(0)  # (N, k, H, W) over dy
+    return (wy[:, :, None] * wx[:, None]).flatten(1, 2)  # (N, k*k, H, W), tap (dy+r)*k + (dx+r)
+
+
+def lr_flow_prior(m_lr: torch.Tensor, scale: int, k_hr: int, floor: float = 0.01) -> torch.Tensor:
+    """Log-prior for the HR filters from M_LR: the LR map's mean displacement (its flow, x scale,
+    bilinearly upsampled) as a k_hr x k_hr bilinear kernel, log(kernel + floor). Added to CGMUL's
+    raw output before the softmax (CGMConfig.hr_prior="lr_flow"), CGMUL starts from a sub-pixel
+    shift by the LR motion and learns the correction; (N, k_lr^2, h, w) -> (N, k_hr^2, H, W)."""
+    from cgm.warp import motion_to_flow
+
+    flow = motion_to_flow(m_lr) * scale  # (N, 2, h, w) in HR px
+    flow = F.interpolate(flow, scale_factor=scale, mode="bilinear", align_corners=False)  # (N, 2, H, W)
+    return torch.log(flow_kernel(flow, k_hr) + floor)

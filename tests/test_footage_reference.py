@@ -1,0 +1,105 @@
+"""Natural footage (cgm.data.footage), the motion references (cgm.reference) and the laptop
+profile's model options (temporal stride, context pair, LR-flow prior, motion-weighted loss)."""
+
+import pytest
+import torch
+
+from cgm.data import footage
+from cgm.losses import photometric_loss
+from cgm.network import CGMConfig, CGMNet
+from cgm.reference import KernelPredictor, best_tap
+from cgm.upsample import flow_kernel, lr_flow_prior
+from cgm.warp import adaptive_warp, motion_to_flow
+
+needs_footage = pytest.mark.skipif(not footage.footage_ready(), reason="run `make data` first")
+
+
+def test_flow_kernel_moves_by_the_flow_and_sums_to_one():
+    torch.manual_seed(0)
+    flow = (torch.rand(2, 2, 5, 6) * 2 - 1) * 3.9
+    k = flow_kernel(flow, 9)
+    assert k.shape == (2, 81, 5, 6)
+    assert torch.allclose(k.sum(1), torch.ones(2, 5, 6))
+    assert torch.allclose(motion_to_flow(k), flow, atol=1e-5)
+    # Eq. 1 with an integer flow is a pure shift: content moves by (+dx, +dy)
+    img = torch.rand(1, 3, 8, 8)
+    shifted = adaptive_warp(img, flow_kernel(torch.tensor([2.0, 1.0]).view(1, 2, 1, 1).expand(1, 2, 8, 8), 9))
+    assert torch.allclose(shifted[..., 1:, 2:], img[..., :-1, :-2])
+
+
+def test_lr_flow_prior_peaks_at_the_scaled_lr_motion():
+    m_lr = torch.zeros(1, 9, 2, 2)
+    m_lr[:, 5] = 1.0  # tap (dy=0, dx=+1) at every LR pixel: 1 LR px = 4 HR px to the right
+    prior = lr_flow_prior(m_lr, scale=4, k_hr=9)
+    assert prior.shape == (1, 81, 8, 8)
+    assert (prior.argmax(dim=1) == 4 * 9 + 8).all()  # tap (dy=0, dx=+4)
+
+
+@pytest.mark.parametrize("options", [dict(encoder_temporal_stride=1), dict(context_input="pair"),
+                                     dict(hr_prior="lr_flow", context_input="pair")])
+def test_laptop_model_options_give_maps_of_the_right_shape(options):
+    torch.manual_seed(0)
+    cfg = CGMConfig(width=0.125, depth=(1, 1, 1, 1), clip_len=4, size=32, encoder_spatial_stride=8,
+                    heads=(), num_classes=1, **options)
+    out = CGMNet(cfg)(torch.rand(2, 3, 4, 32, 32) * 2 - 1)
+    assert out.hr_maps.shape == (2, 4, 81, 32, 32)
+    assert torch.allclose(out.hr_maps.sum(2), torch.ones(2, 4, 32, 32), atol=1e-5)
+
+
+def test_temporal_stride_one_keeps_one_feature_per_frame():
+    cfg = CGMConfig(width=0.125, depth=(1, 1, 1, 1), clip_len=4, size=32, encoder_temporal_stride=1,
+                    heads=(), num_classes=1)
+    f_v = CGMNet(cfg).encoder(torch.zeros(1, 3, 4, 32, 32))
+    assert f_v.shape[2] == 4
+
+
+def test_new_options_at_their_default_leave_the_config_dict_and_so_the_hash_unchanged():
+    d = CGMConfig().to_dict()
+    assert not {"encoder_temporal_stride", "hr_prior", "context_input"} & set(d)
+    assert CGMConfig(hr_prior="lr_flow").to_dict()["hr_prior"] == "lr_flow"
+    with pytest.raises(ValueError, match="hr_prior"):
+        CGMConfig(hr_prior="lr_flow", upsampler="bilinear")
+
+
+def test_motion_weighting_favours_moving_pixels():
+    frames = torch.zeros(1, 3, 1, 4, 4)
+    targets = frames.clone()
+    targets[..., 0, 0] = 1.0  # one pixel changes
+    pred = targets.clone()
+    pred[..., 3, 3] = 0.5  # an error where nothing moves
+    uniform = photometric_loss(pred, targets, frames, "uniform")
+    motion = photometric_loss(pred, targets, frames, "motion")
+    assert motion < uniform  # the static pixel's error counts less
+    with pytest.raises(ValueError, match="weighting"):
+        photometric_loss(pred, targets, frames, "sideways")
+
+
+def test_tap_oracle_is_exact_on_a_shift_and_never_worse_than_copy():
+    torch.manual_seed(0)
+    img = torch.rand(2, 3, 16, 16)
+    moved = torch.roll(img, shifts=(1, -2), dims=(2, 3))
+    recon, err = best_tap(img, moved, 9)
+    assert err[..., 2:-2, 2:-2].max() < 1e-6
+    copy = (img - moved).abs().mean(1, keepdim=True)
+    assert (err <= copy + 1e-7).all()
+
+
+def test_kernel_predictor_starts_as_the_uniform_blur():
+    model = KernelPredictor(9)
+    maps = model(torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16))
+    assert torch.allclose(maps, torch.full_like(maps, 1 / 81))
+
+
+@needs_footage
+def test_footage_splits_are_disjoint_and_clips_are_in_range():
+    train = footage.FootageClips("train", clip_len=4, size=64, n=8)
+    test = footage.FootageClips("test", clip_len=4, size=64, n=8)
+    item = train[0]
+    assert item["clip"].shape == (3, 5, 64, 64)
+    assert item["clip"].min() >= -1 and item["clip"].max() <= 1
+    train_frames = {(v, s + i) for v, s in train.starts for i in range(5)}
+    test_frames = {(v, s + i) for v, s in test.starts for i in range(5)}
+    assert not train_frames & test_frames
+    assert torch.equal(test[3]["clip"], test[3]["clip"])  # test items are fixed
+    with pytest.raises(ValueError, match="size"):
+        footage.FootageClips("train", size=200)
