@@ -199,6 +199,56 @@ def adaptive_warp_reference(x: torch.Tensor, m: torch.Tensor, padding: str = "bo
     return (patches * m.flip(1).unsqueeze(1)).sum(2)
 
 
+# --------------------------------------------------------------------------- filter normalisation
+
+
+def _flush_subnormal_(t: torch.Tensor) -> torch.Tensor:
+    """Set |t| < the smallest normal float of t's dtype to zero, in place (what CPU flush-to-zero
+    mode does to a result)."""
+    if t.dtype.is_floating_point:
+        t.masked_fill_(t.abs() < torch.finfo(t.dtype).tiny, 0)
+    return t
+
+
+class _SoftmaxFilters(torch.autograd.Function):
+    """Softmax over dim 1 whose output and input gradient carry no subnormal floats."""
+
+    @staticmethod
+    def forward(ctx, logits):
+        p = _flush_subnormal_(torch.softmax(logits, dim=1))
+        ctx.save_for_backward(p)
+        return p
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_p):
+        (p,) = ctx.saved_tensors
+        # p * (g - sum_i g_i p_i): zero where p was flushed, and flushed again (a tiny p times an
+        # ordinary gradient is subnormal).
+        return _flush_subnormal_(torch._softmax_backward_data(grad_p, p, 1, p.dtype))
+
+
+def softmax_filters(logits: torch.Tensor) -> torch.Tensor:
+    """Motion filters from tap scores (N, K*K, H, W): softmax over the taps, with probabilities
+    below the smallest normal float (1.2e-38 in float32) set to zero, in the gradient too.
+
+    Why: once training sharpens the filters, a few percent of the taps of a 9x9 softmax fall into
+    the subnormal range, and every multiply that touches one (the warp, the softmax backward,
+    CGMUL's conv backward) takes a microcode assist on Intel CPUs, about 10x slower: a smoke run
+    fell from ~12 to ~1 clips/s (docs/performance.md). Dropping them changes no sum by more
+    than float rounding (they are 2^-23 below any weight that matters), and it does not depend on
+    the thread's flush-to-zero mode, which `torch.set_flush_denormal` sets for the calling thread
+    only, not for the intra-op worker threads.
+    """
+    return _SoftmaxFilters.apply(logits)
+
+
+def softmax_filters_reference(logits: torch.Tensor) -> torch.Tensor:
+    """`softmax_filters` by plain autograd ops (a softmax, then a mask), for tests."""
+    p = torch.softmax(logits, dim=1)
+    return p * (p >= torch.finfo(p.dtype).tiny)
+
+
 # --------------------------------------------------------------------------- motion-map utilities
 
 

@@ -9,6 +9,8 @@ from cgm.warp import (
     dilate_motion,
     identity_motion,
     motion_to_flow,
+    softmax_filters,
+    softmax_filters_reference,
     upsample_motion,
 )
 
@@ -243,3 +245,34 @@ def test_invalid_mode_and_maps():
         motion_to_flow(torch.zeros(1, 5, 2, 2))
     with pytest.raises(ValueError, match="odd filter size"):
         identity_motion(1, 4, 2, 2)
+
+
+# --------------------------------------------------------------------------- softmax_filters
+
+
+def _subnormal(t):
+    return ((t != 0) & (t.abs() < torch.finfo(t.dtype).tiny)).any().item()
+
+
+def test_softmax_filters_gradcheck():
+    logits = torch.randn(2, 9, 3, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(softmax_filters, (logits,))
+
+
+def test_softmax_filters_matches_reference_and_has_no_subnormals():
+    logits = torch.randn(3, 81, 6, 5) * 40  # saturated: many taps fall below 1.2e-38
+    grad = torch.randn(3, 81, 6, 5) * 1e-3
+    plain = logits.softmax(1)
+    assert _subnormal(plain)  # the case the flush is for
+    outs = []
+    for fn in (softmax_filters, softmax_filters_reference):
+        x = logits.clone().requires_grad_(True)
+        p = fn(x)
+        (g,) = torch.autograd.grad(p, x, grad)
+        outs.append((p, g))
+    (p, g), (p_ref, g_ref) = outs
+    torch.testing.assert_close(p, p_ref, rtol=0, atol=0)
+    torch.testing.assert_close(p, plain, rtol=0, atol=torch.finfo(torch.float32).tiny)
+    torch.testing.assert_close(g, g_ref, rtol=1e-5, atol=1e-30)
+    assert not _subnormal(p) and not _subnormal(g)
+    torch.testing.assert_close(p.sum(1), torch.ones(3, 6, 5))
