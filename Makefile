@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install reproduce demo test unit nbval notebooks benchmarks clean
+.PHONY: install reproduce demo test unit nbval notebooks benchmarks gpu-check clean
 
 install: $(STAMP)
 
@@ -32,6 +32,10 @@ nbval: $(STAMP)
 # Re-execute the committed notebooks in place (their stored outputs come from this).
 notebooks: $(STAMP)
 	$(BIN)/python -m cgm.reproduce --inplace
+
+# On a CUDA machine: warp gradcheck and CPU agreement, kernel count, paper-shaped step (benchmarks/gpu.py).
+gpu-check: $(STAMP)
+	$(BIN)/python benchmarks/gpu.py
 
 benchmarks: $(STAMP)
 	for f in benchmarks/[!_]*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

@@ -1,54 +1,186 @@
-"""Training throughput of the smoke profile on CPU: steps/s, clips/s and data-loader stall.
+"""Training throughput on CPU, per interval of steps, so that a rate that decays shows.
 
-    python benchmarks/train.py [--experiment table6/cgmul] [--steps 20] [--workers 0 2]
+    python benchmarks/train.py                                  # table1/cgm, smoke, 300 steps
+    python benchmarks/train.py --experiment table6/cgmul --steps 200 --interval 20 --workers 0 2
+    python benchmarks/train.py --profile laptop --set size=64 --set batch_size=4
+    python benchmarks/train.py --compare --steps 120            # today's step vs the pre-fix one
 
-Stall = the fraction of each step's wall time spent waiting for the next batch (the Trainer
-measures it per log window; here over the timed steps, after 3 warm-up steps). The machine's load
-is printed too: on a shared CPU the numbers move with it.
+Plain mode trains the experiment with the Trainer (its own data loader, `--workers` processes)
+and prints, per interval of `--interval` steps, clips/s, the share of the step spent waiting for
+data, and the loss. A flat clips/s column is the target (issue 12: a smoke run fell from ~20 to ~3
+clips/s after 30-50 steps on an Intel CPU; the cause was subnormal floats, docs/performance.md).
+
+`--compare` trains two models from the same initial weights on the same batches, alternating
+intervals between them so that load from other processes hits both alike: `new` is the code as
+it is; `old` swaps in what the code did before issue 12 (`--old` lists what that is), for this
+comparison only. The rate columns then exclude data loading (each batch is loaded once, used by
+both).
+
+`--set key=value` overrides any config field (`cgm.experiments.resolve`: `size`, `batch_size`,
+`width`, `train__lr`, ...); values are parsed as Python literals when they can be. The machine's
+load is printed: on a shared CPU every number moves with it.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import contextlib
 import os
+import statistics
 import tempfile
 import time
 
 import torch
 
 from cgm import experiments as ex
+from cgm import network
 
 
-def measure(name: str, steps: int, workers: int) -> dict:
-    warm = 3
-    cfg = ex.resolve(name, steps=warm + steps, num_workers=workers, log_every=1)
+# --------------------------------------------------------------------------- the pre-issue-12 code
+
+
+@contextlib.contextmanager
+def old_code():
+    """What the training step did before issue 12: a plain softmax over the taps, so subnormal
+    probabilities (and gradients) reach the warp and CGMUL's conv."""
+    saved = network.softmax_filters
+    network.softmax_filters = lambda logits: logits.softmax(dim=1)
+    try:
+        yield
+    finally:
+        network.softmax_filters = saved
+
+
+OLD = {"old": old_code, "new": contextlib.nullcontext}
+OLD_DOC = ["softmax over the taps without flushing subnormal values (cgm.warp.softmax_filters)"]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def parse_sets(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise SystemExit(f"--set expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key] = value
+    return out
+
+
+def subnormal_share(t: torch.Tensor) -> float:
+    t = t.detach().abs()
+    return ((t > 0) & (t < torch.finfo(t.dtype).tiny)).float().mean().item()
+
+
+def header(cfg) -> str:
+    m, t = cfg.model, cfg.train
+    return (f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
+            f"load average {os.getloadavg()[0]:.1f}; batch {t.batch_size}, clip {m.clip_len}x{m.size}x{m.size}, "
+            f"{m.backbone} width {m.width} depth {m.depth}, upsampler {m.upsampler} "
+            f"(k_hr={m.k_hr}), stage {t.stage}, data {cfg.data.name if hasattr(cfg.data, 'name') else cfg.data['name']}")
+
+
+# --------------------------------------------------------------------------- plain mode
+
+
+def plain(cfg, interval: int) -> None:
     with tempfile.TemporaryDirectory() as out:
         trainer = ex.train_experiment(cfg, out, progress=False)
-    rows = trainer.history[warm:]
-    step_s = sum(cfg.train.batch_size / r["clips_per_s"] for r in rows) / len(rows)
-    stall = sum(r["data_wait_frac"] * cfg.train.batch_size / r["clips_per_s"] for r in rows) / (step_s * len(rows))
-    return {"experiment": name, "workers": workers, "batch": cfg.train.batch_size,
-            "size": f"{cfg.model.clip_len}x{cfg.model.size}", "steps/s": 1 / step_s,
-            "clips/s": cfg.train.batch_size / step_s, "stall": stall,
-            "smoke run (s)": step_s * ex.SMOKE_STEPS[cfg.train.stage]}
+    print(f"{'steps':>11s} {'clips/s':>8s} {'data wait':>9s} {'loss':>8s} {'load':>5s}")
+    step0 = 0
+    for row in trainer.history:
+        print(f"{step0 + 1:5d}-{int(row['step']):<5d} {row['clips_per_s']:8.2f} {row['data_wait_frac']:9.1%} "
+              f"{row['loss']:8.4f}")
+        step0 = int(row["step"])
+    rates = [r["clips_per_s"] for r in trainer.history]
+    if len(rates) >= 2:
+        print(f"first interval {rates[0]:.2f} clips/s, median {statistics.median(rates):.2f}, "
+              f"last {rates[-1]:.2f} (last / median {rates[-1] / statistics.median(rates):.2f}); "
+              f"load average now {os.getloadavg()[0]:.1f}")
+
+
+# --------------------------------------------------------------------------- compare mode
+
+
+def compare(cfg, interval: int) -> None:
+    from cgm.train import Trainer
+
+    ex.check_data(cfg)
+    data = ex.build_data(cfg.data, cfg, future=True)
+    tcfg = cfg.train
+    runs = {}
+    for name in OLD:
+        with tempfile.TemporaryDirectory() as out:
+            runs[name] = Trainer(ex.build_model(cfg), data, tcfg, out_dir=out, model_config=cfg.model)
+    g = torch.Generator().manual_seed(tcfg.seed)
+    loader = torch.utils.data.DataLoader(data, batch_size=tcfg.batch_size, shuffle=True, drop_last=True,
+                                         generator=g, num_workers=0)
+    batches = iter(())
+    seen = {}
+
+    def keep_maps(model, inp, out):
+        seen["hr"] = out.hr_maps
+
+    for trainer in runs.values():
+        trainer.model.register_forward_hook(keep_maps)
+    print(f"{'steps':>11s} " + " ".join(f"{n + ' clips/s':>14s} {n + ' subnormal':>14s}" for n in OLD)
+          + f" {'new/old':>7s} {'load':>5s}")
+    totals = {n: 0.0 for n in OLD}
+    done = 0
+    while done < tcfg.steps:
+        n_steps = min(interval, tcfg.steps - done)
+        block = []
+        for _ in range(n_steps):
+            batch = next(batches, None)
+            if batch is None:
+                batches = iter(loader)
+                batch = next(batches)
+            block.append(batch)
+        rate, sub = {}, {}
+        for name, trainer in runs.items():
+            with OLD[name]():
+                t0 = time.perf_counter()
+                for batch in block:
+                    trainer.train_step(batch)
+                dt = time.perf_counter() - t0
+            totals[name] += dt
+            rate[name] = n_steps * tcfg.batch_size / dt
+            sub[name] = subnormal_share(seen["hr"])
+        print(f"{done + 1:5d}-{done + n_steps:<5d} " + " ".join(f"{rate[n]:14.2f} {sub[n]:14.2%}" for n in OLD)
+              + f" {rate['new'] / rate['old']:6.2f}x {os.getloadavg()[0]:5.1f}", flush=True)
+        done += n_steps
+    print(f"whole run: old {tcfg.steps * tcfg.batch_size / totals['old']:.2f} clips/s, new "
+          f"{tcfg.steps * tcfg.batch_size / totals['new']:.2f} clips/s: {totals['old'] / totals['new']:.2f}x")
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--experiment", nargs="+", default=["table6/cgmul", "table7/cgmul"])
-    p.add_argument("--steps", type=int, default=15)
-    p.add_argument("--workers", type=int, nargs="+", default=[0, 2])
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--experiment", default="table1/cgm")
+    p.add_argument("--profile", default="smoke", help="smoke, laptop (when defined), paper")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--interval", type=int, default=25)
+    p.add_argument("--workers", type=int, default=0, help="data-loader processes (plain mode)")
+    p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--compare", action="store_true", help="old vs new code, side by side")
+    p.add_argument("--old", action="store_true", help="list what `old` changes, and exit")
     args = p.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print(f"{'experiment':16s} {'workers':>7s} {'batch':>5s} {'clip':>6s} {'steps/s':>8s} {'clips/s':>8s} "
-          f"{'stall':>6s} {'smoke run (s)':>13s}")
-    for name in args.experiment:
-        for w in args.workers:
-            t = time.time()
-            r = measure(name, args.steps, w)
-            print(f"{r['experiment']:16s} {r['workers']:7d} {r['batch']:5d} {r['size']:>6s} {r['steps/s']:8.2f} "
-                  f"{r['clips/s']:8.2f} {r['stall']:6.1%} {r['smoke run (s)']:13.0f}", flush=True)
+    if args.old:
+        print("old =", "; ".join(OLD_DOC))
+        return
+    if args.steps < 1 or args.interval < 1:
+        raise SystemExit("--steps and --interval must be >= 1")
+    torch.set_num_threads(args.threads)
+    overrides = {"steps": args.steps, "log_every": args.interval, "num_workers": args.workers,
+                 "progress": False, **parse_sets(args.set)}
+    cfg = ex.resolve(args.experiment, args.profile, **overrides)
+    print(f"{args.experiment} ({args.profile}): " + header(cfg), flush=True)
+    (compare if args.compare else plain)(cfg, args.interval)
 
 
 if __name__ == "__main__":
