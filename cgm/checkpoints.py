@@ -18,9 +18,9 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import torch
 from torch import nn

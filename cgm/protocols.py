@@ -12,6 +12,8 @@ The metric functions themselves live in `cgm.metrics`.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -34,6 +36,11 @@ def spread_indices(n: int, max_items: int | None) -> list[int]:
 def _batches(dataset, indices: list[int], batch_size: int):
     for i in range(0, len(indices), batch_size):
         items = [dataset[j] for j in indices[i:i + batch_size]]
+        bad = [it.get("index", j) for it, j in zip(items, indices[i:i + batch_size])
+               if not torch.isfinite(it["clip"]).all()]
+        if bad:
+            raise ValueError(f"evaluation: clips {bad} of {type(dataset).__name__} hold NaN or Inf values; "
+                             "check the data (decoding, transforms)")
         yield {k: torch.stack([torch.as_tensor(it[k]) for it in items])
                for k in items[0] if isinstance(items[0][k], (torch.Tensor, int))}
 
@@ -49,7 +56,12 @@ class _Mean:
         self.counts[name] = self.counts.get(name, 0) + count
 
     def result(self) -> dict[str, float]:
-        return {k: self.sums[k] / self.counts[k] for k in self.sums}
+        out = {k: self.sums[k] / self.counts[k] for k in self.sums}
+        bad = sorted(k for k, v in out.items() if not math.isfinite(v))
+        if bad:
+            raise FloatingPointError(f"evaluation: metrics {bad} are not finite (NaN or Inf); the model's "
+                                     "outputs are not finite: check its weights")
+        return out
 
 
 @torch.no_grad()
@@ -138,6 +150,9 @@ def evaluate_action(model, dataset, pipelines=PIPELINES, *, batch_size: int = 8,
     results = {"clips": float(len(indices))}
     for p in pipelines:
         s = torch.cat(scores[p])
+        if not torch.isfinite(s).all():
+            raise FloatingPointError(f"evaluation: the {p!r} pipeline's scores are not finite (NaN or Inf); "
+                                     "the model's outputs are not finite: check its weights")
         ks = (1, 5) if s.shape[1] >= 5 else (1,)
         results.update({f"{p}/{k}": v for k, v in topk_accuracy(s, labels, ks).items()})
     return results

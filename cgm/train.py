@@ -21,9 +21,10 @@ import os
 import random
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -469,7 +470,7 @@ class Trainer:
             warnings.warn(f"epoch {epoch}: {len(found)} unreadable videos were skipped (each once; "
                           f"rank {self.info.rank}), e.g. {sorted(found)[:3]}", stacklevel=2)
 
-    def _after_step(self, window: "_Window", lr: float) -> None:
+    def _after_step(self, window: _Window, lr: float) -> None:
         last = self.step == self.total_steps
         if self.step % self.cfg.log_every == 0 or last:
             row = {"step": self.step, "epoch": self.epoch, "lr": lr, **window.summary()}

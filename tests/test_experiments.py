@@ -8,8 +8,8 @@ import torch
 
 from cgm import experiments as ex
 from cgm.network import CGMConfig, CGMNet
-from cgm.train import TrainConfig
 from cgm.protocols import evaluate_action, evaluate_motion, spread_indices
+from cgm.train import TrainConfig
 
 # A run small enough for a unit test: 2 steps of a width-0.125 model on 16 px clips of 4 frames.
 TINY = dict(steps=2, width=0.125, size=16, clip_len=4, batch_size=2, n=8, eval__max_clips=2)

@@ -9,8 +9,8 @@ import socket
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch

@@ -11,19 +11,24 @@ own annotation format. Items are dicts:
     label    int, 0-based (absent for unlabeled datasets)
     index    the item's index (of the item actually returned, see below)
     path     the video file or frame folder
-    skipped  how many unreadable videos this call passed over before `index` (0 almost always)
+    skipped  how many videos this call found unreadable (0 almost always; each bad video is
+             counted by the call that finds it), and
+    skipped_paths  the bad videos this call passed over (found now or before), one per line
 
 Bad videos never end a run. Missing files are dropped at construction and listed in `.skipped`.
 A corrupt, truncated or too-short video found when read is recorded in `.skipped`, marked bad,
 and the next index is returned instead (deterministic); one warning per dataset says so. More
 than `max_failures` bad videos in a row raise a RuntimeError: something systematic is wrong.
-With DataLoader workers, each worker fills its own copy of `.skipped`; the main process sees
-the failures through the items' `skipped` counts (summed by the default collate).
+A video already known bad is passed over without being counted again. With DataLoader workers,
+each worker fills its own copy of `.skipped` (and may find the same bad video): the main process
+sees the failures through the items' `skipped_paths`, which the Trainer unites and reports once
+per epoch. Frames larger than `max_pixels` are refused as unreadable (a counted skip).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import os
 import warnings
 from pathlib import Path
@@ -31,8 +36,16 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from .decode import (VIDEO_EXTENSIONS, VideoError, correct_frame_count, is_frame_folder, natural_key,
-                     probe_video, read_frames)
+from .decode import (
+    MAX_PIXELS,
+    VIDEO_EXTENSIONS,
+    VideoError,
+    correct_frame_count,
+    is_frame_folder,
+    natural_key,
+    probe_video,
+    read_frames,
+)
 from .sampling import TooShortError, sample_test_clips, sample_train_clip, sample_windows
 from .seeding import ItemKey, item_generator, split_key
 from .transforms import test_transform, train_transform
@@ -77,12 +90,30 @@ def _require(path, what: str, layout: str) -> Path:
     return path
 
 
+def _text(path: Path) -> str:
+    """A UTF-8 text file (a byte-order mark dropped), or a ValueError naming the file and the line
+    of the first byte that is not UTF-8."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise ValueError(f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x}); save the file as "
+                         "UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None
+
+
 def _lines(path: Path):
     """(line number, stripped line) of a text file, CRLF or LF, blank lines dropped."""
-    with open(path, encoding="utf-8", newline=None) as f:
-        for number, line in enumerate(f, 1):
-            if line.strip():
-                yield number, line.strip()
+    for number, line in enumerate(_text(path).splitlines(), 1):
+        if line.strip():
+            yield number, line.strip()
+
+
+def _int(text: str, where: str, what: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{where}: {what} {text!r} is not an integer") from None
 
 
 class VideoClipDataset(Dataset):
@@ -97,11 +128,12 @@ class VideoClipDataset(Dataset):
     def __init__(self, samples: list[tuple[str, int | None]], classes: list[str], *, clip_len: int = 16,
                  stride: int = 1, size: int = 112, resize: int | None = 128, future: bool = False,
                  train: bool = True, test_clips: int = 1, test_crops: int = 1, seed: int = 0,
-                 short: str = "skip", thread_type: str | None = None, max_failures: int = 50):
+                 short: str = "skip", thread_type: str | None = None, max_failures: int = 50,
+                 max_pixels: int = MAX_PIXELS):
         self.classes = list(classes)
         self.clip_len, self.stride, self.future, self.train = clip_len, stride, future, train
         self.test_clips, self.short, self.seed, self.epoch = test_clips, short, seed, 0
-        self.thread_type, self.max_failures = thread_type, max_failures
+        self.thread_type, self.max_failures, self.max_pixels = thread_type, max_failures, max_pixels
         self.transform = train_transform(size, resize) if train else test_transform(size, resize, crops=test_crops)
         self.views = 1 if train else test_clips * self.transform.views
         self.skipped: list[tuple[str, str]] = []
@@ -144,7 +176,8 @@ class VideoClipDataset(Dataset):
         except TooShortError as e:
             raise VideoError(path, str(e)) from e
         try:
-            frames = read_frames(path, [i for clip in clips for i in clip], thread_type=self.thread_type)
+            frames = read_frames(path, [i for clip in clips for i in clip], thread_type=self.thread_type,
+                                 max_pixels=self.max_pixels)
         except VideoError as e:
             if e.available is None or not 0 < e.available < info.num_frames:
                 raise
@@ -177,16 +210,20 @@ class VideoClipDataset(Dataset):
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} items")
         index %= len(self)
+        found, passed = 0, []  # videos found unreadable by this call; all bad videos passed over
         for attempt in range(min(len(self), self.max_failures + 1)):
             i = (index + attempt) % len(self)
             if i in self._bad:
+                passed.append(self._video(i)[0])
                 continue
             try:
                 item = self._load(i, key)
             except VideoError as e:
                 self._record(e, i)
+                found += 1
+                passed.append(self._video(i)[0])
                 continue
-            item["skipped"] = attempt
+            item["skipped"], item["skipped_paths"] = found, "\n".join(passed)
             return item
         recent = "; ".join(f"{p}: {r}" for p, r in self.skipped[-3:])
         raise RuntimeError(f"{type(self).__name__}: {min(len(self), self.max_failures + 1)} videos in a "
@@ -241,7 +278,13 @@ class UCF101(VideoClipDataset):
         class_file = _require(Path(annotation_dir) / "classInd.txt", "UCF101 classInd.txt", UCF_LAYOUT)
         list_file = _require(Path(annotation_dir) / f"{'train' if train else 'test'}list0{split}.txt",
                              "UCF101 split list", UCF_LAYOUT)
-        classes = [line.split()[1] for _, line in _lines(class_file)]
+        classes = []
+        for number, line in _lines(class_file):
+            tokens = line.split()
+            if len(tokens) != 2 or _int(tokens[0], f"{class_file}:{number}", "class index") != len(classes) + 1:
+                raise ValueError(f"{class_file}:{number}: expected '{len(classes) + 1} ClassName' (1-based "
+                                 f"index, then the class), got {line!r}")
+            classes.append(tokens[1])
         lower = {name.lower(): k for k, name in enumerate(classes)}
         resolve = _CaseInsensitivePaths(root)
         samples = []
@@ -249,7 +292,7 @@ class UCF101(VideoClipDataset):
             relative, *rest = line.split()
             folder = relative.replace("\\", "/").split("/")[0]
             if rest:
-                label = int(rest[0]) - 1
+                label = _int(rest[0], f"{list_file}:{number}", "label") - 1
                 if not 0 <= label < len(classes):
                     raise ValueError(f"{list_file}:{number}: label {rest[0]} is not in {class_file} "
                                      f"(1..{len(classes)})")
@@ -294,8 +337,7 @@ class Kinetics(VideoClipDataset):
     def __init__(self, root, annotation_csv, train: bool = True, classes: list[str] | None = None, **kw):
         root = _require(root, "Kinetics video root", KINETICS_LAYOUT)
         annotation_csv = _require(annotation_csv, "Kinetics annotation CSV", KINETICS_LAYOUT)
-        with open(annotation_csv, encoding="utf-8", newline="") as f:
-            rows = list(csv.DictReader(f))
+        rows = list(csv.DictReader(io.StringIO(_text(annotation_csv), newline="")))
         missing = {"youtube_id", "time_start", "time_end"} - set(rows[0] if rows else ())
         if missing:
             raise ValueError(f"{annotation_csv}: missing columns {sorted(missing)}; expected header "
@@ -307,7 +349,14 @@ class Kinetics(VideoClipDataset):
         files = self._index(root)
         samples = []
         for number, row in enumerate(rows, 2):
-            stem = f"{row['youtube_id']}_{int(float(row['time_start'])):06d}_{int(float(row['time_end'])):06d}"
+            times = []
+            for column in ("time_start", "time_end"):
+                try:
+                    times.append(int(float(row[column])))
+                except (TypeError, ValueError):
+                    raise ValueError(f"{annotation_csv}:{number}: {column} {row[column]!r} is not a number "
+                                     "of seconds") from None
+            stem = f"{row['youtube_id']}_{times[0]:06d}_{times[1]:06d}"
             path = files.get(stem) or files.get(row["youtube_id"]) or str(root / (stem + ".mp4"))
             label = None
             if labeled:
@@ -350,10 +399,10 @@ class VideoList(VideoClipDataset):
                 cut = max(line.rfind(","), *(line.rfind(c) for c in " \t"))
                 path, label = (line[:cut].strip(" \t,"), line[cut + 1:]) if cut > 0 else (line, None)
             if label is not None:
-                try:
-                    label = int(label)
-                except ValueError:
-                    raise ValueError(f"{list_file}:{number}: label {label!r} is not an integer") from None
+                label = _int(label, f"{list_file}:{number}", "label")
+                if label < 0 or (classes is not None and label >= len(classes)):
+                    raise ValueError(f"{list_file}:{number}: label {label} is out of range; labels are "
+                                     "0-based class indices" + (f" below {len(classes)}" if classes else ""))
             samples.append((str(root / path), label))
         labels = {label for _, label in samples}
         if None in labels and len(labels) > 1:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
 
+# Largest frame decoded (4K UHD): an 8K clip of 16 frames would take 1.6 GB before resizing.
+MAX_PIXELS = 3840 * 2160
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -59,13 +61,27 @@ def is_frame_folder(path: str) -> bool:
     return os.path.isdir(path) and any(n.lower().endswith(IMAGE_EXTENSIONS) for n in os.listdir(path))
 
 
-def _read_image(path: str) -> np.ndarray:
+def _read_image(path: str, max_pixels: int) -> np.ndarray:
+    """An image file as (H, W, 3) RGB uint8. The bytes are read by Python and decoded from memory:
+    cv2.imread is handed no file name (one that is not UTF-8 crashed the process in OpenCV)."""
     import cv2  # loaded on first use: OpenCV is heavy
 
-    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+    try:
+        with open(path, "rb") as f:
+            data = np.frombuffer(f.read(), np.uint8)
+    except OSError as e:
+        raise VideoError(path, f"unreadable image ({e.strerror})") from None
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if bgr is None:
         raise VideoError(path, "unreadable image")
+    _check_size(path, bgr.shape[1], bgr.shape[0], max_pixels)
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)  # (H, W, 3)
+
+
+def _check_size(path: str, width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise VideoError(path, f"frames of {width}x{height} exceed max_pixels={max_pixels} "
+                               f"({width * height} pixels); resize the video or raise max_pixels")
 
 
 # ------------------------------------------------------------------ probing
@@ -159,14 +175,14 @@ def correct_frame_count(path: str, num_frames: int) -> None:
 
 # ------------------------------------------------------------------ reading
 
-def _read_folder(path: str, indices: Sequence[int]) -> np.ndarray:
+def _read_folder(path: str, indices: Sequence[int], max_pixels: int) -> np.ndarray:
     files = list_frames(path)
     if not files:
         raise VideoError(path, "no frames")
     if max(indices) >= len(files):
         raise VideoError(path, f"frame {max(indices)} wanted, folder has {len(files)}",
                          available=len(files))
-    cache = {i: _read_image(files[i]) for i in sorted(set(indices))}
+    cache = {i: _read_image(files[i], max_pixels) for i in sorted(set(indices))}
     shapes = {f.shape for f in cache.values()}
     if len(shapes) != 1:
         raise VideoError(path, f"frames of different sizes {sorted(shapes)}")
@@ -201,7 +217,8 @@ def _decode_range(container, stream, first: int, last: int, wanted: set[int], *,
     return out, count, True
 
 
-def _decode_file(path: str, first: int, last: int, wanted: set[int], thread_type: str | None):
+def _decode_file(path: str, first: int, last: int, wanted: set[int], thread_type: str | None,
+                 max_pixels: int):
     """({index: frame}, frames decoded when counting from 0 (else None), None) or (..., reason)."""
     import av
 
@@ -210,6 +227,10 @@ def _decode_file(path: str, first: int, last: int, wanted: set[int], thread_type
         return {}, None, reason
     with container:
         stream = container.streams.video[0]
+        width, height = stream.codec_context.width or 0, stream.codec_context.height or 0
+        if width * height > max_pixels:
+            return {}, None, (f"frames of {width}x{height} exceed max_pixels={max_pixels} "
+                              f"({width * height} pixels); resize the video or raise max_pixels")
         if thread_type is not None:
             stream.codec_context.thread_type = thread_type
         try:
@@ -225,9 +246,9 @@ def _decode_file(path: str, first: int, last: int, wanted: set[int], thread_type
             return {}, None, f"corrupt stream ({e})"
 
 
-def _read_video(path: str, indices: Sequence[int], thread_type: str | None) -> np.ndarray:
+def _read_video(path: str, indices: Sequence[int], thread_type: str | None, max_pixels: int) -> np.ndarray:
     first, last, wanted = min(indices), max(indices), set(indices)
-    frames, count, reason = _decode_file(path, first, last, wanted, thread_type)
+    frames, count, reason = _decode_file(path, first, last, wanted, thread_type, max_pixels)
     if reason is not None:
         raise VideoError(path, reason)
     if last not in frames:
@@ -242,11 +263,13 @@ def _read_video(path: str, indices: Sequence[int], thread_type: str | None) -> n
     return np.stack([filled[i] for i in indices])  # (T, H, W, 3)
 
 
-def read_frames(path: str, indices: Sequence[int], *, thread_type: str | None = None) -> torch.Tensor:
+def read_frames(path: str, indices: Sequence[int], *, thread_type: str | None = None,
+                max_pixels: int = MAX_PIXELS) -> torch.Tensor:
     """Frames `indices` (any order, repeats allowed) of a video file or frame folder -> uint8 (T, H, W, 3).
 
     thread_type: PyAV decoder threading ("AUTO", "FRAME", "SLICE") or None for FFmpeg's default;
-    see benchmarks/data.py before turning it on inside DataLoader workers.
+    see benchmarks/data.py before turning it on inside DataLoader workers. Frames larger than
+    `max_pixels` are refused (VideoError) before they are decoded.
     """
     path = str(path)
     indices = [int(i) for i in indices]
@@ -257,9 +280,9 @@ def read_frames(path: str, indices: Sequence[int], *, thread_type: str | None = 
     if not os.path.exists(path):
         raise VideoError(path, "missing file")
     if os.path.isdir(path):
-        array = _read_folder(path, indices)
+        array = _read_folder(path, indices, max_pixels)
     else:
-        array = _read_video(path, indices, thread_type)
+        array = _read_video(path, indices, thread_type, max_pixels)
     return torch.from_numpy(array)
 
 

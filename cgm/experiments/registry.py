@@ -3,8 +3,8 @@ every profile (`profiles.PROFILES`); `resolve(name, profile, **overrides)` gives
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from .config import ExperimentConfig, apply_overrides
 from .profiles import SMOKE_NATURAL_EVAL, Recipe, build_config, check_profile

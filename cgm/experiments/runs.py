@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,12 +27,12 @@ from cgm.network import HEADS, CGMConfig, CGMNet
 from cgm.protocols import evaluate_action, evaluate_motion
 from cgm.train import Trainer
 
-from .config import DataSpec, ExperimentConfig, config_hash
+from .config import EMBEDDED, DataSpec, ExperimentConfig, config_hash
+from .lock import run_lock
 from .registry import get_experiment, resolve
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / "results" / "runs"
-EMBEDDED = ("synthmotion", "natural")
 
 
 # --------------------------------------------------------------------------- data and models
@@ -40,6 +41,17 @@ def _root(spec: DataSpec, cfg: ExperimentConfig) -> str | None:
     if spec.name in EMBEDDED:
         return None
     return spec.data_root or cfg.data.data_root
+
+
+def check_device(device: str) -> None:
+    """A ValueError before any work when `device` names a GPU this machine does not have."""
+    if str(device).startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} requested but CUDA is not available here; use device='cpu' "
+                             "(CLI: --device cpu) or run on a machine with a GPU")
+        index = torch.device(device).index
+        if index is not None and index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} GPU(s)")
 
 
 def check_data(cfg: ExperimentConfig) -> None:
@@ -108,6 +120,7 @@ def model_from_checkpoint(model_cfg: CGMConfig, path: str | os.PathLike) -> CGMN
 
 def evaluate_config(model, cfg: ExperimentConfig, *, device: str = "cpu") -> dict[str, float]:
     """The config's evaluation protocols on `model`: metrics named "<dataset tag>/<metric>"."""
+    check_device(device)
     bs = cfg.eval.batch_size
     results: dict[str, float] = {}
     for kind, tag, spec in cfg.eval.sets():
@@ -126,6 +139,7 @@ def train_experiment(cfg: ExperimentConfig, out_dir: str | os.PathLike, *, resum
                      progress: bool | None = None) -> Trainer:
     """Train the config's model into out_dir (checkpoint.pt, metrics.csv, tb/), starting from the
     weights at `init_from` (`fresh`: see init_from_checkpoint). Returns the Trainer."""
+    check_device(cfg.train.device)
     check_data(cfg)
     train_set = build_data(cfg.data, cfg, future=True)
     if cfg.train.stage != "selfsup" and len(train_set.classes) != cfg.model.num_classes:
@@ -224,19 +238,36 @@ def run(name: str, profile: str = "smoke", *, need_checkpoint: bool = False, for
     if pre is not None and pre.checkpoint is None:  # training needs the pretrained weights
         pre = run(cfg.pretrain_from, profile, need_checkpoint=True, runs_dir=runs_dir,
                   progress=progress, **passed)
+    check_device(cfg.train.device)
     check_data(cfg)
     info = cgm_dist.env_world()
+    if not info.is_main:
+        return _compute(name, profile, cfg, h, pre, out, force=force, progress=progress)
+    with run_lock(out.with_name(f".{h}.lock"), f"run {name} ({h}) in {out.parent}"):
+        return _compute(name, profile, cfg, h, pre, out, force=force, progress=progress)
+
+
+def _compute(name: str, profile: str, cfg: ExperimentConfig, h: str, pre: RunResult | None, out: Path, *,
+             force: bool, progress: bool) -> RunResult:
+    """Train and evaluate into `.<hash>.partial` beside `out` (resumed if an interrupted
+    computation left a training checkpoint there), then put it in place of `out` whole: an
+    interrupted recompute never loses the cached run."""
+    info = cgm_dist.env_world()
+    work = out.with_name(f".{h}.partial")
     if info.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(
+        if force and work.exists():
+            shutil.rmtree(work)
+        work.mkdir(parents=True, exist_ok=True)
+        (work / "config.json").write_text(json.dumps(
             {**cfg.to_dict(), "profile": profile, "name": name, "pretrain_hash": pre.hash if pre else None},
             indent=1, default=str))
-        (out / "result.json").unlink(missing_ok=True)
-    ckpt = out / "checkpoint.pt"
-    if ckpt.is_file() and not checkpoints.is_training_state(checkpoints.load(ckpt)):
-        ckpt.unlink()  # a finished run's weights, but its result is missing: train again
+        (work / "result.json").unlink(missing_ok=True)
+        ckpt = work / "checkpoint.pt"
+        if ckpt.is_file() and not checkpoints.is_training_state(checkpoints.load(ckpt)):
+            ckpt.unlink()  # weights of a finished computation that was not put in place: train again
+    cgm_dist.barrier()
     start = time.time()
-    trainer = train_experiment(cfg, out, resume=not force, progress=progress,
+    trainer = train_experiment(cfg, work, resume=True, progress=progress,
                                init_from=pre.checkpoint if pre else None, fresh=get_experiment(name).fresh)
     seconds = time.time() - start
     device = str(trainer.device)
@@ -244,13 +275,25 @@ def run(name: str, profile: str = "smoke", *, need_checkpoint: bool = False, for
     train = {**(trainer.history[-1] if trainer.history else {}), "seconds": seconds,
              "steps": trainer.step, "device": device, "world_size": info.world_size}
     if info.is_main:
-        (out / "metrics.json").write_text(json.dumps(trainer.history, indent=1))
-        checkpoints.slim(ckpt)
-        (out / "result.json").write_text(json.dumps(
+        (work / "metrics.json").write_text(json.dumps(trainer.history, indent=1))
+        checkpoints.slim(work / "checkpoint.pt")
+        (work / "result.json").write_text(json.dumps(
             {"name": name, "profile": profile, "hash": h, "dataset": cfg.data.name,
              "metrics": metrics, "train": train, "torch": torch.__version__,
              "created": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=1))
+        _replace_folder(work, out)
     cgm_dist.barrier()
     return RunResult(name=name, profile=profile, hash=h, dataset=cfg.data.name, metrics=metrics,
                      train=train, config=json.loads((out / "config.json").read_text()) if info.is_main else {},
                      source="computed", path=out)
+
+
+def _replace_folder(new: Path, target: Path) -> None:
+    """Put the folder `new` at `target`, the old `target` (if any) moved aside first and removed
+    after: at no moment is a half-written folder at `target`."""
+    old = target.with_name(f".{target.name}.old.{os.getpid()}")
+    if target.exists():
+        os.replace(target, old)
+    os.replace(new, target)
+    if old.exists():
+        shutil.rmtree(old)

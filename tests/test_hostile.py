@@ -1,0 +1,300 @@
+"""Hostile inputs (issue 11): each ends in a clear error, a counted skip, or correct behaviour.
+
+One test (or one parametrized row) per input a careless or hostile user can give; the count of
+rows is quoted in the README's Status.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import warnings
+
+import cv2
+import pytest
+import torch
+from conftest import fixture_frame, write_frame_folder, write_video
+
+from cgm import checkpoints
+from cgm import experiments as ex
+from cgm.__main__ import main
+from cgm.data.datasets import UCF101, Kinetics, VideoFolder, VideoList
+from cgm.data.decode import VideoError, read_frames
+from cgm.network import CGMConfig, CGMNet
+from cgm.protocols import evaluate_action, evaluate_motion
+from cgm.train import NonFiniteLossError, TrainConfig, Trainer
+
+TINY = dict(steps=2, width=0.125, size=16, clip_len=4, batch_size=2, n=8, eval__max_clips=2)
+TINY_MODEL = dict(clip_len=4, size=16, width=0.125, depth=(1, 1, 1, 1), num_classes=4)
+
+
+# --------------------------------------------------------------------------- decoding
+
+def test_frame_folder_with_a_non_utf8_name_decodes(tmp_path):
+    """cv2.imread crashed the process on such names; frames are now decoded from memory."""
+    folder = os.path.join(os.fsencode(tmp_path), b"clip_\xff\xfe")
+    os.makedirs(folder)
+    for i in range(3):
+        ok, png = cv2.imencode(".png", fixture_frame(i))
+        with open(os.path.join(folder, b"img_\xe9%d.png" % i), "wb") as f:
+            f.write(png.tobytes())
+    frames = read_frames(os.fsdecode(folder), [0, 2])
+    assert frames.shape == (2, 32, 40, 3)
+
+
+@pytest.mark.parametrize("kind", ["video", "frames"])
+def test_frames_above_max_pixels_are_refused(tmp_path, kind):
+    path = (write_video(tmp_path / "v.mp4", num_frames=4) if kind == "video"
+            else write_frame_folder(tmp_path / "f", num_frames=4))
+    with pytest.raises(VideoError, match="40x32 exceed max_pixels=1000"):
+        read_frames(path, [0], max_pixels=1000)
+    data = VideoFolder(tmp_path, clip_len=2, size=24, resize=None, max_pixels=1000, max_failures=0)
+    with warnings.catch_warnings(), pytest.raises(RuntimeError, match="max_pixels"):
+        warnings.simplefilter("ignore")
+        data[0]  # a refused video is a counted skip; here every video is refused
+
+
+def test_skips_are_counted_once_and_reported_once_per_epoch(tmp_path):
+    for v in range(3):
+        write_frame_folder(tmp_path / "videos" / f"v{v}", num_frames=6)
+    for frame in (tmp_path / "videos" / "v1").iterdir():  # one bad video
+        frame.write_bytes(b"not a png")
+    data = VideoFolder(tmp_path / "videos", clip_len=2, future=True, size=24, resize=None)
+    cfg = TrainConfig(steps=2, batch_size=3, progress=False, tensorboard=False, checkpoint_every=10)
+    model = torch.nn.Conv3d(3, 9, 1)
+    loss = lambda out, clip, labels: (out.mean() * 0 + clip.mean() ** 2, {})  # noqa: E731
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer = Trainer(model, data, cfg, out_dir=tmp_path / "run", loss_fn=loss)
+        trainer.fit()
+    epochs = [str(w.message) for w in caught if "unreadable videos were skipped" in str(w.message)]
+    assert epochs == [m for m in epochs if "1 unreadable" in m] and len(epochs) == 2  # once per epoch
+    assert trainer.skipped == {0: {str(tmp_path / "videos" / "v1")}, 1: {str(tmp_path / "videos" / "v1")}}
+
+
+# --------------------------------------------------------------------------- annotation files
+
+def _ucf(tmp_path, class_ind: bytes, train_list: bytes):
+    ann = tmp_path / "ann"
+    ann.mkdir(exist_ok=True)
+    (ann / "classInd.txt").write_bytes(class_ind)
+    (ann / "trainlist01.txt").write_bytes(train_list)
+    write_video(tmp_path / "videos" / "YoYo" / "v_YoYo_g01_c01.avi", num_frames=8, codec="mpeg4")
+    return UCF101(tmp_path / "videos", ann, train=True, clip_len=2, size=24, resize=None)
+
+
+@pytest.mark.parametrize("class_ind, train_list, match", [
+    (b"1 ApplyEyeMakeup\nYoYo\n", b"YoYo/v_YoYo_g01_c01.avi 2\n", r"classInd.txt:2: expected '2 ClassName'"),
+    (b"1 A\none YoYo\n", b"YoYo/v_YoYo_g01_c01.avi 2\n", r"classInd.txt:2: class index 'one' is not an integer"),
+    (b"1 A\n2 YoYo\n", b"YoYo/v_YoYo_g01_c01.avi two\n", r"trainlist01.txt:1: label 'two' is not an integer"),
+    (b"1 A\n2 YoYo\n", "YoYo/v_YoYo_g01_c01.avi 2\nA/v_Caf\xe9.avi 1\n".encode("latin-1"),
+     r"trainlist01.txt:2: not UTF-8 text \(byte 0xe9\)"),
+])
+def test_bad_ucf_annotations_name_file_and_line(tmp_path, class_ind, train_list, match):
+    with pytest.raises(ValueError, match=match):
+        _ucf(tmp_path, class_ind, train_list)
+
+
+def test_a_utf8_bom_is_stripped(tmp_path):
+    data = _ucf(tmp_path, "\ufeff1 A\n2 YoYo\n".encode(), "\ufeffYoYo/v_YoYo_g01_c01.avi 2\n".encode())
+    assert data.classes == ["A", "YoYo"] and [y for _, y in data.samples] == [1]  # first video kept
+
+
+def test_kinetics_bad_time_names_file_and_line(tmp_path):
+    (tmp_path / "train.csv").write_text("label,youtube_id,time_start,time_end,split\na,x,0,10,train\n"
+                                        "a,y,one,10,train\n")
+    (tmp_path / "videos").mkdir()
+    with pytest.raises(ValueError, match=r"train.csv:3: time_start 'one' is not a number"):
+        Kinetics(tmp_path / "videos", tmp_path / "train.csv")
+
+
+@pytest.mark.parametrize("line, match", [("a.mp4 -1", "label -1 is out of range"),
+                                         ("a.mp4 x1", "label 'x1' is not an integer")])
+def test_videolist_bad_labels_are_refused_at_load(tmp_path, line, match):
+    write_video(tmp_path / "a.mp4", num_frames=4)
+    (tmp_path / "list.txt").write_text(line + "\n")
+    with pytest.raises(ValueError, match="list.txt:1: " + match):
+        VideoList(tmp_path, tmp_path / "list.txt")
+
+
+# --------------------------------------------------------------------------- configs
+
+@pytest.mark.parametrize("overrides, match", [
+    ({"lr": 1e999}, "lr=inf: not a finite number"),
+    ({"steps": "abc"}, "steps must be int | None, got 'abc'"),
+    ({"steps": 2.5}, "steps must be int"),
+    ({"width": "abc"}, "wrong type"),
+    ({"dropout": float("nan")}, "not a finite number"),
+    ({"device": "foo"}, "device 'foo' is not supported"),
+    ({"seed": -1}, "seed must be >= 0"),
+    ({"n": "abc"}, "n .number of clips. must be an integer"),
+    ({"fold": 4}, "fold must be 1, 2 or 3"),
+    ({"eval__max_clips": 0}, "max_clips must be an integer >= 1"),
+    ({"data_root": "/data/ucf101"}, "embedded and reads no data_root"),
+    ({"data__listfile": "x"}, "data has no field 'listfile'"),
+    ({"progress": "yes"}, "progress must be bool"),
+])
+def test_bad_config_values_are_refused_when_the_config_is_built(overrides, match):
+    with pytest.raises(ValueError, match=match):
+        ex.resolve("table6/cgmul", **overrides)
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+def _tiny_checkpoint(tmp_path, **model):
+    cfg = CGMConfig(**{**TINY_MODEL, **model})
+    path = checkpoints.save({"model": CGMNet(cfg).state_dict(), "model_config": cfg.to_dict()}, tmp_path / "w.pt")
+    return cfg, path
+
+
+def test_eval_refuses_a_checkpoint_of_another_model_config(tmp_path):
+    _, path = _tiny_checkpoint(tmp_path, upsampler="nearest")
+    with pytest.raises(checkpoints.CheckpointError, match="upsampler: 'nearest' -> 'bilinear'"):
+        ex.model_from_checkpoint(CGMConfig(**TINY_MODEL, upsampler="bilinear"), path)
+
+
+def test_init_from_another_width_fails_listing_what_does_not_fit(tmp_path):
+    _, path = _tiny_checkpoint(tmp_path, heads=())
+    model = CGMNet(CGMConfig(**{**TINY_MODEL, "width": 0.25}))
+    with pytest.raises(checkpoints.CheckpointError, match="shape mismatch: encoder"):
+        ex.init_from_checkpoint(model, path)
+    loaded, fresh = ex.init_from_checkpoint(CGMNet(CGMConfig(**TINY_MODEL)), path)  # heads named fresh
+    assert fresh and all(k.split(".")[0] in ("backbone_head", "lr_head", "hr_head") for k in fresh)
+
+
+def _trainer(tmp_path, model_config, resume=True):
+    cfg = TrainConfig(steps=1, batch_size=2, progress=False, tensorboard=False)
+    data = [{"clip": torch.zeros(3, 3, 8, 8)}] * 2
+    return Trainer(torch.nn.Conv3d(3, 9, 1), data, cfg, out_dir=tmp_path, model_config=model_config,
+                   loss_fn=lambda out, clip, labels: (out.mean(), {}), resume=resume)
+
+
+def test_resume_refuses_another_model_config(tmp_path):
+    _trainer(tmp_path, {"upsampler": "nearest"}, resume=False).fit()
+    with pytest.raises(checkpoints.CheckpointError, match="model config: upsampler: 'nearest' -> 'bilinear'"):
+        _trainer(tmp_path, {"upsampler": "bilinear"})
+
+
+@pytest.mark.parametrize("content, match", [(b"", "is empty"), (b"PK\x03\x04trunc", "cannot be read"),
+                                            (None, "holds weights only")])
+def test_resume_from_a_bad_checkpoint_is_refused(tmp_path, content, match):
+    path = tmp_path / "checkpoint.pt"
+    if content is None:
+        checkpoints.save({"model": torch.nn.Conv3d(3, 9, 1).state_dict()}, path)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(checkpoints.CheckpointError, match=match):
+        _trainer(tmp_path, {})
+
+
+def test_non_finite_weights_are_never_checkpointed(tmp_path):
+    trainer = _trainer(tmp_path, {}, resume=False)
+    with torch.no_grad():
+        trainer.model.weight[0] = float("nan")
+    with pytest.raises(NonFiniteLossError, match="not finite at step 0.*before writing a checkpoint"):
+        trainer.save()
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_nan_in_evaluation_raises():
+    class NaNClips(torch.utils.data.Dataset):
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            return {"clip": torch.full((3, 5, 16, 16), float("nan") if i else 0.0), "label": 0, "index": i}
+
+    torch.manual_seed(0)
+    model = CGMNet(CGMConfig(**TINY_MODEL))
+    with pytest.raises(ValueError, match=r"clips \[1\] of NaNClips hold NaN"):
+        evaluate_motion(model, NaNClips())
+    with torch.no_grad():
+        model.encoder.stem[0].weight.fill_(float("nan"))
+    clean = [{"clip": torch.zeros(3, 5, 16, 16), "label": 0, "index": 0}]
+    with pytest.raises(FloatingPointError, match="not finite"):
+        evaluate_action(model, clean)
+
+
+# --------------------------------------------------------------------------- the run cache
+
+def test_an_interrupted_recompute_keeps_the_cached_run(tmp_path, monkeypatch):
+    first = ex.run("table6/cgmul", runs_dir=tmp_path, **TINY)
+    before = (first.path / "result.json").read_text()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ex.runs, "train_experiment", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ex.run("table6/cgmul", runs_dir=tmp_path, force=True, **TINY)
+    assert (first.path / "result.json").read_text() == before
+    assert ex.run("table6/cgmul", runs_dir=tmp_path, **TINY).source == "cache"
+    assert not list(first.path.parent.glob(".*.lock"))  # the lock went with the interruption
+
+
+def test_a_run_folder_is_locked_and_stale_locks_are_taken_over(tmp_path):
+    lock = tmp_path / ".abc.lock"
+    with ex.run_lock(lock, "run x"):
+        assert f'"pid": {os.getpid()}' in lock.read_text()
+        with pytest.raises(ex.RunLockedError, match=f"run x is being computed by pid {os.getpid()} on "
+                                                    f"{socket.gethostname()}"):
+            with ex.run_lock(lock, "run x"):
+                pass
+    assert not lock.exists()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock.write_text(f'{{"pid": {dead.pid}, "host": "{socket.gethostname()}", "started": "then"}}')
+    with ex.run_lock(lock, "run x"):  # its process is gone: taken over
+        assert f'"pid": {os.getpid()}' in lock.read_text()
+
+
+# --------------------------------------------------------------------------- the CLI
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "--experiment", "table6/cgmul", "--set", "steps=abc"], "steps must be int | None"),
+    (["run", "--experiment", "table6/cgmul", "--set", "name=ucf999"], "unknown dataset 'ucf999'"),
+    (["run", "--experiment", "table6/cgmul", "--device", "foo"], "device 'foo' is not supported"),
+    (["run", "--experiment", "table6/cgmul", "--data-root", "/data"], "embedded and reads no data_root"),
+    (["run", "--experiment", "table6/cgmul", "--set", "lr=1e999"], "not a finite number"),
+])
+def test_cli_bad_input_is_a_one_line_message(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.startswith("error: ") and "Traceback" not in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+@pytest.mark.parametrize("command", ["eval", "train", "run"])
+def test_cli_cuda_without_cuda_fails_before_work(command, capsys, tmp_path):
+    extra = {"eval": ["--checkpoint", str(tmp_path / "c.pt")], "train": ["--out", str(tmp_path / "o")], "run": []}
+    assert main([command, "--experiment", "table6/cgmul", "--device", "cuda", *extra[command]]) == 2
+    assert "CUDA is not available" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("content, message", [(b"", "is empty"), (b"PK\x03\x04trunc", "cannot be read"),
+                                              (None, "holds weights only")])
+def test_cli_resume_from_a_bad_checkpoint(tmp_path, capsys, content, message):
+    out = tmp_path / "o"
+    out.mkdir()
+    if content is None:
+        checkpoints.save({"model": {"w": torch.zeros(1)}}, out / "checkpoint.pt")
+    else:
+        (out / "checkpoint.pt").write_bytes(content)
+    argv = ["train", "--experiment", "table6/cgmul", "--out", str(out), "--resume", "--steps", "1"]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_train_passes_model_overrides_to_the_pretraining(tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_run(name, profile, **kw):
+        seen.update(kw, name=name)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(ex, "run", fake_run)
+    assert main(["train", "--experiment", "table7/cgmul", "--out", str(tmp_path), "--set", "width=0.5",
+                 "--set", "num_classes=4", "--steps", "1"]) == 2
+    assert seen["name"] == "table6/cgmul" and seen["width"] == 0.5 and seen["steps"] == 1
+    assert "num_classes" not in seen  # a head size, not the architecture the weights need
