@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 FOOTAGE := data/footage/visp_mbt_cube.npy
 
-.PHONY: install data reproduce demo test unit nbval notebooks benchmarks gpu-check clean
+.PHONY: install data reproduce demo test ruff-check unit nbval notebooks benchmarks gpu-check clean
 
 install: $(STAMP)
 
@@ -28,7 +28,11 @@ reproduce: $(STAMP) $(FOOTAGE)
 
 demo: reproduce
 
-test: unit nbval
+test: ruff-check unit nbval
+
+# Lint and formatting (configured in pyproject.toml); `ruff format cgm tests benchmarks` applies it.
+ruff-check: $(STAMP)
+	$(BIN)/ruff check cgm tests benchmarks && $(BIN)/ruff format --check cgm tests benchmarks
 
 unit: $(STAMP) $(FOOTAGE)
 	$(BIN)/python -m pytest -q tests/
