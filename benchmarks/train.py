@@ -4,6 +4,7 @@
     python benchmarks/train.py --experiment table6/cgmul --steps 200 --interval 20 --workers 0 2
     python benchmarks/train.py --profile laptop --set size=64 --set batch_size=4
     python benchmarks/train.py --compare --steps 120            # today's step vs the pre-fix one
+    python benchmarks/train.py --compare --steps 10 --interval 2 --sharpen 100 --threads 1
 
 Plain mode trains the experiment with the Trainer (its own data loader, `--workers` processes)
 and prints, per interval of `--interval` steps, clips/s, the share of the step spent waiting for
@@ -107,7 +108,7 @@ def plain(cfg, interval: int) -> None:
 # --------------------------------------------------------------------------- compare mode
 
 
-def compare(cfg, interval: int) -> None:
+def compare(cfg, interval: int, sharpen: float = 1.0) -> None:
     from cgm.train import Trainer
 
     ex.check_data(cfg)
@@ -115,8 +116,12 @@ def compare(cfg, interval: int) -> None:
     tcfg = cfg.train
     runs = {}
     for name in OLD:
+        model = ex.build_model(cfg)
+        if sharpen != 1 and getattr(model, "context", None) is not None:
+            with torch.no_grad():  # CGMUL's conv: sharper HR filters from step 1, as after training
+                model.upsampler.conv.weight.mul_(sharpen)
         with tempfile.TemporaryDirectory() as out:
-            runs[name] = Trainer(ex.build_model(cfg), data, tcfg, out_dir=out, model_config=cfg.model)
+            runs[name] = Trainer(model, data, tcfg, out_dir=out, model_config=cfg.model)
     g = torch.Generator().manual_seed(tcfg.seed)
     loader = torch.utils.data.DataLoader(data, batch_size=tcfg.batch_size, shuffle=True, drop_last=True,
                                          generator=g, num_workers=0)
@@ -169,6 +174,9 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--compare", action="store_true", help="old vs new code, side by side")
     p.add_argument("--old", action="store_true", help="list what `old` changes, and exit")
+    p.add_argument("--sharpen", type=float, default=1.0,
+                   help="--compare: scale CGMUL's conv weights at the start (e.g. 100), so that the "
+                        "HR filters are as sharp as after training from the first step")
     args = p.parse_args()
     if args.old:
         print("old =", "; ".join(OLD_DOC))
@@ -180,7 +188,10 @@ def main() -> None:
                  "progress": False, **parse_sets(args.set)}
     cfg = ex.resolve(args.experiment, args.profile, **overrides)
     print(f"{args.experiment} ({args.profile}): " + header(cfg), flush=True)
-    (compare if args.compare else plain)(cfg, args.interval)
+    if args.compare:
+        compare(cfg, args.interval, args.sharpen)
+    else:
+        plain(cfg, args.interval)
 
 
 if __name__ == "__main__":
