@@ -279,6 +279,37 @@ def no_motion(clip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return clip[:, :-1].transpose(0, 1).float(), torch.zeros(t - 1, 2, h, w)
 
 
+# Table 1's notebook datasets -> (the motion set, the prediction set) of cgm.data.build_dataset.
+TABLE1_DATA = {"footage": ("footage", "footage"), "natural": ("natural", "natural"),
+               "synthmotion": ("synthmotion", "synthmotion"), "ucf101": ("ucf_flow", "ucf_pred")}
+
+
+def test_clips(dataset: str, kind: str, *, clip_len: int, size: int, max_pairs: int,
+               data_root: str | None = None) -> list[dict]:
+    """The test items (clips of clip_len+1 frames) every method is scored on, for a notebook
+    `dataset` of TABLE1_DATA; `kind` "motion" or "prediction" picks its set."""
+    from cgm.data import build_dataset
+
+    if dataset not in TABLE1_DATA:
+        raise ValueError(f"dataset must be one of {list(TABLE1_DATA)}, got {dataset!r}")
+    if kind not in ("motion", "prediction"):
+        raise ValueError(f"kind must be 'motion' or 'prediction', got {kind!r}")
+    name = TABLE1_DATA[dataset][kind == "prediction"]
+    kw = dict(data_root=data_root, clip_len=clip_len, size=size, future=True)
+    if dataset == "ucf101" and size > 128:
+        kw["resize"] = size  # short side to 256, centre crop 256x256
+    return evaluation_clips(build_dataset(name, "test", **kw), max_pairs=max_pairs)
+
+
+def raft_status(method: str, raft_weights: str | Path | None = None) -> Path | str:
+    """The RAFT weights file to use for `method` (a folder or file the user gave, else the default
+    path), or a string saying why the RAFT row is not run."""
+    path = Path(raft_weights) if raft_weights else raft_weights_path(method)
+    if path.is_dir():
+        path = path / raft_weights_path(method).name
+    return path if path.is_file() else f"not run: no weights file {path.name}"
+
+
 def evaluation_clips(dataset, *, max_pairs: int) -> list[dict]:
     """Items of `dataset` (clips (3,T+1,H,W)) with about `max_pairs` input pairs in all.
 
@@ -406,10 +437,12 @@ TABLE_COLUMNS = ("method", "label", "source", "dataset", "profile", "resolution"
 _OURS = "cgm"
 _NO_MOTION = "no_motion"
 _PAPER_DATA = {"table1_motion": "UCF-Flow (paper)", "table1_prediction": "UCF-Pred (paper)"}
-_LABELS = {_OURS: "CGM-Net (ours)", _NO_MOTION: "No motion (frame t as t+1)"}
+_ORACLE = "tap_oracle"
+_LABELS = {_OURS: "CGM-Net (ours)", _NO_MOTION: "No motion (frame t as t+1)",
+           _ORACLE: "Tap oracle (best single tap of 9x9; sees t+1's pixels)"}
 
 
-def _label(method: str) -> str:
+def method_label(method: str) -> str:
     for registry in (FLOW_METHODS, PREDICTION_METHODS, PAPER_ONLY_METHODS):
         if method in registry:
             return registry[method].label
@@ -453,7 +486,7 @@ def table1_frame(table: str, scores: dict[str, dict[str, float] | str], *, datas
         paper_row = _paper_row(table, method, resolution)
         paper = paper_value(table, paper_row, metric) if paper_row is not None and metric != "epe" else None
         where = (dataset, profile) if source != QUOTED else (_PAPER_DATA[table], "")
-        rows.append({"method": method, "label": _label(method), "source": source, "dataset": where[0],
+        rows.append({"method": method, "label": method_label(method), "source": source, "dataset": where[0],
                      "profile": where[1], "resolution": resolution, "metric": metric, "measured": measured,
                      "paper_value": float("nan") if paper is None else paper, "sec_per_pair": sec, "n": n})
 
@@ -494,3 +527,99 @@ def timed(fn: Callable, *args, **kwargs):
     start = time.perf_counter()
     out = fn(*args, **kwargs)
     return out, time.perf_counter() - start
+
+
+def _cell(frame: pd.DataFrame, method: str, metric: str) -> float:
+    line = frame[(frame["method"] == method) & (frame["metric"] == metric) & (frame["source"] == MEASURED)]
+    return float(line["measured"].iloc[0]) if len(line) else float("nan")
+
+
+def table1_reading(motion: pd.DataFrame, prediction: pd.DataFrame) -> list[str]:
+    """What Table 1's measured lines show, as sentences computed from them (never fixed prose):
+    CGM-Net against copying the frame, TV-L1 (the paper's ratio 0.49), DIS-Fast and the tap oracle;
+    the flow methods' order against the paper's; 1-step prediction against repeating the frame."""
+    from cgm.paper import paper_value
+
+    l1 = {m: _cell(motion, m, "l1") for m in ("cgm", _NO_MOTION, "tvl1", "dis_fast", "deepflow", _ORACLE)}
+    paper = {m: paper_value("table1_motion", row, "l1")
+             for m, row in (("cgm", "Ours (CGM-Net)"), ("tvl1", "TV-L1"), ("dis_fast", "DIS-Fast"),
+                            ("deepflow", "DeepFlow"))}
+    where = f"{motion['dataset'].iloc[0]}, profile {motion['profile'].iloc[0]}, {motion['resolution'].iloc[0]} px"
+    below_copy = 1 - l1["cgm"] / l1[_NO_MOTION]
+    ratio, paper_ratio = l1["cgm"] / l1["tvl1"], paper["cgm"] / paper["tvl1"]
+    lines = [
+        f"On {where}: CGM-Net's ℓ1 is {l1['cgm']:.4f}, {abs(below_copy):.0%} "
+        f"{'below' if below_copy > 0 else 'above'} copying the previous frame ({l1[_NO_MOTION]:.4f}).",
+        f"CGM-Net / TV-L1 = {ratio:.2f} (paper: {paper_ratio:.2f}): "
+        + ("CGM-Net is at or below TV-L1, as in the paper." if ratio <= 1 else
+           "CGM-Net is above TV-L1 — this disagrees with the paper."),
+    ]
+    if np.isfinite(l1[_ORACLE]):
+        lines.append(f"The tap oracle (the best single tap per pixel, which sees frame t+1) reaches "
+                     f"{l1[_ORACLE]:.4f} = {l1[_ORACLE] / l1['tvl1']:.2f} x TV-L1: the room a 9x9 motion "
+                     f"map has; CGM-Net uses {(l1[_NO_MOTION] - l1['cgm']) / (l1[_NO_MOTION] - l1[_ORACLE]):.0%} "
+                     f"of the way from copy to the oracle.")
+    flows = sorted(("tvl1", "dis_fast", "deepflow"), key=lambda m: l1[m])
+    paper_order = sorted(flows, key=lambda m: paper[m])
+    names = {m: FLOW_METHODS[m].label for m in flows}
+    lines.append(f"Optical flow, measured: {' < '.join(names[m] for m in flows)}; paper: "
+                 f"{' < '.join(names[m] for m in paper_order)} — "
+                 + ("the same order." if flows == paper_order else "a different order."))
+    psnr, copy_psnr = _cell(prediction, "cgm", "psnr"), _cell(prediction, "repeat_last", "psnr")
+    cv = _cell(prediction, "constant_velocity_tvl1", "psnr")
+    lines.append(f"1-step prediction: CGM-Net PSNR {psnr:.2f} dB vs repeat-last {copy_psnr:.2f} dB "
+                 f"({'above' if psnr > copy_psnr else 'not above'}) and constant velocity (TV-L1) "
+                 f"{cv:.2f} dB ({'above' if psnr > cv else 'not above'}).")
+    return lines
+
+
+# ----------------------------------------------------------------------------- a real pair with ground truth
+
+MOTORCYCLE_SCALE = 0.1  # skimage's pair is 741x500 with disparities 7-60 px: 0.7-6 px at this scale
+
+
+def motorcycle_clip(clip_len: int, *, scale: float = MOTORCYCLE_SCALE, multiple: int = 8):
+    """Middlebury 2014 Motorcycle (scikit-image's `stereo_motorcycle`) as a clip with known motion.
+
+    The right view is shown until frame `clip_len // 2 - 1`, the left view from `clip_len // 2` on
+    (clip_len + 1 frames in all), so pair `clip_len // 2 - 1` moves the right view onto the left
+    one: the flow on the left view's grid is (disparity, 0) (left(p) = right(p - d)), read from the
+    left disparity map, scaled with the image; inf disparities are invalid. Returns
+    (clip (3, T+1, H, W) in [-1, 1], the pair index, flow (2, H, W), valid (H, W) bool); H and W
+    are cropped to a multiple of `multiple`."""
+    import cv2
+    from skimage import data
+
+    left, right, disp = data.stereo_motorcycle()
+    h, w = round(left.shape[0] * scale), round(left.shape[1] * scale)
+    h, w = h - h % multiple, w - w % multiple
+    if clip_len < 2 or h < multiple or w < multiple:
+        raise ValueError(f"need clip_len >= 2 and a scale that leaves >= {multiple} px, got "
+                         f"clip_len={clip_len}, scale={scale}")
+    size = (round(left.shape[1] * scale), round(left.shape[0] * scale))
+
+    def frame(img):
+        small = cv2.resize(img, size, interpolation=cv2.INTER_AREA)[:h, :w]
+        return torch.from_numpy(small).permute(2, 0, 1).float() / 127.5 - 1.0  # (3, h, w)
+
+    valid_full = np.isfinite(disp)
+    d = cv2.resize(np.where(valid_full, disp, 0).astype(np.float32), size, interpolation=cv2.INTER_NEAREST)[:h, :w]
+    valid = cv2.resize(valid_full.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)[:h, :w] > 0
+    pair = clip_len // 2 - 1
+    views = [frame(right)] * (pair + 1) + [frame(left)] * (clip_len + 1 - (pair + 1))
+    flow = torch.stack([torch.from_numpy(d * scale), torch.zeros(h, w)])  # (2, h, w), x first
+    return torch.stack(views, dim=1), pair, flow, torch.from_numpy(valid)
+
+
+def score_motorcycle(motion: MotionFn, clip_len: int, *, scale: float = MOTORCYCLE_SCALE) -> dict[str, float]:
+    """EPE (valid pixels, px) and ℓ1 of one method on the Motorcycle pair of `motorcycle_clip`."""
+    from cgm.metrics import epe
+
+    clip, pair, gt, valid = motorcycle_clip(clip_len, scale=scale)
+    recon, flow = motion(clip[:, :-1])
+    target = clip[:, pair + 1]
+    out = {"l1": (recon[pair].float() - target).abs().mean().item(), "epe": float("nan"),
+           "max_disparity": float(gt[0][valid].max())}
+    if flow is not None:
+        out["epe"] = epe(flow[pair:pair + 1].float(), gt[None], valid[None])
+    return out

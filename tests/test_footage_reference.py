@@ -103,3 +103,33 @@ def test_footage_splits_are_disjoint_and_clips_are_in_range():
     assert torch.equal(test[3]["clip"], test[3]["clip"])  # test items are fixed
     with pytest.raises(ValueError, match="size"):
         footage.FootageClips("train", size=200)
+
+
+def test_motorcycle_pair_ground_truth_agrees_with_tvl1_not_with_zero_flow():
+    from cgm import baselines
+
+    clip, pair, flow, valid = baselines.motorcycle_clip(4)
+    assert clip.shape[:2] == (3, 5) and pair == 1 and valid.float().mean() > 0.8
+    assert torch.equal(clip[:, 0], clip[:, 1]) and torch.equal(clip[:, 2], clip[:, 4])
+    tvl1 = baselines.score_motorcycle(baselines.flow_motion("tvl1"), 4)
+    zero = baselines.score_motorcycle(baselines.no_motion, 4)
+    assert tvl1["epe"] < 0.5 * zero["epe"]
+
+
+def test_table1_reading_follows_the_numbers():
+    from cgm import baselines
+
+    scores = {m: {"l1": v, "epe": float("nan"), "pairs": 3, "sec_per_pair": 0.0} for m, v in
+              {"no_motion": 0.03, "tvl1": 0.014, "dis_fast": 0.016, "deepflow": 0.018,
+               "tap_oracle": 0.007, "cgm": 0.02}.items()}
+    motion = baselines.table1_frame("table1_motion", scores, dataset="footage", profile="laptop", resolution=64)
+    pred = baselines.table1_frame("table1_prediction", {m: {"psnr": p, "ssim": 0.5, "clips": 2, "sec_per_pair": 0}
+                                                        for m, p in (("cgm", 30.0), ("repeat_last", 29.0),
+                                                                     ("constant_velocity_tvl1", 31.0))},
+                                  dataset="footage", profile="laptop", resolution=64)
+    text = " ".join(baselines.table1_reading(motion, pred))
+    assert "33% below copying" in text and "disagrees with the paper" in text
+    assert "the same order" in text and "(above) and constant velocity (TV-L1) 31.00 dB (not above)" in text
+    scores["cgm"]["l1"] = 0.01
+    motion = baselines.table1_frame("table1_motion", scores, dataset="footage", profile="laptop", resolution=64)
+    assert "at or below TV-L1" in " ".join(baselines.table1_reading(motion, pred))

@@ -42,6 +42,7 @@ from .profiles import (
                      build_config,
                      data_root_from_env,
 )
+from .models import trained_model
 from .registry import EXPERIMENTS, Experiment, get_experiment, list_experiments, resolve
 from .runs import (
                      EMBEDDED,
@@ -63,7 +64,7 @@ from .runs import (
                      train_experiment,
 )
 
-__all__ = ["DATA_KEYS", "SECTIONS", "UNHASHED_TRAIN", "DataSpec", "EvalSpec", "ExperimentConfig",
+__all__ = ["trained_model", "DATA_KEYS", "SECTIONS", "UNHASHED_TRAIN", "DataSpec", "EvalSpec", "ExperimentConfig",
            "apply_overrides", "config_hash", "BUILDERS", "PAPER_CLASSES", "PAPER_EPOCHS", "PAPER_INPUT",
            "PAPER_TEST_VIEWS", "PAPER_TRAIN", "PROFILES", "SMOKE_ACTION_EVAL", "SMOKE_BATCH", "SMOKE_CLASSES",
            "SMOKE_MODEL", "SMOKE_MOTION_EVAL", "SMOKE_NATURAL_EVAL", "SMOKE_STEPS", "SMOKE_SYNTH",
