@@ -415,7 +415,7 @@ def score_motion(motion: MotionFn, clips: list[torch.Tensor], *, flows: list[tor
 @torch.no_grad()
 def score_prediction(predict: PredictFn, clips: list[torch.Tensor]) -> dict[str, float]:
     """Table 1 (right) for one method: PSNR / SSIM of frame T predicted from frames 0..T-1."""
-    from cgm.evaluate import psnr, ssim
+    from cgm.metrics import PSNR_CAP, psnr, ssim
 
     _check_clips(clips)
     preds, seconds = [], 0.0
@@ -425,7 +425,7 @@ def score_prediction(predict: PredictFn, clips: list[torch.Tensor]) -> dict[str,
         preds.append(pred.float().clamp(-1, 1))
     pred = torch.stack(preds)  # (N, 3, H, W)
     target = torch.stack([clip[:, -1].float() for clip in clips])
-    return {"psnr": psnr(pred, target), "ssim": ssim(pred, target), "clips": len(clips),
+    return {"psnr": psnr(pred, target, max_db=PSNR_CAP), "ssim": ssim(pred, target), "clips": len(clips),
             "sec_per_pair": seconds / len(clips)}
 
 

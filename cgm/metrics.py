@@ -12,6 +12,7 @@ Frames are `(..., C, H, W)`; all leading dimensions are images. Nothing here kee
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -47,20 +48,27 @@ def warp_l1(pred: torch.Tensor, target: torch.Tensor) -> float:
     return (pred.double() - target.double()).abs().mean().item()
 
 
+# Video evaluation caps each image's PSNR here: a held frame (an animation repeating a frame, a
+# static camera) makes "repeat the last frame" exact, and one +inf would make the mean infinite.
+PSNR_CAP = 100.0
+
+
 @torch.no_grad()
 def psnr(
-    pred: torch.Tensor, target: torch.Tensor, data_range: float = 2.0, *, reduction: Reduction = "mean"
+    pred: torch.Tensor, target: torch.Tensor, data_range: float = 2.0, *, reduction: Reduction = "mean",
+    max_db: float = math.inf,
 ) -> float | torch.Tensor:
     """PSNR in dB of each image `(C, H, W)`, then averaged over images (not PSNR of the mean MSE).
 
     `data_range` = max - min of the frame values: 2.0 for frames in [-1, 1]. A perfect image
-    gives +inf. `reduction="none"` returns the per-image values, shape `pred.shape[:-3]`.
+    gives +inf, or `max_db` (PSNR_CAP in the evaluation protocols). `reduction="none"` returns
+    the per-image values, shape `pred.shape[:-3]`.
     """
     _check_pair("psnr", pred, target, min_dim=3)
     if data_range <= 0:
         raise ValueError(f"psnr: data_range must be positive, got {data_range}")
     mse = (pred.double() - target.double()).pow(2).flatten(-3).mean(-1)  # (...,)
-    per_image = 10.0 * torch.log10(data_range**2 / mse)
+    per_image = (10.0 * torch.log10(data_range**2 / mse)).clamp(max=max_db)
     return _reduce(per_image, reduction)
 
 

@@ -17,7 +17,7 @@ import math
 import numpy as np
 import torch
 
-from cgm.metrics import average_views, epe, psnr, ssim, topk_accuracy
+from cgm.metrics import PSNR_CAP, average_views, epe, psnr, ssim, topk_accuracy
 from cgm.network import fuse
 from cgm.warp import adaptive_warp, motion_to_flow
 
@@ -109,7 +109,7 @@ def evaluate_motion(model, dataset, *, batch_size: int = 8, max_clips: int | Non
         future, last = frames[:, t], frames[:, t - 1]
         for prefix, guess in (("", pred), ("copy_", last)):
             mean.add(f"{prefix}l1_pred", (guess - future).abs().mean().item(), b)
-            mean.add(f"{prefix}psnr_pred", psnr(guess.clamp(-1, 1), future), b)
+            mean.add(f"{prefix}psnr_pred", psnr(guess.clamp(-1, 1), future, max_db=PSNR_CAP), b)
             mean.add(f"{prefix}ssim_pred", ssim(guess.clamp(-1, 1), future), b)
     model.train(was_training)
     return {**mean.result(), "clips": float(len(indices))}
@@ -142,6 +142,10 @@ def evaluate_action(model, dataset, pipelines=PIPELINES, *, batch_size: int = 8,
         views = clip.shape[1] if clip.ndim == 6 else 1
         clip = clip.flatten(0, 1) if clip.ndim == 6 else clip  # (B*V, 3, T', H, W), view-consecutive
         logits = model(clip[:, :, :t]).logits
+        bad = sorted(h for h, v in logits.items() if not torch.isfinite(v).all())
+        if bad:
+            raise FloatingPointError(f"evaluation: the logits of heads {bad} are not finite (NaN or Inf); "
+                                     "the model's outputs are not finite: check its weights")
         for p in pipelines:
             scores[p].append(average_views(fuse(logits, p), views).cpu())  # (B, K)
         labels.append(batch["label"])
@@ -150,9 +154,6 @@ def evaluate_action(model, dataset, pipelines=PIPELINES, *, batch_size: int = 8,
     results = {"clips": float(len(indices))}
     for p in pipelines:
         s = torch.cat(scores[p])
-        if not torch.isfinite(s).all():
-            raise FloatingPointError(f"evaluation: the {p!r} pipeline's scores are not finite (NaN or Inf); "
-                                     "the model's outputs are not finite: check its weights")
         ks = (1, 5) if s.shape[1] >= 5 else (1,)
         results.update({f"{p}/{k}": v for k, v in topk_accuracy(s, labels, ks).items()})
     return results

@@ -133,3 +133,11 @@ def test_table1_reading_follows_the_numbers():
     scores["cgm"]["l1"] = 0.01
     motion = baselines.table1_frame("table1_motion", scores, dataset="footage", profile="laptop", resolution=64)
     assert "at or below TV-L1" in " ".join(baselines.table1_reading(motion, pred))
+
+
+def test_psnr_of_a_held_frame_is_capped_in_the_protocols():
+    from cgm.metrics import PSNR_CAP, psnr
+
+    frame = torch.rand(2, 3, 8, 8)
+    assert psnr(frame, frame, max_db=PSNR_CAP) == PSNR_CAP
+    assert psnr(frame, frame + 0.1, max_db=PSNR_CAP) == psnr(frame, frame + 0.1)
