@@ -20,6 +20,7 @@ from .config import (
                      config_hash,
 )
 from .lock import RunLockedError, run_lock
+from .models import trained_model
 from .profiles import (
                      BUILDERS,
                      PAPER_CLASSES,
@@ -42,7 +43,6 @@ from .profiles import (
                      build_config,
                      data_root_from_env,
 )
-from .models import trained_model
 from .registry import EXPERIMENTS, Experiment, get_experiment, list_experiments, resolve
 from .runs import (
                      EMBEDDED,
