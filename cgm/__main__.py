@@ -80,6 +80,9 @@ def estimate_paper_time(cfg: ex.ExperimentConfig, *, world_size: int = 1) -> str
 
 
 def _config(args) -> ex.ExperimentConfig:
+    from cgm import cache
+
+    cache.use_roots(**{k: getattr(args, k, None) for k in cache.ROOT_PARAMETERS})
     cfg = ex.resolve(args.experiment, args.profile, **overrides_from(args))
     ex.check_data(cfg)
     from cgm import distributed
@@ -135,7 +138,11 @@ def cmd_eval(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from cgm import cache
+
     _config(args)
+    if not args.force:  # every root of the chain (pretraining too) before any work
+        cache.check_chain(cache.chain(args.experiment, args.profile, **overrides_from(args)), args.profile)
     from cgm.cache import run_pinned  # pinned CPU threads: a rerun gives the same numbers
     r = run_pinned(args.experiment, args.profile, force=args.force, need_checkpoint=args.need_checkpoint,
                    progress=True, **overrides_from(args))
@@ -185,6 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--experiment", required=True, metavar="NAME", help="see `python -m cgm list`")
         sp.add_argument("--profile", default="smoke", help=f"one of {', '.join(ex.PROFILES)}")
         sp.add_argument("--data-root", dest="data_root", default=None, help="root of the training dataset")
+        roots = sp.add_argument_group("other data roots a paper-profile chain reads (checked before any work)")
+        roots.add_argument("--pretrain-root", dest="pretrain_root", default=None, metavar="DIR",
+                           help="unlabeled video folder of self-supervised pretraining (sets CGM_VIDEOFOLDER_ROOT)")
+        for ds in ("kinetics", "ucf101", "hmdb51"):
+            roots.add_argument(f"--{ds}-root", dest=f"{ds}_root", default=None, metavar="DIR",
+                               help=f"{ds} root when a pretraining or evaluation set of the chain needs it")
         sp.add_argument("--device", default=None, help="cpu | cuda | cuda:N")
         sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override (repeatable)")
 

@@ -18,9 +18,9 @@ import json
 import os
 import platform
 import sys
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from cgm import experiments as ex
 
@@ -35,6 +35,7 @@ class Link:
     stage: str
     steps: int | None
     backbone: str
+    overrides: dict = field(default_factory=dict, compare=False)  # what `run` passes to this link
 
     @property
     def cached(self) -> bool:
@@ -57,7 +58,7 @@ def chain(name: str, profile: str = "smoke", *, runs_dir: str | Path | None = No
     h = ex.config_hash(cfg, links[-1].hash if links else None)
     own = runs_dir / name / h
     path = own if (own / "result.json").is_file() else ex.find_cached(h, runs_dir)
-    return links + [Link(name, h, path, cfg.train.stage, cfg.train.steps, cfg.model.backbone)]
+    return links + [Link(name, h, path, cfg.train.stage, cfg.train.steps, cfg.model.backbone, dict(overrides))]
 
 
 def to_train(links: list[Link]) -> list[Link]:
@@ -71,6 +72,43 @@ def to_train(links: list[Link]) -> list[Link]:
             break
         out.insert(0, link)
     return out
+
+
+# Notebook parameters / CLI flags for the roots a paper-profile chain needs besides the training
+# set's (`data_root`): the dataset whose CGM_<DATASET>_ROOT each one sets.
+ROOT_PARAMETERS = {"pretrain_root": "videofolder", "kinetics_root": "kinetics400", "ucf101_root": "ucf101",
+                   "hmdb51_root": "hmdb51"}
+
+
+def use_roots(**roots: str | None) -> dict:
+    """Set the data roots a chain reads from the environment (`pretrain_root=` the unlabeled video
+    folder of self-supervised pretraining, `kinetics_root=`, `ucf101_root=` (also UCF-Flow/-Pred,
+    the motion evaluation sets), `hmdb51_root=`) for this process; None leaves one as it is.
+    Call before resolving configs. Returns {dataset: root} of what was set."""
+    unknown = sorted(set(roots) - set(ROOT_PARAMETERS))
+    if unknown:
+        raise ValueError(f"unknown data root(s) {unknown}; valid: {', '.join(ROOT_PARAMETERS)}")
+    done = {}
+    for key, root in roots.items():
+        if root is not None:
+            dataset = ROOT_PARAMETERS[key]
+            os.environ[f"CGM_{dataset.upper()}_ROOT"] = str(root)
+            done[dataset] = str(root)
+    return done
+
+
+def check_chain(links: list[Link], profile: str) -> None:
+    """Every dataset the links that will train (and be evaluated) read has a root that is a
+    folder, or the ValueError of `experiments.check_data` naming the first missing one and its
+    layout, before any work starts (cached links need no data)."""
+    for link in to_train(links):
+        cfg = ex.resolve(link.name, profile, **link.overrides)
+        try:
+            ex.check_data(cfg)
+        except ValueError as err:
+            flag = next((k for k, d in ROOT_PARAMETERS.items() if f"'{d}'" in str(err).split(":")[0]), None)
+            hint = f" (notebook parameter / CLI flag: {flag})" if flag else ""
+            raise ValueError(f"{link.name} ({profile}) must train and needs its data{hint}: {err}") from None
 
 
 def _results(runs_dir: Path):
@@ -145,8 +183,10 @@ def run_all(runs: Mapping, profile: str, overrides: Mapping | None = None) -> di
     expected CPU time, then one line per result. Returns {key: RunResult}."""
     overrides = overrides or {}
     plans = {key: chain(name, profile, **overrides.get(key, {})) for key, name in runs.items()}
+    for links in plans.values():  # every root of every chain, before the first run starts
+        check_chain(links, profile)
     seen: set[str] = set()
-    for key, links in plans.items():
+    for links in plans.values():
         if links[-1].hash in seen:
             continue
         seen.add(links[-1].hash)

@@ -8,7 +8,7 @@ prints. `scale_curves` is Fig. 6. Both return the matplotlib figure; the caller 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np

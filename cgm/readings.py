@@ -13,7 +13,7 @@ costs have no such model here: their gaps are reported, not judged.
 from __future__ import annotations
 
 import math
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import pandas as pd
 

@@ -16,9 +16,9 @@ profile; clips and chance for top-1) for Tables 2-7 and Fig. 6; for Table 1, row
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 
@@ -266,7 +266,9 @@ def verdict_table(results: Path) -> pd.DataFrame:
             rows.append({**base, "verdict": NOT_MEASURED, "paper": "", "measured": "", "chance": "",
                          "profile": "", "dataset": "", "parameters": ""})
             continue
-        first = lambda col: ", ".join(dict.fromkeys(df[col].dropna().astype(str))) if col in df.columns else ""
+        def first(col, df=df):
+            return ", ".join(dict.fromkeys(df[col].dropna().astype(str))) if col in df.columns else ""
+
         rows.append({**base, "verdict": got["verdict"], "paper": got["paper"], "measured": got["measured"],
                      "chance": got["chance"], "profile": first("profile"), "dataset": first("dataset"),
                      "parameters": first("parameters")})
