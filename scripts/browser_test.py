@@ -49,7 +49,10 @@ def start_lab(port: int, token: str, log: Path) -> subprocess.Popen:
     (to run all cells with the same command the menu uses)."""
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip", "127.0.0.1", f"--port={port}",
            f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={ROOT}",
-           "--LabApp.expose_app_in_browser=True", "--ServerApp.open_browser=False"]
+           "--LabApp.expose_app_in_browser=True", "--ServerApp.open_browser=False",
+           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]  # nothing fetched
+    if os.geteuid() == 0:  # CI containers run as root; JupyterLab refuses that unless told
+        cmd.append("--ServerApp.allow_root=True")
     env = {**os.environ, "JUPYTER_PLATFORM_DIRS": "1"}
     return subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, cwd=ROOT,
                             start_new_session=True)
@@ -84,7 +87,7 @@ def run(notebook: str, timeout: float) -> None:
     port, token = free_port(), secrets.token_hex(16)
     lab = start_lab(port, token, OUT / "jupyterlab.log")
     try:
-        wait_for_lab(port, token, lab, 120)
+        wait_for_lab(port, token, lab, max(120.0, timeout / 3))  # a loaded machine starts it slowly
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium(), headless=True,
                                         args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])

@@ -154,3 +154,18 @@ def test_cache_chain_names_what_would_train(tmp_path):
     assert "will train: table6/cgmul" in cache.announce(links, runs_dir=tmp_path)
     committed = cache.chain("table7/cgmul", "smoke")  # results/runs holds it
     assert committed[-1].cached and cache.announce(committed) is None
+
+
+def test_a_chain_names_its_missing_pretraining_root_before_any_work(tmp_path, monkeypatch):
+    from cgm import cache
+
+    for var in ("CGM_VIDEOFOLDER_ROOT", "CGM_KINETICS400_ROOT"):
+        monkeypatch.delenv(var, raising=False)
+    links = cache.chain("table3/r3d50", "paper", runs_dir=tmp_path, data_root=str(tmp_path))
+    with pytest.raises(ValueError, match=r"pretrain/r3d50 .*pretrain_root.*'videofolder'"):
+        cache.check_chain(links, "paper")
+    cache.use_roots(pretrain_root=str(tmp_path))  # sets CGM_VIDEOFOLDER_ROOT for this process
+    monkeypatch.setenv("CGM_VIDEOFOLDER_ROOT", str(tmp_path))  # undone after the test
+    cache.check_chain(cache.chain("table3/r3d50", "paper", runs_dir=tmp_path, data_root=str(tmp_path)), "paper")
+    with pytest.raises(ValueError, match="unknown data root"):
+        cache.use_roots(flow_root="x")
