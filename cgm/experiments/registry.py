@@ -42,7 +42,7 @@ def get_experiment(name: str) -> Experiment:
     return EXPERIMENTS[name]
 
 
-def resolve(name: str, profile: str = "smoke", **overrides) -> ExperimentConfig:
+def resolve(name: str, /, profile: str = "smoke", **overrides) -> ExperimentConfig:
     """The config of experiment `name` in `profile` with overrides applied (no work done)."""
     check_profile(profile)
     return apply_overrides(get_experiment(name).build(profile), overrides)

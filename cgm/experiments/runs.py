@@ -213,7 +213,7 @@ def pretrain_overrides(overrides: dict) -> dict:
     return {k: v for k, v in overrides.items() if k.split("__")[-1] in PRETRAIN_PASS}
 
 
-def run(name: str, profile: str = "smoke", *, need_checkpoint: bool = False, force: bool = False,
+def run(name: str, /, profile: str = "smoke", *, need_checkpoint: bool = False, force: bool = False,
         runs_dir: str | os.PathLike = RUNS, progress: bool = False, **overrides) -> RunResult:
     """Train and evaluate experiment `name`, or load its cached result (same config hash).
 
