@@ -84,6 +84,14 @@ def run(notebook: str, timeout: float) -> None:
     from playwright.sync_api import sync_playwright
 
     OUT.mkdir(parents=True, exist_ok=True)
+    # JupyterLab autosaves what it runs: work on a copy beside the original (same folder, so
+    # relative paths hold), never on the committed notebook.
+    source = ROOT / notebook
+    if not source.is_file():
+        sys.exit(f"no notebook {source}")
+    copy = source.with_name(f"_browser_test_{source.name}")
+    shutil.copyfile(source, copy)
+    notebook = str(copy.relative_to(ROOT))
     port, token = free_port(), secrets.token_hex(16)
     lab = start_lab(port, token, OUT / "jupyterlab.log")
     try:
@@ -158,6 +166,7 @@ def run(notebook: str, timeout: float) -> None:
             lab.wait(20)
         except subprocess.TimeoutExpired:
             os.killpg(lab.pid, signal.SIGKILL)
+        copy.unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:
