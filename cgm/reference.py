@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cgm.warp import adaptive_warp, motion_to_flow
+from cgm.warp import adaptive_warp, motion_to_flow, softmax_filters
 
 
 def best_tap(prev: torch.Tensor, nxt: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -94,7 +94,7 @@ class KernelPredictor(nn.Module):
         d2 = self.dec2(torch.cat([up, e2], dim=1))
         up = F.interpolate(d2, size=e1.shape[-2:], mode="bilinear", align_corners=False)
         d1 = self.dec1(torch.cat([up, e1], dim=1))
-        return self.out(d1).softmax(dim=1)  # (N, k*k, H, W)
+        return softmax_filters(self.out(d1))  # (N, k*k, H, W); flushes subnormal taps (cgm.warp)
 
 
 def kernel_motion(model: KernelPredictor):
