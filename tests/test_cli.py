@@ -7,6 +7,7 @@ import warnings
 import pytest
 import torch
 
+from cgm import experiments as ex
 from cgm.__main__ import main
 
 TINY = ["--set", "width=0.125", "--set", "size=16", "--set", "clip_len=4", "--set", "batch_size=2",
@@ -16,7 +17,7 @@ TINY = ["--set", "width=0.125", "--set", "size=16", "--set", "clip_len=4", "--se
 def test_list_names_experiments_and_profiles(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    assert "profiles: smoke, paper" in out
+    assert f"profiles: {', '.join(ex.PROFILES)}" in out
     for name in ("table6/cgmul", "table7/cgmul", "fig6/scale8", "table3/slowfast"):
         assert name in out
     line = next(l for l in out.splitlines() if l.startswith("table6/cgmul ") and " smoke " in l)
