@@ -13,6 +13,7 @@ Measured on a busy 2-core machine, 0 workers with 2 torch threads ran 4-7x slowe
 (OpenMP oversubscription in the resize); "AUTO" decoder threading never helped 16-frame clips
 and cost 30% with short-GOP mpeg4 in workers (frame threads delay output after each seek).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,9 @@ def texture_frames(num_frames: int, width: int, height: int, seed: int) -> np.nd
     noise = rng.integers(0, 256, (height + pad, width + pad, 3), dtype=np.uint8)
     texture = cv2.GaussianBlur(noise, (0, 0), 3)
     texture = cv2.normalize(texture, None, 0, 255, cv2.NORM_MINMAX)
-    return np.stack([texture[pad - t: pad - t + height, pad - 2 * t: pad - 2 * t + width]
-                     for t in range(num_frames)])
+    return np.stack(
+        [texture[pad - t : pad - t + height, pad - 2 * t : pad - 2 * t + width] for t in range(num_frames)]
+    )
 
 
 def write_fixtures(folder: str, videos: int, frames: int, codec: str, gop: int | None) -> tuple[str, str]:
@@ -59,18 +61,23 @@ def write_fixtures(folder: str, videos: int, frames: int, codec: str, gop: int |
                 container.mux(packet)
         os.makedirs(os.path.join(frame_root, f"video{v}"))
         for t, frame in enumerate(clip):
-            cv2.imwrite(os.path.join(frame_root, f"video{v}", f"img_{t + 1:05d}.jpg"),
-                        cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+            cv2.imwrite(
+                os.path.join(frame_root, f"video{v}", f"img_{t + 1:05d}.jpg"),
+                cv2.cvtColor(frame, cv2.COLOR_RGB2BGR),
+                [cv2.IMWRITE_JPEG_QUALITY, 95],
+            )
     return video_root, frame_root
 
 
 def clips_per_second(root: str, workers: int, clips: int, thread_type: str | None) -> float:
     """Training clips/s through a DataLoader (batch 8), after one warm-up batch."""
     data = VideoFolder(root, clip_len=16, size=112, resize=128, thread_type=thread_type)
-    sampler = torch.utils.data.RandomSampler(data, replacement=True, num_samples=clips + 8,
-                                             generator=torch.Generator().manual_seed(0))
-    loader = torch.utils.data.DataLoader(data, batch_size=8, sampler=sampler, num_workers=workers,
-                                         persistent_workers=False)
+    sampler = torch.utils.data.RandomSampler(
+        data, replacement=True, num_samples=clips + 8, generator=torch.Generator().manual_seed(0)
+    )
+    loader = torch.utils.data.DataLoader(
+        data, batch_size=8, sampler=sampler, num_workers=workers, persistent_workers=False
+    )
     batches = iter(loader)
     next(batches)  # warm-up: worker start, first decode
     start, count = time.perf_counter(), 0
@@ -88,8 +95,10 @@ def synthmotion_line(clips: int) -> str:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     r = module.synthmotion_rate(16, 112, clips=clips, future=False)
-    return (f"SynthMotion 16x112x112 in-process ({r['threads']} torch threads): {r['clips_per_s']:.1f} "
-            f"clips/s ({r['ms_per_clip']:.0f} ms/clip wall, {r['cpu_ms_per_clip']:.0f} ms CPU)")
+    return (
+        f"SynthMotion 16x112x112 in-process ({r['threads']} torch threads): {r['clips_per_s']:.1f} "
+        f"clips/s ({r['ms_per_clip']:.0f} ms/clip wall, {r['cpu_ms_per_clip']:.0f} ms CPU)"
+    )
 
 
 def main() -> None:
@@ -100,18 +109,24 @@ def main() -> None:
     parser.add_argument("--codec", default="libx264", choices=["libx264", "mpeg4"])
     parser.add_argument("--gop", type=int, default=None, help="keyframe interval (codec default if unset)")
     args = parser.parse_args()
-    print(f"{os.cpu_count()} CPU cores (load average {os.getloadavg()[0]:.1f}), PyAV {av.__version__}, "
-          f"{args.videos} videos 320x240 x {args.frames} frames ({args.codec}, gop {args.gop or 'default'}); "
-          f"clip 16x112x112 (short side 128, 5-crop, flip)")
+    print(
+        f"{os.cpu_count()} CPU cores (load average {os.getloadavg()[0]:.1f}), PyAV {av.__version__}, "
+        f"{args.videos} videos 320x240 x {args.frames} frames ({args.codec}, gop {args.gop or 'default'}); "
+        f"clip 16x112x112 (short side 128, 5-crop, flip)"
+    )
     with tempfile.TemporaryDirectory() as folder:
         video_root, frame_root = write_fixtures(folder, args.videos, args.frames, args.codec, args.gop)
         size_mb = sum(os.path.getsize(os.path.join(video_root, n)) for n in os.listdir(video_root)) / 1e6
-        jpeg_mb = sum(os.path.getsize(os.path.join(d, n)) for d, _, ns in os.walk(frame_root) for n in ns) / 1e6
+        jpeg_mb = (
+            sum(os.path.getsize(os.path.join(d, n)) for d, _, ns in os.walk(frame_root) for n in ns) / 1e6
+        )
         print(f"on disk: videos {size_mb:.1f} MB, JPEG frames {jpeg_mb:.1f} MB\n")
         cores = os.cpu_count() or 1
         print(f"{'source':<14}{'decoder threads':<17}{'workers':>8}{'torch threads':>15}{'clips/s':>10}")
-        for source, root, thread_types in (("PyAV video", video_root, (None, "AUTO")),
-                                           ("frame folder", frame_root, (None,))):
+        for source, root, thread_types in (
+            ("PyAV video", video_root, (None, "AUTO")),
+            ("frame folder", frame_root, (None,)),
+        ):
             for thread_type in thread_types:
                 # DataLoader workers run with 1 torch thread each; the main process with `cores`,
                 # or 1, which avoids OpenMP oversubscription when the machine is busy.

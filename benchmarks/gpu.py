@@ -30,8 +30,17 @@ import torch
 import torch.nn.functional as F
 
 # Dense bf16 tensor-core peak, TFLOP/s (vendor data sheets, no sparsity).
-PEAK_BF16_TFLOPS = {"H200": 989.0, "H100 PCIe": 756.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0,
-                    "A10G": 70.0, "L4": 121.0, "RTX 4090": 165.0, "V100": 125.0}
+PEAK_BF16_TFLOPS = {
+    "H200": 989.0,
+    "H100 PCIe": 756.0,
+    "H100": 989.0,
+    "A100": 312.0,
+    "L40S": 362.0,
+    "A10G": 70.0,
+    "L4": 121.0,
+    "RTX 4090": 165.0,
+    "V100": 125.0,
+}
 
 
 def peak_tflops(name: str) -> float | None:
@@ -48,10 +57,12 @@ def check_warp(device: str) -> None:
     for padding in ("border", "zeros"):
         x = torch.randn(2, 3, 5, 6, generator=g, dtype=torch.float64).to(device).requires_grad_()
         m = torch.randn(2, 9, 5, 6, generator=g, dtype=torch.float64).to(device).requires_grad_()
-        ok = torch.autograd.gradcheck(lambda x, m: adaptive_warp(x, m, padding), (x, m))
+        ok = torch.autograd.gradcheck(lambda x, m, padding=padding: adaptive_warp(x, m, padding), (x, m))
         print(f"gradcheck adaptive_warp ({padding}, float64, {device}): {'ok' if ok else 'FAILED'}")
     logits = torch.randn(2, 9, 3, 4, generator=g, dtype=torch.float64).to(device).requires_grad_()
-    print(f"gradcheck softmax_filters: {'ok' if torch.autograd.gradcheck(softmax_filters, (logits,)) else 'FAILED'}")
+    print(
+        f"gradcheck softmax_filters: {'ok' if torch.autograd.gradcheck(softmax_filters, (logits,)) else 'FAILED'}"
+    )
 
     x = torch.randn(4, 3, 32, 32, generator=g)
     m = torch.randn(4, 81, 32, 32, generator=g).softmax(1)
@@ -63,8 +74,10 @@ def check_warp(device: str) -> None:
         gx, gm = torch.autograd.grad(out, (xd, md), grad.to(dev))
         results[dev] = [t.detach().cpu() for t in (out, gx, gm)]
     worst = max((a - b).abs().max().item() for a, b in zip(results["cpu"], results[device]))
-    print(f"CPU vs {device} (out, grad_x, grad_m), float32 4x3x32x32 K=9: max |diff| {worst:.2e} "
-          f"-> {'ok' if worst < 1e-4 else 'MISMATCH'}")
+    print(
+        f"CPU vs {device} (out, grad_x, grad_m), float32 4x3x32x32 K=9: max |diff| {worst:.2e} "
+        f"-> {'ok' if worst < 1e-4 else 'MISMATCH'}"
+    )
 
 
 def warp_kernels(device: str) -> None:
@@ -90,9 +103,11 @@ def warp_kernels(device: str) -> None:
     kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
     busy_ms = sum(e.device_time for e in kernels) / 1e3
     wall_ms = 1e3 * statistics.median(walls)
-    print(f"warp 16x3x112x112 K=9, forward+backward: {len(kernels)} CUDA kernels, {busy_ms:.2f} ms of "
-          f"kernel time, {wall_ms:.2f} ms wall (median of 10): "
-          f"{'launch-bound' if wall_ms > 2 * busy_ms else 'device-bound'}")
+    print(
+        f"warp 16x3x112x112 K=9, forward+backward: {len(kernels)} CUDA kernels, {busy_ms:.2f} ms of "
+        f"kernel time, {wall_ms:.2f} ms wall (median of 10): "
+        f"{'launch-bound' if wall_ms > 2 * busy_ms else 'device-bound'}"
+    )
 
 
 def train_step_rates(device: str, batch: int, steps: int, peak: float | None) -> None:
@@ -102,7 +117,9 @@ def train_step_rates(device: str, batch: int, steps: int, peak: float | None) ->
 
     cfg = CGMConfig()  # the paper's 3D-ResNet18 model at 16x112x112, 101 classes
     print(f"training step: batch {batch}, {cfg.clip_len}x{cfg.size}x{cfg.size}, bf16 autocast, Adam")
-    print(f"{'model':<22}{'GMAC/clip':>10}{'step ms':>9}{'clips/s':>9}{'TFLOP/s':>9}{'% peak':>8}{'peak GiB':>10}")
+    print(
+        f"{'model':<22}{'GMAC/clip':>10}{'step ms':>9}{'clips/s':>9}{'TFLOP/s':>9}{'% peak':>8}{'peak GiB':>10}"
+    )
     meta_clip = torch.empty(1, 3, cfg.clip_len, cfg.size, cfg.size, device="meta")
     for kind in ("backbone", "cgm"):
         with torch.device("meta"):
@@ -114,7 +131,7 @@ def train_step_rates(device: str, batch: int, steps: int, peak: float | None) ->
         clip = torch.rand(batch, 3, cfg.clip_len + 1, cfg.size, cfg.size, device=device) * 2 - 1
         labels = torch.randint(0, cfg.num_classes, (batch,), device=device)
 
-        def step():
+        def step(model=model, opt=opt, clip=clip, labels=labels, kind=kind):
             opt.zero_grad(set_to_none=True)
             with torch.autocast(device, dtype=torch.bfloat16):
                 out = model(clip[:, :, :-1])
@@ -139,8 +156,10 @@ def train_step_rates(device: str, batch: int, steps: int, peak: float | None) ->
         tflops = 3 * 2 * gmac * batch / t / 1e3
         share = f"{100 * tflops / peak:7.1f}%" if peak else "      ?"
         name = "backbone + FC" if kind == "backbone" else "CGM-Net (all heads)"
-        print(f"{name:<22}{gmac:>10.1f}{1e3 * t:>9.1f}{batch / t:>9.1f}{tflops:>9.1f}{share:>8}"
-              f"{torch.cuda.max_memory_allocated() / 2**30:>10.2f}")
+        print(
+            f"{name:<22}{gmac:>10.1f}{1e3 * t:>9.1f}{batch / t:>9.1f}{tflops:>9.1f}{share:>8}"
+            f"{torch.cuda.max_memory_allocated() / 2**30:>10.2f}"
+        )
         del model, opt
         torch.cuda.empty_cache()
 
@@ -156,8 +175,10 @@ def main() -> int:
         return 0
     name = torch.cuda.get_device_name()
     peak = args.peak_tflops or peak_tflops(name)
-    print(f"torch {torch.__version__}, {name}, peak bf16 "
-          f"{f'{peak:.0f} TFLOP/s' if peak else 'unknown (give --peak-tflops)'}")
+    print(
+        f"torch {torch.__version__}, {name}, peak bf16 "
+        f"{f'{peak:.0f} TFLOP/s' if peak else 'unknown (give --peak-tflops)'}"
+    )
     check_warp("cuda")
     warp_kernels("cuda")
     train_step_rates("cuda", args.batch, args.steps, peak)

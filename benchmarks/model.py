@@ -9,6 +9,7 @@ cross-entropy of its FC. Each CPU measurement runs in a fresh process so that it
 memory (VmHWM, minus the resident size before the first step) is its own. The target (docs/design.md):
 CGM-Net's time ratio no worse than its FLOP ratio (forward GFLOPs, multiply-adds, meta-device count).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,12 +20,11 @@ import time
 
 import torch
 import torch.nn.functional as F
+from _proc import proc_status_kib  # benchmarks/ is on sys.path when a script runs
 
 from cgm.flops import module_gflops
 from cgm.losses import cgm_loss
 from cgm.network import CGMConfig, CGMNet, VideoClassifier
-
-from _proc import proc_status_kib  # benchmarks/ is on sys.path when a script runs
 
 
 def _build(kind: str, cfg: CGMConfig, device: str):
@@ -48,6 +48,7 @@ def _step_fn(kind: str, model, clip, labels):
             loss = F.cross_entropy(model(clip[:, :, :-1]), labels)
         loss.backward()
         opt.step()
+
     return step
 
 
@@ -107,9 +108,11 @@ def flop_ratio(cfg: CGMConfig) -> tuple[float, float]:
 
 
 def report(cfg: CGMConfig, batch: int, steps: int, device: str) -> None:
-    print(f"\n== {device}: batch {batch}, {cfg.clip_len}x{cfg.size}x{cfg.size}, "
-          f"{torch.get_num_threads() if device == 'cpu' else torch.cuda.get_device_name()} "
-          f"{'threads' if device == 'cpu' else ''}")
+    print(
+        f"\n== {device}: batch {batch}, {cfg.clip_len}x{cfg.size}x{cfg.size}, "
+        f"{torch.get_num_threads() if device == 'cpu' else torch.cuda.get_device_name()} "
+        f"{'threads' if device == 'cpu' else ''}"
+    )
     print("config:", {k: v for k, v in cfg.to_dict().items()})
     g_cgm, g_base = flop_ratio(cfg)
     r_cgm = measure_isolated("cgm", cfg, batch, steps, device)
@@ -118,9 +121,11 @@ def report(cfg: CGMConfig, batch: int, steps: int, device: str) -> None:
     print(f"{'backbone + FC':<22}{g_base:>12.3f}{r_base['step_s']:>10.3f}{r_base['peak_mib']:>10.0f}")
     print(f"{'CGM-Net (all heads)':<22}{g_cgm:>12.3f}{r_cgm['step_s']:>10.3f}{r_cgm['peak_mib']:>10.0f}")
     t_ratio, f_ratio = r_cgm["step_s"] / r_base["step_s"], g_cgm / g_base
-    print(f"ratio CGM/backbone: FLOPs {f_ratio:.2f}x, time {t_ratio:.2f}x, "
-          f"memory {r_cgm['peak_mib'] / max(r_base['peak_mib'], 1e-9):.2f}x "
-          f"-> target (time <= FLOPs) {'met' if t_ratio <= f_ratio else 'NOT met'}")
+    print(
+        f"ratio CGM/backbone: FLOPs {f_ratio:.2f}x, time {t_ratio:.2f}x, "
+        f"memory {r_cgm['peak_mib'] / max(r_base['peak_mib'], 1e-9):.2f}x "
+        f"-> target (time <= FLOPs) {'met' if t_ratio <= f_ratio else 'NOT met'}"
+    )
 
 
 def main() -> None:

@@ -20,14 +20,22 @@ import time
 
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function
+from train import parse_sets  # benchmarks/ is on sys.path when a script runs
 
 from cgm import experiments as ex
 from cgm.train import stage_loss
 
-from train import parse_sets  # benchmarks/ is on sys.path when a script runs
-
-PARTS = ("encoder", "decoder", "lr_motion", "context", "motion_features", "upsampler",
-         "backbone_head", "lr_head", "hr_head")
+PARTS = (
+    "encoder",
+    "decoder",
+    "lr_motion",
+    "context",
+    "motion_features",
+    "upsampler",
+    "backbone_head",
+    "lr_head",
+    "hr_head",
+)
 
 
 def scoped(model: torch.nn.Module) -> None:
@@ -87,9 +95,11 @@ def main() -> None:
             t0 = time.perf_counter()
             step()
             walls.append(time.perf_counter() - t0)
-    print(f"{args.experiment} ({args.profile}): batch {t.batch_size}, clip {m.clip_len}x{m.size}x{m.size}, "
-          f"{m.backbone} width {m.width} depth {m.depth}, encoder stride {m.encoder_spatial_stride}, "
-          f"upsampler {m.upsampler}, k_hr {m.k_hr}; {torch.get_num_threads()} threads")
+    print(
+        f"{args.experiment} ({args.profile}): batch {t.batch_size}, clip {m.clip_len}x{m.size}x{m.size}, "
+        f"{m.backbone} width {m.width} depth {m.depth}, encoder stride {m.encoder_spatial_stride}, "
+        f"upsampler {m.upsampler}, k_hr {m.k_hr}; {torch.get_num_threads()} threads"
+    )
     step_s = statistics.median(walls)
     print(f"step {step_s:.3f} s (median of {args.steps}, profiler on), {t.batch_size / step_s:.2f} clips/s")
     events = {e.key: e for e in prof.key_averages()}
@@ -99,9 +109,14 @@ def main() -> None:
             ms = events[key].cpu_time_total / 1e3 / args.steps
             print(f"{key:<24}{ms:>9.1f}{ms / 1e3 / step_s:>8.1%}")
     print()
-    print(prof.key_averages(group_by_input_shape=True).table(sort_by="self_cpu_time_total",
-                                                              row_limit=args.rows, max_name_column_width=40,
-                                                              max_shapes_column_width=60))
+    print(
+        prof.key_averages(group_by_input_shape=True).table(
+            sort_by="self_cpu_time_total",
+            row_limit=args.rows,
+            max_name_column_width=40,
+            max_shapes_column_width=60,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -37,7 +37,6 @@ import torch
 from cgm import experiments as ex
 from cgm import network
 
-
 # --------------------------------------------------------------------------- the pre-issue-12 code
 
 
@@ -80,10 +79,12 @@ def subnormal_share(t: torch.Tensor) -> float:
 
 def header(cfg) -> str:
     m, t = cfg.model, cfg.train
-    return (f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
-            f"load average {os.getloadavg()[0]:.1f}; batch {t.batch_size}, clip {m.clip_len}x{m.size}x{m.size}, "
-            f"{m.backbone} width {m.width} depth {m.depth}, upsampler {m.upsampler} "
-            f"(k_hr={m.k_hr}), stage {t.stage}, data {cfg.data.name if hasattr(cfg.data, 'name') else cfg.data['name']}")
+    return (
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f}; batch {t.batch_size}, clip {m.clip_len}x{m.size}x{m.size}, "
+        f"{m.backbone} width {m.width} depth {m.depth}, upsampler {m.upsampler} "
+        f"(k_hr={m.k_hr}), stage {t.stage}, data {cfg.data.name if hasattr(cfg.data, 'name') else cfg.data['name']}"
+    )
 
 
 # --------------------------------------------------------------------------- plain mode
@@ -95,14 +96,18 @@ def plain(cfg, interval: int) -> None:
     print(f"{'steps':>11s} {'clips/s':>8s} {'data wait':>9s} {'loss':>8s} {'load':>5s}")
     step0 = 0
     for row in trainer.history:
-        print(f"{step0 + 1:5d}-{int(row['step']):<5d} {row['clips_per_s']:8.2f} {row['data_wait_frac']:9.1%} "
-              f"{row['loss']:8.4f}")
+        print(
+            f"{step0 + 1:5d}-{int(row['step']):<5d} {row['clips_per_s']:8.2f} {row['data_wait_frac']:9.1%} "
+            f"{row['loss']:8.4f}"
+        )
         step0 = int(row["step"])
     rates = [r["clips_per_s"] for r in trainer.history]
     if len(rates) >= 2:
-        print(f"first interval {rates[0]:.2f} clips/s, median {statistics.median(rates):.2f}, "
-              f"last {rates[-1]:.2f} (last / median {rates[-1] / statistics.median(rates):.2f}); "
-              f"load average now {os.getloadavg()[0]:.1f}")
+        print(
+            f"first interval {rates[0]:.2f} clips/s, median {statistics.median(rates):.2f}, "
+            f"last {rates[-1]:.2f} (last / median {rates[-1] / statistics.median(rates):.2f}); "
+            f"load average now {os.getloadavg()[0]:.1f}"
+        )
 
 
 # --------------------------------------------------------------------------- compare mode
@@ -123,8 +128,9 @@ def compare(cfg, interval: int, sharpen: float = 1.0) -> None:
         with tempfile.TemporaryDirectory() as out:
             runs[name] = Trainer(model, data, tcfg, out_dir=out, model_config=cfg.model)
     g = torch.Generator().manual_seed(tcfg.seed)
-    loader = torch.utils.data.DataLoader(data, batch_size=tcfg.batch_size, shuffle=True, drop_last=True,
-                                         generator=g, num_workers=0)
+    loader = torch.utils.data.DataLoader(
+        data, batch_size=tcfg.batch_size, shuffle=True, drop_last=True, generator=g, num_workers=0
+    )
     batches = iter(())
     seen = {}
 
@@ -133,8 +139,11 @@ def compare(cfg, interval: int, sharpen: float = 1.0) -> None:
 
     for trainer in runs.values():
         trainer.model.register_forward_hook(keep_maps)
-    print(f"{'steps':>11s} " + " ".join(f"{n + ' clips/s':>14s} {n + ' subnormal':>14s}" for n in OLD)
-          + f" {'new/old':>7s} {'load':>5s}")
+    print(
+        f"{'steps':>11s} "
+        + " ".join(f"{n + ' clips/s':>14s} {n + ' subnormal':>14s}" for n in OLD)
+        + f" {'new/old':>7s} {'load':>5s}"
+    )
     totals = {n: 0.0 for n in OLD}
     done = 0
     while done < tcfg.steps:
@@ -156,11 +165,17 @@ def compare(cfg, interval: int, sharpen: float = 1.0) -> None:
             totals[name] += dt
             rate[name] = n_steps * tcfg.batch_size / dt
             sub[name] = subnormal_share(seen["hr"])
-        print(f"{done + 1:5d}-{done + n_steps:<5d} " + " ".join(f"{rate[n]:14.2f} {sub[n]:14.2%}" for n in OLD)
-              + f" {rate['new'] / rate['old']:6.2f}x {os.getloadavg()[0]:5.1f}", flush=True)
+        print(
+            f"{done + 1:5d}-{done + n_steps:<5d} "
+            + " ".join(f"{rate[n]:14.2f} {sub[n]:14.2%}" for n in OLD)
+            + f" {rate['new'] / rate['old']:6.2f}x {os.getloadavg()[0]:5.1f}",
+            flush=True,
+        )
         done += n_steps
-    print(f"whole run: old {tcfg.steps * tcfg.batch_size / totals['old']:.2f} clips/s, new "
-          f"{tcfg.steps * tcfg.batch_size / totals['new']:.2f} clips/s: {totals['old'] / totals['new']:.2f}x")
+    print(
+        f"whole run: old {tcfg.steps * tcfg.batch_size / totals['old']:.2f} clips/s, new "
+        f"{tcfg.steps * tcfg.batch_size / totals['new']:.2f} clips/s: {totals['old'] / totals['new']:.2f}x"
+    )
 
 
 def main() -> None:
@@ -174,9 +189,13 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--compare", action="store_true", help="old vs new code, side by side")
     p.add_argument("--old", action="store_true", help="list what `old` changes, and exit")
-    p.add_argument("--sharpen", type=float, default=1.0,
-                   help="--compare: scale CGMUL's conv weights at the start (e.g. 100), so that the "
-                        "HR filters are as sharp as after training from the first step")
+    p.add_argument(
+        "--sharpen",
+        type=float,
+        default=1.0,
+        help="--compare: scale CGMUL's conv weights at the start (e.g. 100), so that the "
+        "HR filters are as sharp as after training from the first step",
+    )
     args = p.parse_args()
     if args.old:
         print("old =", "; ".join(OLD_DOC))
@@ -184,8 +203,13 @@ def main() -> None:
     if args.steps < 1 or args.interval < 1:
         raise SystemExit("--steps and --interval must be >= 1")
     torch.set_num_threads(args.threads)
-    overrides = {"steps": args.steps, "log_every": args.interval, "num_workers": args.workers,
-                 "progress": False, **parse_sets(args.set)}
+    overrides = {
+        "steps": args.steps,
+        "log_every": args.interval,
+        "num_workers": args.workers,
+        "progress": False,
+        **parse_sets(args.set),
+    }
     cfg = ex.resolve(args.experiment, args.profile, **overrides)
     print(f"{args.experiment} ({args.profile}): " + header(cfg), flush=True)
     if args.compare:

@@ -27,10 +27,9 @@ import time
 from pathlib import Path
 
 import torch
+from _proc import proc_status_kib  # benchmarks/ is on sys.path when a script runs
 
 from cgm.warp import adaptive_warp, adaptive_warp_reference
-
-from _proc import proc_status_kib  # benchmarks/ is on sys.path when a script runs
 
 CASES = [(16, 3, 112, 112, 9), (16, 128, 28, 28, 3), (8, 3, 224, 224, 9)]
 IMPLS = {"fast": adaptive_warp, "reference": adaptive_warp_reference}
@@ -139,7 +138,9 @@ def format_table(rows: list[dict]) -> str:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--repeats", type=int, default=9)
@@ -155,9 +156,11 @@ def main(argv=None) -> None:
     # Both matter for CPU numbers: other processes steal cores, and fresh multi-MB tensors
     # (grad_m, the unfold copy) cost page faults unless PyTorch's allocator uses huge pages.
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-    print(f"torch {torch.__version__} device={args.device} threads={args.threads} repeats={args.repeats} "
-          f"float32; THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE', 'unset')}; "
-          f"load average {load}; copy bandwidth (read+write) {bandwidth / 1e9:.1f} GB/s")
+    print(
+        f"torch {torch.__version__} device={args.device} threads={args.threads} repeats={args.repeats} "
+        f"float32; THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE', 'unset')}; "
+        f"load average {load}; copy bandwidth (read+write) {bandwidth / 1e9:.1f} GB/s"
+    )
     rows = []
     for case in CASES:
         t = time_impls(case, args.device, args.repeats)
@@ -178,7 +181,9 @@ def main(argv=None) -> None:
             row["ref peak MiB"] = f"{peak_memory(case, 'reference', args.device, args.threads):.0f}"
         rows.append(row)
         print(f"  done {case}", file=sys.stderr, flush=True)
-    print(f"times in ms (medians); f+b = forward+backward w.r.t. x and m; load average now {os.getloadavg()[0]:.1f}")
+    print(
+        f"times in ms (medians); f+b = forward+backward w.r.t. x and m; load average now {os.getloadavg()[0]:.1f}"
+    )
     print(format_table(rows))
 
 

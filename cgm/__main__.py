@@ -74,9 +74,11 @@ def estimate_paper_time(cfg: ex.ExperimentConfig, *, world_size: int = 1) -> str
         per_epoch = int(len(train_set) * cfg.train.labeled_fraction) // cfg.train.batch_size
         steps, how = cfg.train.epochs * per_epoch, f"{cfg.train.epochs} epochs x {per_epoch} steps"
     days = step * steps / 86400
-    return (f"profile 'paper' on a CPU: one step of batch {cfg.train.batch_size} takes about "
-            f"{step:.1f} s here (measured on batch 2), and the schedule ({how}) about {days:.1f} days. "
-            f"Use --device cuda (torchrun for several GPUs) or --profile smoke.")
+    return (
+        f"profile 'paper' on a CPU: one step of batch {cfg.train.batch_size} takes about "
+        f"{step:.1f} s here (measured on batch 2), and the schedule ({how}) about {days:.1f} days. "
+        f"Use --device cuda (torchrun for several GPUs) or --profile smoke."
+    )
 
 
 def _config(args) -> ex.ExperimentConfig:
@@ -86,6 +88,7 @@ def _config(args) -> ex.ExperimentConfig:
     cfg = ex.resolve(args.experiment, args.profile, **overrides_from(args))
     ex.check_data(cfg)
     from cgm import distributed
+
     world = distributed.env_world().world_size
     distributed.check_global_batch(cfg.train.batch_size, world)
     if args.profile == "paper" and cfg.train.device == "cpu" and getattr(args, "command", "") != "eval":
@@ -102,7 +105,11 @@ def cmd_list(args) -> int:
     rows = {e.name: e for e in ex.list_experiments()}
     for r in table.itertuples():
         e = rows[r.experiment]
-        state = ("yes" + (f" ({r.shared_with})" if r.shared_with else "")) if r.cached else f"no: trains {r.to_train}"
+        state = (
+            ("yes" + (f" ({r.shared_with})" if r.shared_with else ""))
+            if r.cached
+            else f"no: trains {r.to_train}"
+        )
         cpu = f"{r.cpu_s / 60:.1f} min" if r.cached and r.cpu_s == r.cpu_s and r.cpu_s is not None else ""
         print(f"{r.experiment:36s} {e.paper_table:26s} {r.profile:8s} {state:28s} {cpu}")
     return 0
@@ -112,13 +119,32 @@ def cmd_train(args) -> int:
     cfg = _config(args)
     init = None
     if cfg.pretrain_from and not args.no_pretrain:
-        init = ex.run(cfg.pretrain_from, args.profile, need_checkpoint=True,
-                      **ex.pretrain_overrides(overrides_from(args))).checkpoint  # same architecture
-    trainer = ex.train_experiment(cfg, args.out, resume=args.resume, init_from=init, progress=True,
-                                  fresh=ex.get_experiment(args.experiment).fresh)
+        init = ex.run(
+            cfg.pretrain_from,
+            args.profile,
+            need_checkpoint=True,
+            **ex.pretrain_overrides(overrides_from(args)),
+        ).checkpoint  # same architecture
+    trainer = ex.train_experiment(
+        cfg,
+        args.out,
+        resume=args.resume,
+        init_from=init,
+        progress=True,
+        fresh=ex.get_experiment(args.experiment).fresh,
+    )
     if trainer.info.is_main:
-        print(json.dumps({"out": str(args.out), "step": trainer.step, **(trainer.history[-1] if trainer.history else {})}))
+        print(
+            json.dumps(
+                {
+                    "out": str(args.out),
+                    "step": trainer.step,
+                    **(trainer.history[-1] if trainer.history else {}),
+                }
+            )
+        )
     from cgm import distributed
+
     distributed.cleanup()
     return 0
 
@@ -128,12 +154,30 @@ def cmd_eval(args) -> int:
     model = ex.model_from_checkpoint(cfg.model, args.checkpoint)  # every tensor, same model config
     metrics = ex.evaluate_config(model.to(cfg.train.device), cfg, device=cfg.train.device)
     if args.json:
-        print(json.dumps({"experiment": args.experiment, "profile": args.profile, "dataset": cfg.data["name"],
-                          "checkpoint": str(args.checkpoint), "metrics": metrics}, indent=1))
+        print(
+            json.dumps(
+                {
+                    "experiment": args.experiment,
+                    "profile": args.profile,
+                    "dataset": cfg.data["name"],
+                    "checkpoint": str(args.checkpoint),
+                    "metrics": metrics,
+                },
+                indent=1,
+            )
+        )
     else:
         from cgm.tables import run_report
-        print(run_report(args.experiment, metrics, profile=args.profile, dataset=cfg.data["name"],
-                         source=f"checkpoint {args.checkpoint}"))
+
+        print(
+            run_report(
+                args.experiment,
+                metrics,
+                profile=args.profile,
+                dataset=cfg.data["name"],
+                source=f"checkpoint {args.checkpoint}",
+            )
+        )
     return 0
 
 
@@ -144,27 +188,64 @@ def cmd_run(args) -> int:
     if not args.force:  # every root of the chain (pretraining too) before any work
         cache.check_chain(cache.chain(args.experiment, args.profile, **overrides_from(args)), args.profile)
     from cgm.cache import run_pinned  # pinned CPU threads: a rerun gives the same numbers
-    r = run_pinned(args.experiment, args.profile, force=args.force, need_checkpoint=args.need_checkpoint,
-                   progress=True, **overrides_from(args))
+
+    r = run_pinned(
+        args.experiment,
+        args.profile,
+        force=args.force,
+        need_checkpoint=args.need_checkpoint,
+        progress=True,
+        **overrides_from(args),
+    )
     if args.json:
-        print(json.dumps({"experiment": r.name, "profile": r.profile, "dataset": r.dataset, "hash": r.hash,
-                          "source": r.source, "path": str(r.path), "metrics": r.metrics}, indent=1))
+        print(
+            json.dumps(
+                {
+                    "experiment": r.name,
+                    "profile": r.profile,
+                    "dataset": r.dataset,
+                    "hash": r.hash,
+                    "source": r.source,
+                    "path": str(r.path),
+                    "metrics": r.metrics,
+                },
+                indent=1,
+            )
+        )
     else:
         from cgm.tables import run_report
-        print(run_report(r.name, r.metrics, profile=r.profile, dataset=r.dataset,
-                         source=f"{r.source} ({r.path}), {r.train.get('steps')} steps in {r.train.get('seconds', 0):.0f} s"))
+
+        print(
+            run_report(
+                r.name,
+                r.metrics,
+                profile=r.profile,
+                dataset=r.dataset,
+                source=f"{r.source} ({r.path}), {r.train.get('steps')} steps in {r.train.get('seconds', 0):.0f} s",
+            )
+        )
     return 0
 
 
 def cmd_flow(args) -> int:
     from cgm.flow import run_flow
 
-    summary = run_flow(args.video, args.out, experiment=args.experiment, profile=args.profile,
-                       checkpoint=args.checkpoint, size=args.size, max_frames=args.max_frames)
-    print(json.dumps(summary, indent=1) if args.json else
-          f"{summary['frames']} frames of {summary['size']}x{summary['size']} -> {summary['out']}: flow/*.png, "
-          f"flow.mp4 ({summary['codec']}), motion_maps.npz, prediction.png, prediction_check.png "
-          f"(predicted last frame: l1 {summary['check_prediction_l1']:.4f}, copying: {summary['check_copy_l1']:.4f})")
+    summary = run_flow(
+        args.video,
+        args.out,
+        experiment=args.experiment,
+        profile=args.profile,
+        checkpoint=args.checkpoint,
+        size=args.size,
+        max_frames=args.max_frames,
+    )
+    print(
+        json.dumps(summary, indent=1)
+        if args.json
+        else f"{summary['frames']} frames of {summary['size']}x{summary['size']} -> {summary['out']}: flow/*.png, "
+        f"flow.mp4 ({summary['codec']}), motion_maps.npz, prediction.png, prediction_check.png "
+        f"(predicted last frame: l1 {summary['check_prediction_l1']:.4f}, copying: {summary['check_copy_l1']:.4f})"
+    )
     return 0
 
 
@@ -182,8 +263,12 @@ EXAMPLES = """examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m cgm", description="CGM-Net experiments: train, evaluate, run.",
-                                epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m cgm",
+        description="CGM-Net experiments: train, evaluate, run.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="command", required=True)
     ls = sub.add_parser("list", help="experiments, whether each run is cached, and its CPU time")
     ls.add_argument("--profile", default=None, help=f"only this profile ({', '.join(ex.PROFILES)})")
@@ -192,12 +277,24 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--experiment", required=True, metavar="NAME", help="see `python -m cgm list`")
         sp.add_argument("--profile", default="smoke", help=f"one of {', '.join(ex.PROFILES)}")
         sp.add_argument("--data-root", dest="data_root", default=None, help="root of the training dataset")
-        roots = sp.add_argument_group("other data roots a paper-profile chain reads (checked before any work)")
-        roots.add_argument("--pretrain-root", dest="pretrain_root", default=None, metavar="DIR",
-                           help="unlabeled video folder of self-supervised pretraining (sets CGM_VIDEOFOLDER_ROOT)")
+        roots = sp.add_argument_group(
+            "other data roots a paper-profile chain reads (checked before any work)"
+        )
+        roots.add_argument(
+            "--pretrain-root",
+            dest="pretrain_root",
+            default=None,
+            metavar="DIR",
+            help="unlabeled video folder of self-supervised pretraining (sets CGM_VIDEOFOLDER_ROOT)",
+        )
         for ds in ("kinetics", "ucf101", "hmdb51"):
-            roots.add_argument(f"--{ds}-root", dest=f"{ds}_root", default=None, metavar="DIR",
-                               help=f"{ds} root when a pretraining or evaluation set of the chain needs it")
+            roots.add_argument(
+                f"--{ds}-root",
+                dest=f"{ds}_root",
+                default=None,
+                metavar="DIR",
+                help=f"{ds} root when a pretraining or evaluation set of the chain needs it",
+            )
         sp.add_argument("--device", default=None, help="cpu | cuda | cuda:N")
         sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override (repeatable)")
 
@@ -217,12 +314,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--need-checkpoint", action="store_true", help="recompute if the cache kept no weights")
     for sp in (e, r):
         sp.add_argument("--json", action="store_true", help="print the metrics as JSON (machine form)")
-    f = sub.add_parser("flow", help="CGM-Net on your own video: flow colours (PNG, MP4), motion maps, prediction",
-                       epilog="example: python -m cgm flow clip.mp4 --out flow_out --size 64",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    f = sub.add_parser(
+        "flow",
+        help="CGM-Net on your own video: flow colours (PNG, MP4), motion maps, prediction",
+        epilog="example: python -m cgm flow clip.mp4 --out flow_out --size 64",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     f.add_argument("video", help="any video file PyAV decodes")
-    f.add_argument("--out", required=True, help="folder for flow/*.png, flow.mp4, motion_maps.npz, prediction*.png")
-    f.add_argument("--experiment", default="table1/cgm", metavar="NAME", help="whose trained model (default table1/cgm)")
+    f.add_argument(
+        "--out", required=True, help="folder for flow/*.png, flow.mp4, motion_maps.npz, prediction*.png"
+    )
+    f.add_argument(
+        "--experiment", default="table1/cgm", metavar="NAME", help="whose trained model (default table1/cgm)"
+    )
     f.add_argument("--profile", default="smoke", help=f"one of {', '.join(ex.PROFILES)}")
     f.add_argument("--checkpoint", default=None, help="weights to use instead of the experiment's cached run")
     f.add_argument("--size", type=int, default=None, help="frame size (default: the model's training size)")
@@ -232,21 +336,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Errors that bad input (arguments, files, data, a run held by another process) ends in.
-EXPECTED_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError, ex.RunLockedError,
-                   NonFiniteLossError, FloatingPointError)
+EXPECTED_ERRORS = (
+    ValueError,
+    FileNotFoundError,
+    NotADirectoryError,
+    PermissionError,
+    ex.RunLockedError,
+    NonFiniteLossError,
+    FloatingPointError,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if getattr(args, "profile", "smoke") not in ex.PROFILES:
+        if getattr(args, "profile", None) not in (None, *ex.PROFILES):  # `list` takes no profile
             raise ValueError(f"unknown profile {args.profile!r}; valid: {', '.join(ex.PROFILES)}")
         if getattr(args, "steps", None) is not None and args.steps < 1:
             raise ValueError(f"--steps must be >= 1, got {args.steps}")
         if getattr(args, "device", None) is not None:
             ex.check_device(args.device)  # before any work
-        return {"list": cmd_list, "train": cmd_train, "eval": cmd_eval, "run": cmd_run,
-                "flow": cmd_flow}[args.command](args)
+        return {"list": cmd_list, "train": cmd_train, "eval": cmd_eval, "run": cmd_run, "flow": cmd_flow}[
+            args.command
+        ](args)
     except EXPECTED_ERRORS as err:  # a message, not a traceback: the input is wrong, not the code
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -25,6 +25,7 @@ it can differ from frame to frame (the laptop profile; at the default an 8-frame
 One generic builder makes all of them: a stage is a stack of residual blocks, a block is a list of
 conv+BN layers (`StageSpec` says which) plus an identity or 1x1x1 projection shortcut.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,8 +37,15 @@ from torch import nn
 BACKBONES = ("r3d18", "r3d34", "r3d50", "r3d101", "rx3d101", "slowfast_r50", "slowfast_r101")
 
 _R50, _R101 = (3, 4, 6, 3), (3, 4, 23, 3)
-_DEPTHS = {"r3d18": (2, 2, 2, 2), "r3d34": _R50, "r3d50": _R50, "r3d101": _R101, "rx3d101": _R101,
-           "slowfast_r50": _R50, "slowfast_r101": _R101}
+_DEPTHS = {
+    "r3d18": (2, 2, 2, 2),
+    "r3d34": _R50,
+    "r3d50": _R50,
+    "r3d101": _R101,
+    "rx3d101": _R101,
+    "slowfast_r50": _R50,
+    "slowfast_r101": _R101,
+}
 Triple = tuple[int, int, int]
 
 
@@ -56,11 +64,16 @@ class StageSpec:
     groups: int = 1
 
 
-def _conv_bn(c_in: int, c_out: int, kernel: Triple, stride: Triple = (1, 1, 1), *, groups: int = 1,
-             relu: bool = True) -> nn.Sequential:
+def _conv_bn(
+    c_in: int, c_out: int, kernel: Triple, stride: Triple = (1, 1, 1), *, groups: int = 1, relu: bool = True
+) -> nn.Sequential:
     """Conv3d (no bias, 'same' padding) + BN (+ ReLU), named like torchvision's conv1/conv2."""
-    layers = [nn.Conv3d(c_in, c_out, kernel, stride, padding=tuple(k // 2 for k in kernel),
-                        groups=groups, bias=False), nn.BatchNorm3d(c_out)]
+    layers = [
+        nn.Conv3d(
+            c_in, c_out, kernel, stride, padding=tuple(k // 2 for k in kernel), groups=groups, bias=False
+        ),
+        nn.BatchNorm3d(c_out),
+    ]
     return nn.Sequential(*layers, nn.ReLU(inplace=True)) if relu else nn.Sequential(*layers)
 
 
@@ -73,14 +86,21 @@ class Block(nn.Module):
         c = c_in
         for i, (c_out, kernel) in enumerate(zip(spec.channels, spec.kernels)):
             here = i == spec.spatial_conv
-            self.add_module(f"conv{i + 1}", _conv_bn(
-                c, c_out, kernel, stride if here else (1, 1, 1), groups=spec.groups if here else 1,
-                relu=i < self.n_convs - 1))
+            self.add_module(
+                f"conv{i + 1}",
+                _conv_bn(
+                    c,
+                    c_out,
+                    kernel,
+                    stride if here else (1, 1, 1),
+                    groups=spec.groups if here else 1,
+                    relu=i < self.n_convs - 1,
+                ),
+            )
             c = c_out
         self.downsample = None
         if stride != (1, 1, 1) or c_in != c:  # projection shortcut where the shape changes
-            self.downsample = nn.Sequential(nn.Conv3d(c_in, c, 1, stride, bias=False),
-                                            nn.BatchNorm3d(c))
+            self.downsample = nn.Sequential(nn.Conv3d(c_in, c, 1, stride, bias=False), nn.BatchNorm3d(c))
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -124,8 +144,7 @@ def _init_weights(module: nn.Module) -> None:
 class ResNet3D(nn.Module):
     """stem -> layer1..layer4; `lateral` adds input channels to each stage (SlowFast's slow)."""
 
-    def __init__(self, stem: nn.Sequential, stages: list[StageSpec],
-                 lateral: tuple[int, ...] = (0, 0, 0, 0)):
+    def __init__(self, stem: nn.Sequential, stages: list[StageSpec], lateral: tuple[int, ...] = (0, 0, 0, 0)):
         super().__init__()
         self.stem = stem
         c = stem[0].out_channels
@@ -155,10 +174,15 @@ def _ch(c: float, width: float, multiple: int = 1) -> int:
     return max(8, multiple, round(c * width / multiple) * multiple)
 
 
-def _resnet_stages(name: str, width: float, depth: tuple[int, ...],
-                   kernels_a: tuple[Triple, ...] | None = None,
-                   beta: float = 1.0, spatial: tuple[int, ...] = (1, 2, 2, 2),
-                   temporal: tuple[int, ...] = (1, 2, 2, 2)) -> list[StageSpec]:
+def _resnet_stages(
+    name: str,
+    width: float,
+    depth: tuple[int, ...],
+    kernels_a: tuple[Triple, ...] | None = None,
+    beta: float = 1.0,
+    spatial: tuple[int, ...] = (1, 2, 2, 2),
+    temporal: tuple[int, ...] = (1, 2, 2, 2),
+) -> list[StageSpec]:
     """Stage specs of r3d18/34 (basic), r3d50/101 (bottleneck), rx3d101, or one SlowFast pathway.
 
     `kernels_a` switches to SlowFast's bottleneck: conv a (kt,1,1) per stage, conv b 1x3x3 with a
@@ -180,8 +204,7 @@ def _resnet_stages(name: str, width: float, depth: tuple[int, ...],
             mid = 2 * base if groups > 1 else base  # ResNeXt: width 128.., expansion 2
             m, out = _ch(mid, width, groups), _ch(4 * base, width)
             kernels = ((1, 1, 1), (3, 3, 3), (1, 1, 1))
-            specs.append(StageSpec(n, (m, m, out), kernels, (s, sp, sp), spatial_conv=1,
-                                   groups=groups))
+            specs.append(StageSpec(n, (m, m, out), kernels, (s, sp, sp), spatial_conv=1, groups=groups))
     return specs
 
 
@@ -196,18 +219,21 @@ class SlowFast(nn.Module):
     (B, C_slow + C_fast, T, H/32, W/32). T must be divisible by alpha.
     """
 
-    def __init__(self, name: str, width: float, depth: tuple[int, ...], *, alpha: int = 8,
-                 beta: float = 1 / 8):
+    def __init__(
+        self, name: str, width: float, depth: tuple[int, ...], *, alpha: int = 8, beta: float = 1 / 8
+    ):
         super().__init__()
         self.alpha = alpha
         fast_stages = _resnet_stages(name, width, depth, ((3, 1, 1),) * 4, beta)
         slow_stages = _resnet_stages(name, width, depth, ((1, 1, 1),) * 2 + ((3, 1, 1),) * 2)
         c_fast = [_ch(64 * beta, width)] + [s.channels[-1] for s in fast_stages]
         self.fast = ResNet3D(_stem(c_fast[0], (5, 7, 7), max_pool=True), fast_stages)
-        self.slow = ResNet3D(_stem(_ch(64, width), (1, 7, 7), max_pool=True), slow_stages,
-                             lateral=tuple(2 * c for c in c_fast[:4]))
-        self.lateral = nn.ModuleList(
-            _conv_bn(c, 2 * c, (5, 1, 1), (alpha, 1, 1)) for c in c_fast[:4])
+        self.slow = ResNet3D(
+            _stem(_ch(64, width), (1, 7, 7), max_pool=True),
+            slow_stages,
+            lateral=tuple(2 * c for c in c_fast[:4]),
+        )
+        self.lateral = nn.ModuleList(_conv_bn(c, 2 * c, (5, 1, 1), (alpha, 1, 1)) for c in c_fast[:4])
         _init_weights(self.lateral)
         self.out_channels = self.slow.out_channels + self.fast.out_channels
         self.temporal_stride = 1
@@ -216,8 +242,7 @@ class SlowFast(nn.Module):
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         _check_clip(clip)
         if clip.shape[2] % self.alpha:
-            raise ValueError(
-                f"SlowFast needs T divisible by alpha={self.alpha}, got T={clip.shape[2]}")
+            raise ValueError(f"SlowFast needs T divisible by alpha={self.alpha}, got T={clip.shape[2]}")
         slow, fast = self.slow.stem(clip[:, :, :: self.alpha]), self.fast.stem(clip)
         for i, (slow_stage, fast_stage) in enumerate(zip(self.slow.stages(), self.fast.stages())):
             # (B, C_s + 2*C_f, T/alpha, h, w): the lateral conv's stride alpha matches the rates
@@ -251,9 +276,15 @@ def _temporal_strides(total: int) -> tuple[int, ...]:
     return tuple(strides)
 
 
-def build_backbone(name: str, width: float = 1.0, depth: tuple[int, ...] | None = None, *,
-                   alpha: int = 8, spatial_stride: int | None = None,
-                   temporal_stride: int | None = None) -> nn.Module:
+def build_backbone(
+    name: str,
+    width: float = 1.0,
+    depth: tuple[int, ...] | None = None,
+    *,
+    alpha: int = 8,
+    spatial_stride: int | None = None,
+    temporal_stride: int | None = None,
+) -> nn.Module:
     """The video encoder `name` (see BACKBONES); `width` scales every channel count (at least 8),
     `depth` overrides the blocks per stage (e.g. (1, 1, 1, 1) for a smoke variant), `alpha` is
     SlowFast's frame-rate ratio (ignored otherwise), `spatial_stride` the total spatial stride of
@@ -269,16 +300,29 @@ def build_backbone(name: str, width: float = 1.0, depth: tuple[int, ...] | None 
     if len(depth) != 4 or not all(isinstance(n, int) and n >= 1 for n in depth):
         raise ValueError(f"depth must be 4 positive ints (blocks per stage), got {depth}")
     if spatial_stride is not None and (name.startswith("slowfast") or spatial_stride not in SPATIAL_STRIDES):
-        raise ValueError(f"spatial_stride must be None or one of {SPATIAL_STRIDES} for a 3D ResNet "
-                         f"(SlowFast: None), got {spatial_stride!r} for {name}")
-    if temporal_stride is not None and (name.startswith("slowfast") or temporal_stride not in TEMPORAL_STRIDES):
-        raise ValueError(f"temporal_stride must be None or one of {TEMPORAL_STRIDES} for a 3D ResNet "
-                         f"(SlowFast: None), got {temporal_stride!r} for {name}")
+        raise ValueError(
+            f"spatial_stride must be None or one of {SPATIAL_STRIDES} for a 3D ResNet "
+            f"(SlowFast: None), got {spatial_stride!r} for {name}"
+        )
+    if temporal_stride is not None and (
+        name.startswith("slowfast") or temporal_stride not in TEMPORAL_STRIDES
+    ):
+        raise ValueError(
+            f"temporal_stride must be None or one of {TEMPORAL_STRIDES} for a 3D ResNet "
+            f"(SlowFast: None), got {temporal_stride!r} for {name}"
+        )
     if name.startswith("slowfast"):
         if not (isinstance(alpha, int) and alpha >= 1):
             raise ValueError(f"alpha must be a positive int, got {alpha}")
         return SlowFast(name, width, depth, alpha=alpha)
     stem, *stages = _spatial_strides(16 if spatial_stride is None else spatial_stride)
-    return ResNet3D(_stem(_ch(64, width), (3, 7, 7), spatial=stem),
-                    _resnet_stages(name, width, depth, spatial=tuple(stages),
-                                   temporal=_temporal_strides(8 if temporal_stride is None else temporal_stride)))
+    return ResNet3D(
+        _stem(_ch(64, width), (3, 7, 7), spatial=stem),
+        _resnet_stages(
+            name,
+            width,
+            depth,
+            spatial=tuple(stages),
+            temporal=_temporal_strides(8 if temporal_stride is None else temporal_stride),
+        ),
+    )

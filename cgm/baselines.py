@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -38,11 +38,15 @@ import torch.nn.functional as F
 
 def _check_frames(name: str, frame: torch.Tensor, flow: torch.Tensor) -> None:
     if frame.dim() != 4 or flow.dim() != 4:
-        raise ValueError(f"{name}: expected frame (N,C,H,W) and flow (N,2,H,W), "
-                         f"got {tuple(frame.shape)} and {tuple(flow.shape)}")
+        raise ValueError(
+            f"{name}: expected frame (N,C,H,W) and flow (N,2,H,W), "
+            f"got {tuple(frame.shape)} and {tuple(flow.shape)}"
+        )
     if flow.shape[1] != 2 or flow.shape[0] != frame.shape[0] or flow.shape[2:] != frame.shape[2:]:
-        raise ValueError(f"{name}: flow must be (N,2,H,W) = ({frame.shape[0]},2,{frame.shape[2]},"
-                         f"{frame.shape[3]}) to match the frame, got {tuple(flow.shape)}")
+        raise ValueError(
+            f"{name}: flow must be (N,2,H,W) = ({frame.shape[0]},2,{frame.shape[2]},"
+            f"{frame.shape[3]}) to match the frame, got {tuple(flow.shape)}"
+        )
 
 
 def backward_warp(frame: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
@@ -62,8 +66,9 @@ def backward_warp(frame: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     src_y = ys - flow[:, 1]
     # align_corners=True maps -1 and +1 to the centres of the first and last pixels.
     grid = torch.stack([2 * src_x / max(w - 1, 1) - 1, 2 * src_y / max(h - 1, 1) - 1], dim=-1)  # (N, H, W, 2)
-    return F.grid_sample(frame, grid.to(frame.dtype), mode="bilinear", padding_mode="border",
-                         align_corners=True)
+    return F.grid_sample(
+        frame, grid.to(frame.dtype), mode="bilinear", padding_mode="border", align_corners=True
+    )
 
 
 # ----------------------------------------------------------------------------- OpenCV methods
@@ -110,7 +115,9 @@ def raft_weights_path(model: str) -> Path:
     """Where the weights of `model` (raft_small | raft_large) are expected: $CGM_WEIGHTS_DIR or data/weights."""
     if model not in _RAFT_URLS:
         raise ValueError(f"unknown RAFT model {model!r}; expected one of {sorted(_RAFT_URLS)}")
-    folder = Path(os.environ.get(RAFT_WEIGHTS_ENV, Path(__file__).resolve().parent.parent / "data" / "weights"))
+    folder = Path(
+        os.environ.get(RAFT_WEIGHTS_ENV, Path(__file__).resolve().parent.parent / "data" / "weights")
+    )
     return folder / _RAFT_URLS[model].rsplit("/", 1)[1]
 
 
@@ -137,7 +144,9 @@ def load_raft(model: str = "raft_small", weights: str | Path | None = None) -> t
 
 
 @torch.no_grad()
-def _raft_flow(model: str, frame_a: torch.Tensor, frame_b: torch.Tensor, weights: str | Path | None) -> torch.Tensor:
+def _raft_flow(
+    model: str, frame_a: torch.Tensor, frame_b: torch.Tensor, weights: str | Path | None
+) -> torch.Tensor:
     """RAFT flow from b to a on b's grid (b(p) = a(p + f(p))), (2,H,W).
 
     Pads (replicate) H and W up to multiples of 8 and at least 128: RAFT downsamples by 8 and its
@@ -168,7 +177,8 @@ class Method:
 
 
 FLOW_METHODS: dict[str, Method] = {
-    m.name: m for m in (
+    m.name: m
+    for m in (
         Method("dis_fast", "DIS-Fast", "opencv", "table1_motion", "DIS-Fast"),
         Method("deepflow", "DeepFlow", "opencv-contrib", "table1_motion", "DeepFlow"),
         Method("tvl1", "TV-L1", "opencv-contrib", "table1_motion", "TV-L1"),
@@ -178,15 +188,19 @@ FLOW_METHODS: dict[str, Method] = {
 }
 
 PREDICTION_METHODS: dict[str, Method] = {
-    m.name: m for m in (
+    m.name: m
+    for m in (
         Method("repeat_last", "Repeat last frame", "-", "table1_prediction", None),
-        Method("constant_velocity_tvl1", "Constant velocity (TV-L1)", "opencv-contrib", "table1_prediction", None),
+        Method(
+            "constant_velocity_tvl1", "Constant velocity (TV-L1)", "opencv-contrib", "table1_prediction", None
+        ),
     )
 }
 
 # No maintained package: the notebooks show the paper's numbers, labeled as quoted from the paper.
 PAPER_ONLY_METHODS: dict[str, Method] = {
-    m.name: m for m in (
+    m.name: m
+    for m in (
         Method("flownet2", "FlowNet2.0", "none maintained", "table1_motion", "FlowNet2.0"),
         Method("pwcnet", "PWC-Net", "none maintained", "table1_motion", "PWC-Net"),
         Method("tvnet", "TV-Net-50", "none maintained", "table1_motion", "TV-Net-50"),
@@ -201,20 +215,25 @@ PAPER_ONLY_METHODS: dict[str, Method] = {
 
 def _check_pair(frame_a: torch.Tensor, frame_b: torch.Tensor) -> None:
     if frame_a.dim() != 3 or frame_a.shape[0] != 3 or frame_a.shape != frame_b.shape:
-        raise ValueError(f"expected two (3,H,W) frames of the same shape, got {tuple(frame_a.shape)} "
-                         f"and {tuple(frame_b.shape)}")
+        raise ValueError(
+            f"expected two (3,H,W) frames of the same shape, got {tuple(frame_a.shape)} "
+            f"and {tuple(frame_b.shape)}"
+        )
 
 
-def flow_between(method: str, frame_a: torch.Tensor, frame_b: torch.Tensor, *,
-                 weights: str | Path | None = None) -> torch.Tensor:
+def flow_between(
+    method: str, frame_a: torch.Tensor, frame_b: torch.Tensor, *, weights: str | Path | None = None
+) -> torch.Tensor:
     """Flow `(2,H,W)` (float32, x first) with `frame_b(p) ≈ frame_a(p - flow(p))`, by `method`.
 
     Frames are `(3,H,W)` in [-1,1]. `backward_warp(frame_a[None], flow[None])` predicts frame_b.
     `weights`: RAFT only, a local weights file (default `raft_weights_path(method)`).
     """
     if method not in FLOW_METHODS:
-        raise ValueError(f"unknown flow method {method!r}; expected one of {list(FLOW_METHODS)} "
-                         f"(paper-only methods {list(PAPER_ONLY_METHODS)} have no implementation here)")
+        raise ValueError(
+            f"unknown flow method {method!r}; expected one of {list(FLOW_METHODS)} "
+            f"(paper-only methods {list(PAPER_ONLY_METHODS)} have no implementation here)"
+        )
     _check_pair(frame_a, frame_b)
     if method in _OPENCV:
         f = _OPENCV[method](to_gray_uint8(frame_b), to_gray_uint8(frame_a))  # (H, W, 2), b(p) = a(p + f)
@@ -265,8 +284,12 @@ def flow_motion(method: str, *, weights: str | Path | None = None) -> MotionFn:
         raise ValueError(f"unknown flow method {method!r}; expected one of {list(FLOW_METHODS)}")
 
     def motion(clip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        flows = torch.stack([flow_between(method, clip[:, t], clip[:, t + 1], weights=weights)
-                             for t in range(clip.shape[1] - 1)])  # (T-1, 2, H, W)
+        flows = torch.stack(
+            [
+                flow_between(method, clip[:, t], clip[:, t + 1], weights=weights)
+                for t in range(clip.shape[1] - 1)
+            ]
+        )  # (T-1, 2, H, W)
         frames = clip[:, :-1].transpose(0, 1).float()  # (T-1, 3, H, W)
         return backward_warp(frames, flows), flows
 
@@ -280,12 +303,17 @@ def no_motion(clip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 # Table 1's notebook datasets -> (the motion set, the prediction set) of cgm.data.build_dataset.
-TABLE1_DATA = {"footage": ("footage", "footage"), "natural": ("natural", "natural"),
-               "synthmotion": ("synthmotion", "synthmotion"), "ucf101": ("ucf_flow", "ucf_pred")}
+TABLE1_DATA = {
+    "footage": ("footage", "footage"),
+    "natural": ("natural", "natural"),
+    "synthmotion": ("synthmotion", "synthmotion"),
+    "ucf101": ("ucf_flow", "ucf_pred"),
+}
 
 
-def test_clips(dataset: str, kind: str, *, clip_len: int, size: int, max_pairs: int,
-               data_root: str | None = None) -> list[dict]:
+def test_clips(
+    dataset: str, kind: str, *, clip_len: int, size: int, max_pairs: int, data_root: str | None = None
+) -> list[dict]:
     """The test items (clips of clip_len+1 frames) every method is scored on, for a notebook
     `dataset` of TABLE1_DATA; `kind` "motion" or "prediction" picks its set."""
     from cgm.data import build_dataset
@@ -324,8 +352,9 @@ def evaluation_clips(dataset, *, max_pairs: int) -> list[dict]:
     first = dataset[0]
     pairs_per_clip = first["clip"].shape[1] - 2  # T+1 frames: T inputs, T-1 input pairs
     if pairs_per_clip < 1:
-        raise ValueError(f"clips need T+1 >= 3 frames (future=True, clip_len >= 2), got "
-                         f"{tuple(first['clip'].shape)}")
+        raise ValueError(
+            f"clips need T+1 >= 3 frames (future=True, clip_len >= 2), got {tuple(first['clip'].shape)}"
+        )
     n = min(len(dataset), max(1, max_pairs // pairs_per_clip))
     picks = np.unique(np.linspace(0, len(dataset) - 1, n).round().astype(int))
     return [dataset[int(i)] for i in picks]
@@ -380,8 +409,13 @@ def _check_clips(clips: list[torch.Tensor]) -> None:
 
 
 @torch.no_grad()
-def score_motion(motion: MotionFn, clips: list[torch.Tensor], *, flows: list[torch.Tensor] | None = None,
-                 occlusions: list[torch.Tensor] | None = None) -> dict[str, float]:
+def score_motion(
+    motion: MotionFn,
+    clips: list[torch.Tensor],
+    *,
+    flows: list[torch.Tensor] | None = None,
+    occlusions: list[torch.Tensor] | None = None,
+) -> dict[str, float]:
     """Table 1 (left) for one method: ℓ1 error of the reconstructed frames over all input pairs.
 
     `clips`: (3,T+1,H,W) each. `flows` / `occlusions` (ground truth, (T',2,H,W) / (T',1,H,W) with
@@ -408,8 +442,12 @@ def score_motion(motion: MotionFn, clips: list[torch.Tensor], *, flows: list[tor
     end_point = float("nan")
     if est:
         end_point = epe(torch.cat(est), torch.cat(gt), torch.cat(valid) if valid else None)
-    return {"l1": (pred - target).abs().mean().item(), "epe": end_point,
-            "pairs": pred.shape[0], "sec_per_pair": seconds / pred.shape[0]}
+    return {
+        "l1": (pred - target).abs().mean().item(),
+        "epe": end_point,
+        "pairs": pred.shape[0],
+        "sec_per_pair": seconds / pred.shape[0],
+    }
 
 
 @torch.no_grad()
@@ -425,21 +463,39 @@ def score_prediction(predict: PredictFn, clips: list[torch.Tensor]) -> dict[str,
         preds.append(pred.float().clamp(-1, 1))
     pred = torch.stack(preds)  # (N, 3, H, W)
     target = torch.stack([clip[:, -1].float() for clip in clips])
-    return {"psnr": psnr(pred, target, max_db=PSNR_CAP), "ssim": ssim(pred, target), "clips": len(clips),
-            "sec_per_pair": seconds / len(clips)}
+    return {
+        "psnr": psnr(pred, target, max_db=PSNR_CAP),
+        "ssim": ssim(pred, target),
+        "clips": len(clips),
+        "sec_per_pair": seconds / len(clips),
+    }
 
 
 # ----------------------------------------------------------------------------- tables
 
 MEASURED, QUOTED = "measured", "quoted from the paper"
-TABLE_COLUMNS = ("method", "label", "source", "dataset", "profile", "resolution", "metric", "measured",
-                 "paper_value", "sec_per_pair", "n")
+TABLE_COLUMNS = (
+    "method",
+    "label",
+    "source",
+    "dataset",
+    "profile",
+    "resolution",
+    "metric",
+    "measured",
+    "paper_value",
+    "sec_per_pair",
+    "n",
+)
 _OURS = "cgm"
 _NO_MOTION = "no_motion"
 _PAPER_DATA = {"table1_motion": "UCF-Flow (paper)", "table1_prediction": "UCF-Pred (paper)"}
 _ORACLE = "tap_oracle"
-_LABELS = {_OURS: "CGM-Net (ours)", _NO_MOTION: "No motion (frame t as t+1)",
-           _ORACLE: "Tap oracle (best single tap of 9x9; sees t+1's pixels)"}
+_LABELS = {
+    _OURS: "CGM-Net (ours)",
+    _NO_MOTION: "No motion (frame t as t+1)",
+    _ORACLE: "Tap oracle (best single tap of 9x9; sees t+1's pixels)",
+}
 
 
 def method_label(method: str) -> str:
@@ -454,15 +510,18 @@ def method_label(method: str) -> str:
 def _paper_row(table: str, method: str, resolution: int) -> str | None:
     if method == _OURS:
         # The paper has CGM-Net at 112 and 256 px; other input sizes compare to the nearer one.
-        return "Ours (CGM-Net)" if table == "table1_motion" else f"Ours ({256 if resolution >= 184 else 112} px)"
+        return (
+            "Ours (CGM-Net)" if table == "table1_motion" else f"Ours ({256 if resolution >= 184 else 112} px)"
+        )
     for registry in (FLOW_METHODS, PREDICTION_METHODS, PAPER_ONLY_METHODS):
         if method in registry and registry[method].paper_table == table:
             return registry[method].paper_row
     return None
 
 
-def table1_frame(table: str, scores: dict[str, dict[str, float] | str], *, dataset: str, profile: str,
-                 resolution: int) -> pd.DataFrame:
+def table1_frame(
+    table: str, scores: dict[str, dict[str, float] | str], *, dataset: str, profile: str, resolution: int
+) -> pd.DataFrame:
     """Measured Table 1 cells beside the paper's, one line per (method, metric); tidy.
 
     `table`: "table1_motion" (metrics l1, epe) or "table1_prediction" (psnr, ssim). `scores`:
@@ -486,9 +545,21 @@ def table1_frame(table: str, scores: dict[str, dict[str, float] | str], *, datas
         paper_row = _paper_row(table, method, resolution)
         paper = paper_value(table, paper_row, metric) if paper_row is not None and metric != "epe" else None
         where = (dataset, profile) if source != QUOTED else (_PAPER_DATA[table], "")
-        rows.append({"method": method, "label": method_label(method), "source": source, "dataset": where[0],
-                     "profile": where[1], "resolution": resolution, "metric": metric, "measured": measured,
-                     "paper_value": float("nan") if paper is None else paper, "sec_per_pair": sec, "n": n})
+        rows.append(
+            {
+                "method": method,
+                "label": method_label(method),
+                "source": source,
+                "dataset": where[0],
+                "profile": where[1],
+                "resolution": resolution,
+                "metric": metric,
+                "measured": measured,
+                "paper_value": float("nan") if paper is None else paper,
+                "sec_per_pair": sec,
+                "n": n,
+            }
+        )
 
     for method, score in scores.items():
         if isinstance(score, str):
@@ -541,35 +612,52 @@ def table1_reading(motion: pd.DataFrame, prediction: pd.DataFrame) -> list[str]:
     from cgm.paper import paper_value
 
     l1 = {m: _cell(motion, m, "l1") for m in ("cgm", _NO_MOTION, "tvl1", "dis_fast", "deepflow", _ORACLE)}
-    paper = {m: paper_value("table1_motion", row, "l1")
-             for m, row in (("cgm", "Ours (CGM-Net)"), ("tvl1", "TV-L1"), ("dis_fast", "DIS-Fast"),
-                            ("deepflow", "DeepFlow"))}
-    where = f"{motion['dataset'].iloc[0]}, profile {motion['profile'].iloc[0]}, {motion['resolution'].iloc[0]} px"
+    paper = {
+        m: paper_value("table1_motion", row, "l1")
+        for m, row in (
+            ("cgm", "Ours (CGM-Net)"),
+            ("tvl1", "TV-L1"),
+            ("dis_fast", "DIS-Fast"),
+            ("deepflow", "DeepFlow"),
+        )
+    }
+    where = (
+        f"{motion['dataset'].iloc[0]}, profile {motion['profile'].iloc[0]}, {motion['resolution'].iloc[0]} px"
+    )
     below_copy = 1 - l1["cgm"] / l1[_NO_MOTION]
     ratio, paper_ratio = l1["cgm"] / l1["tvl1"], paper["cgm"] / paper["tvl1"]
     lines = [
         f"On {where}: CGM-Net's ℓ1 is {l1['cgm']:.4f}, {abs(below_copy):.0%} "
         f"{'below' if below_copy > 0 else 'above'} copying the previous frame ({l1[_NO_MOTION]:.4f}).",
         f"CGM-Net / TV-L1 = {ratio:.2f} (paper: {paper_ratio:.2f}): "
-        + ("CGM-Net is at or below TV-L1, as in the paper." if ratio <= 1 else
-           "CGM-Net is above TV-L1 — this disagrees with the paper."),
+        + (
+            "CGM-Net is at or below TV-L1, as in the paper."
+            if ratio <= 1
+            else "CGM-Net is above TV-L1 — this disagrees with the paper."
+        ),
     ]
     if np.isfinite(l1[_ORACLE]):
-        lines.append(f"The tap oracle (the best single tap per pixel, which sees frame t+1) reaches "
-                     f"{l1[_ORACLE]:.4f} = {l1[_ORACLE] / l1['tvl1']:.2f} x TV-L1: the room a 9x9 motion "
-                     f"map has; CGM-Net uses {(l1[_NO_MOTION] - l1['cgm']) / (l1[_NO_MOTION] - l1[_ORACLE]):.0%} "
-                     f"of the way from copy to the oracle.")
+        lines.append(
+            f"The tap oracle (the best single tap per pixel, which sees frame t+1) reaches "
+            f"{l1[_ORACLE]:.4f} = {l1[_ORACLE] / l1['tvl1']:.2f} x TV-L1: the room a 9x9 motion "
+            f"map has; CGM-Net uses {(l1[_NO_MOTION] - l1['cgm']) / (l1[_NO_MOTION] - l1[_ORACLE]):.0%} "
+            f"of the way from copy to the oracle."
+        )
     flows = sorted(("tvl1", "dis_fast", "deepflow"), key=lambda m: l1[m])
     paper_order = sorted(flows, key=lambda m: paper[m])
     names = {m: FLOW_METHODS[m].label for m in flows}
-    lines.append(f"Optical flow, measured: {' < '.join(names[m] for m in flows)}; paper: "
-                 f"{' < '.join(names[m] for m in paper_order)} — "
-                 + ("the same order." if flows == paper_order else "a different order."))
+    lines.append(
+        f"Optical flow, measured: {' < '.join(names[m] for m in flows)}; paper: "
+        f"{' < '.join(names[m] for m in paper_order)} — "
+        + ("the same order." if flows == paper_order else "a different order.")
+    )
     psnr, copy_psnr = _cell(prediction, "cgm", "psnr"), _cell(prediction, "repeat_last", "psnr")
     cv = _cell(prediction, "constant_velocity_tvl1", "psnr")
-    lines.append(f"1-step prediction: CGM-Net PSNR {psnr:.2f} dB vs repeat-last {copy_psnr:.2f} dB "
-                 f"({'above' if psnr > copy_psnr else 'not above'}) and constant velocity (TV-L1) "
-                 f"{cv:.2f} dB ({'above' if psnr > cv else 'not above'}).")
+    lines.append(
+        f"1-step prediction: CGM-Net PSNR {psnr:.2f} dB vs repeat-last {copy_psnr:.2f} dB "
+        f"({'above' if psnr > copy_psnr else 'not above'}) and constant velocity (TV-L1) "
+        f"{cv:.2f} dB ({'above' if psnr > cv else 'not above'})."
+    )
     return lines
 
 
@@ -594,8 +682,10 @@ def motorcycle_clip(clip_len: int, *, scale: float = MOTORCYCLE_SCALE, multiple:
     h, w = round(left.shape[0] * scale), round(left.shape[1] * scale)
     h, w = h - h % multiple, w - w % multiple
     if clip_len < 2 or h < multiple or w < multiple:
-        raise ValueError(f"need clip_len >= 2 and a scale that leaves >= {multiple} px, got "
-                         f"clip_len={clip_len}, scale={scale}")
+        raise ValueError(
+            f"need clip_len >= 2 and a scale that leaves >= {multiple} px, got "
+            f"clip_len={clip_len}, scale={scale}"
+        )
     size = (round(left.shape[1] * scale), round(left.shape[0] * scale))
 
     def frame(img):
@@ -603,7 +693,9 @@ def motorcycle_clip(clip_len: int, *, scale: float = MOTORCYCLE_SCALE, multiple:
         return torch.from_numpy(small).permute(2, 0, 1).float() / 127.5 - 1.0  # (3, h, w)
 
     valid_full = np.isfinite(disp)
-    d = cv2.resize(np.where(valid_full, disp, 0).astype(np.float32), size, interpolation=cv2.INTER_NEAREST)[:h, :w]
+    d = cv2.resize(np.where(valid_full, disp, 0).astype(np.float32), size, interpolation=cv2.INTER_NEAREST)[
+        :h, :w
+    ]
     valid = cv2.resize(valid_full.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)[:h, :w] > 0
     pair = clip_len // 2 - 1
     views = [frame(right)] * (pair + 1) + [frame(left)] * (clip_len + 1 - (pair + 1))
@@ -618,8 +710,11 @@ def score_motorcycle(motion: MotionFn, clip_len: int, *, scale: float = MOTORCYC
     clip, pair, gt, valid = motorcycle_clip(clip_len, scale=scale)
     recon, flow = motion(clip[:, :-1])
     target = clip[:, pair + 1]
-    out = {"l1": (recon[pair].float() - target).abs().mean().item(), "epe": float("nan"),
-           "max_disparity": float(gt[0][valid].max())}
+    out = {
+        "l1": (recon[pair].float() - target).abs().mean().item(),
+        "epe": float("nan"),
+        "max_disparity": float(gt[0][valid].max()),
+    }
     if flow is not None:
-        out["epe"] = epe(flow[pair:pair + 1].float(), gt[None], valid[None])
+        out["epe"] = epe(flow[pair : pair + 1].float(), gt[None], valid[None])
     return out

@@ -46,7 +46,9 @@ class Link:
         return self.path is not None and (self.path / "checkpoint.pt").is_file()
 
 
-def chain(name: str, profile: str = "smoke", *, runs_dir: str | Path | None = None, **overrides) -> list[Link]:
+def chain(
+    name: str, profile: str = "smoke", *, runs_dir: str | Path | None = None, **overrides
+) -> list[Link]:
     """The runs `experiments.run(name, profile, **overrides)` involves, pretraining first,
     with the same hashes `run` computes (no work is done)."""
     runs_dir = Path(runs_dir or ex.RUNS)
@@ -58,7 +60,9 @@ def chain(name: str, profile: str = "smoke", *, runs_dir: str | Path | None = No
     h = ex.config_hash(cfg, links[-1].hash if links else None)
     own = runs_dir / name / h
     path = own if (own / "result.json").is_file() else ex.find_cached(h, runs_dir)
-    return links + [Link(name, h, path, cfg.train.stage, cfg.train.steps, cfg.model.backbone, dict(overrides))]
+    return links + [
+        Link(name, h, path, cfg.train.stage, cfg.train.steps, cfg.model.backbone, dict(overrides))
+    ]
 
 
 def to_train(links: list[Link]) -> list[Link]:
@@ -76,8 +80,12 @@ def to_train(links: list[Link]) -> list[Link]:
 
 # Notebook parameters / CLI flags for the roots a paper-profile chain needs besides the training
 # set's (`data_root`): the dataset whose CGM_<DATASET>_ROOT each one sets.
-ROOT_PARAMETERS = {"pretrain_root": "videofolder", "kinetics_root": "kinetics400", "ucf101_root": "ucf101",
-                   "hmdb51_root": "hmdb51"}
+ROOT_PARAMETERS = {
+    "pretrain_root": "videofolder",
+    "kinetics_root": "kinetics400",
+    "ucf101_root": "ucf101",
+    "hmdb51_root": "hmdb51",
+}
 
 
 def use_roots(**roots: str | None) -> dict:
@@ -135,7 +143,7 @@ def expected_seconds(link: Link, *, runs_dir: str | Path | None = None) -> float
         per_step = r["train"]["seconds"] / r["train"]["steps"]
         if r.get("name") == link.name:
             same_name.append(per_step)
-        elif (cfg["train"]["stage"] == link.stage and cfg["model"]["backbone"] == link.backbone):
+        elif cfg["train"]["stage"] == link.stage and cfg["model"]["backbone"] == link.backbone:
             similar.append(per_step)
     found = same_name or similar
     if not found or link.steps is None:
@@ -154,10 +162,17 @@ def announce(links: list[Link], *, runs_dir: str | Path | None = None) -> str | 
         unknown |= s is None
         total += s or 0.0
         how = f"{link.steps} steps" if link.steps is not None else "the profile's schedule"
-        parts.append(f"{link.name} ({link.stage}, {how}, ~{s / 60:.0f} CPU min)" if s is not None
-                     else f"{link.name} ({link.stage}, {how}, time unknown)")
-    when = (f"about {total / 60:.0f} minutes on an idle 2-core CPU" + (" plus the unknown ones" if unknown else "")
-            if total else "time unknown: no similar run is cached")
+        parts.append(
+            f"{link.name} ({link.stage}, {how}, ~{s / 60:.0f} CPU min)"
+            if s is not None
+            else f"{link.name} ({link.stage}, {how}, time unknown)"
+        )
+    when = (
+        f"about {total / 60:.0f} minutes on an idle 2-core CPU"
+        + (" plus the unknown ones" if unknown else "")
+        if total
+        else "time unknown: no similar run is cached"
+    )
     return f"not cached, will train: {' then '.join(parts)}; {when}."
 
 
@@ -191,14 +206,24 @@ def run_all(runs: Mapping, profile: str, overrides: Mapping | None = None) -> di
             continue
         seen.add(links[-1].hash)
         line = announce(links)
-        print(f"{links[-1].name:30s} " + (line or f"cached ({links[-1].path.relative_to(ex.ROOT) if links[-1].path.is_relative_to(ex.ROOT) else links[-1].path})"),
-              flush=True)
+        print(
+            f"{links[-1].name:30s} "
+            + (
+                line
+                or f"cached ({links[-1].path.relative_to(ex.ROOT) if links[-1].path.is_relative_to(ex.ROOT) else links[-1].path})"
+            ),
+            flush=True,
+        )
     results = {}
     with text_progress():
         for key, name in runs.items():
-            results[key] = run_pinned(name, profile, progress=bool(to_train(plans[key])), **overrides.get(key, {}))
+            results[key] = run_pinned(
+                name, profile, progress=bool(to_train(plans[key])), **overrides.get(key, {})
+            )
     for r in {id(r): r for r in results.values()}.values():
-        print(f"{r.name:30s} {r.source:30s} {r.train['steps']} steps, {r.train['seconds']:.0f} s on {r.train['device']}")
+        print(
+            f"{r.name:30s} {r.source:30s} {r.train['steps']} steps, {r.train['seconds']:.0f} s on {r.train['device']}"
+        )
     return results
 
 
@@ -239,10 +264,20 @@ def _git_commit() -> str | None:
     import subprocess
 
     try:
-        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ex.ROOT, capture_output=True,
-                              text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "cgm"], cwd=ex.ROOT, capture_output=True,
-                               text=True, timeout=10).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=ex.ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "cgm"],
+            cwd=ex.ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return (head + ("+modified" if dirty else "")) or None
@@ -254,10 +289,16 @@ def environment() -> dict:
     import numpy
     import torch
 
-    return {"torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "torch_interop_threads": torch.get_num_interop_threads(), "numpy": numpy.__version__,
-            "python": platform.python_version(), "machine": platform.machine(),
-            "processor": platform.processor() or None, "code": _git_commit()}
+    return {
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        "numpy": numpy.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or None,
+        "code": _git_commit(),
+    }
 
 
 def record_environment(result, env: dict) -> None:
@@ -273,7 +314,9 @@ def record_environment(result, env: dict) -> None:
 def run_pinned(name: str, profile: str = "smoke", **kwargs):
     """`experiments.run` with pinned CPU threads, recording the environment of a computed run
     (the notebooks' and the CLI's way to run)."""
-    device = ex.resolve(name, profile, **{k: v for k, v in kwargs.items() if k not in RUN_OPTIONS}).train.device
+    device = ex.resolve(
+        name, profile, **{k: v for k, v in kwargs.items() if k not in RUN_OPTIONS}
+    ).train.device
     with pinned_threads(device):
         env = environment()
         result = ex.run(name, profile, **kwargs)
@@ -291,7 +334,7 @@ def cached_table(profile: str | None = None, *, runs_dir: str | Path | None = No
 
     rows = []
     for e in ex.list_experiments():
-        for p in ([profile] if profile else ex.PROFILES):
+        for p in [profile] if profile else ex.PROFILES:
             try:
                 links = chain(e.name, p, runs_dir=runs_dir)
             except (ValueError, KeyError):
@@ -304,8 +347,15 @@ def cached_table(profile: str | None = None, *, runs_dir: str | Path | None = No
                 if last.path.parent.parent.name + "/" + last.path.parent.name != e.name:
                     source = f"= {last.path.parent.parent.name}/{last.path.parent.name}"
             todo = to_train(links)
-            rows.append({"experiment": e.name, "profile": p, "cached": last.cached, "hash": last.hash,
-                         "cpu_s": train.get("seconds") if train.get("device", "cpu") == "cpu" else None,
-                         "shared_with": source,
-                         "to_train": "" if not todo else ", ".join(link.name for link in todo)})
+            rows.append(
+                {
+                    "experiment": e.name,
+                    "profile": p,
+                    "cached": last.cached,
+                    "hash": last.hash,
+                    "cpu_s": train.get("seconds") if train.get("device", "cpu") == "cpu" else None,
+                    "shared_with": source,
+                    "to_train": "" if not todo else ", ".join(link.name for link in todo),
+                }
+            )
     return pd.DataFrame(rows)

@@ -37,6 +37,7 @@ class CheckpointError(ValueError):
 
 # --------------------------------------------------------------------------- files
 
+
 def save(state: dict, path: str | os.PathLike) -> Path:
     """Write `state` atomically: a per-process temporary file in the same folder, then a rename."""
     path = Path(path)
@@ -64,8 +65,10 @@ def load(path: str | os.PathLike, map_location="cpu") -> dict:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, ... by cause
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"checkpoint {path} cannot be read (truncated, corrupt, or not a "
-                              f"weights-only torch file): {first}") from None
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read (truncated, corrupt, or not a "
+            f"weights-only torch file): {first}"
+        ) from None
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(state).__name__}, not a dict of tensors")
     return state
@@ -80,11 +83,20 @@ def slim(path: str | os.PathLike) -> Path:
     """Replace a training checkpoint by its model weights in float16, with its step and configs."""
     state = load(path)
     weights = {k: v.half() if v.is_floating_point() else v for k, v in model_weights(state, path).items()}
-    return save({"model": weights, "step": state["step"], "model_config": state["model_config"],
-                 "train_config": state["train_config"], "format": SLIM_FORMAT}, path)
+    return save(
+        {
+            "model": weights,
+            "step": state["step"],
+            "model_config": state["model_config"],
+            "train_config": state["train_config"],
+            "format": SLIM_FORMAT,
+        },
+        path,
+    )
 
 
 # --------------------------------------------------------------------------- names
+
 
 def unwrap(model: nn.Module) -> nn.Module:
     """The bare model inside DDP and torch.compile wrappers (its state_dict has no prefixes)."""
@@ -112,12 +124,15 @@ def model_weights(state: Mapping, where: str | os.PathLike = "state dict") -> di
             state = state[key]
     weights = {strip_prefixes(k): v for k, v in state.items() if isinstance(v, torch.Tensor)}
     if not weights:
-        raise CheckpointError(f"{where}: holds no tensors (expected model weights under 'model', "
-                              f"'state_dict' or at the top level; keys: {sorted(state)[:8]})")
+        raise CheckpointError(
+            f"{where}: holds no tensors (expected model weights under 'model', "
+            f"'state_dict' or at the top level; keys: {sorted(state)[:8]})"
+        )
     return weights
 
 
 # --------------------------------------------------------------------------- the load policy
+
 
 def _under(key: str, prefixes: Iterable[str]) -> bool:
     return any(key == p or key.startswith(p + ".") for p in prefixes)
@@ -141,9 +156,11 @@ class LoadReport:
 
     def __str__(self) -> str:
         parts = [f"{len(self.loaded)} tensors loaded from {self.source}"]
-        for what, keys in (("missing from the checkpoint (left as initialised)", self.missing),
-                           ("in the checkpoint only (ignored)", self.unexpected),
-                           ("of another shape (left as initialised)", [k for k, _, _ in self.mismatched])):
+        for what, keys in (
+            ("missing from the checkpoint (left as initialised)", self.missing),
+            ("in the checkpoint only (ignored)", self.unexpected),
+            ("of another shape (left as initialised)", [k for k, _, _ in self.mismatched]),
+        ):
             if keys:
                 parts.append(f"{len(keys)} {what}: {_modules(keys)}")
         return "; ".join(parts)
@@ -157,8 +174,9 @@ def _modules(keys: list[str]) -> str:
     return ", ".join(f"{m} ({n})" for m, n in counts.items())
 
 
-def load_weights(model: nn.Module, source: str | os.PathLike | Mapping, *, skip: Iterable[str] = (),
-                 partial: bool = False) -> LoadReport:
+def load_weights(
+    model: nn.Module, source: str | os.PathLike | Mapping, *, skip: Iterable[str] = (), partial: bool = False
+) -> LoadReport:
     """Load a checkpoint's weights (a path or a state dict) into `model` under one policy.
 
     Every model tensor must be loaded, and every checkpoint tensor used, with the same shape,
@@ -174,19 +192,28 @@ def load_weights(model: nn.Module, source: str | os.PathLike | Mapping, *, skip:
     report = LoadReport(where)
     report.missing = [k for k in own if k not in state]
     report.unexpected = [k for k in state if k not in own]
-    report.mismatched = [(k, tuple(v.shape), tuple(own[k].shape)) for k, v in state.items()
-                         if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    report.mismatched = [
+        (k, tuple(v.shape), tuple(own[k].shape))
+        for k, v in state.items()
+        if k in own and tuple(v.shape) != tuple(own[k].shape)
+    ]
     report.loaded = [k for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)]
-    bad = [f"shape mismatch: {k} is {c} in the checkpoint, {m} in the model" for k, c, m in report.mismatched
-           if not _under(k, skip)]
+    bad = [
+        f"shape mismatch: {k} is {c} in the checkpoint, {m} in the model"
+        for k, c, m in report.mismatched
+        if not _under(k, skip)
+    ]
     if not partial:
         bad += [f"missing from the checkpoint: {k}" for k in report.missing if not _under(k, skip)]
         bad += [f"not in the model: {k}" for k in report.unexpected if not _under(k, skip)]
     if bad:
         hint = f" (skipping only {list(skip)})" if skip else ""
-        raise CheckpointError(f"{where} does not fit the model{hint}: {len(bad)} tensors, e.g. "
-                              + "; ".join(bad[:4]) + ". Build the model with the checkpoint's config, "
-                              "or name the modules expected to start fresh (skip=...)")
+        raise CheckpointError(
+            f"{where} does not fit the model{hint}: {len(bad)} tensors, e.g. "
+            + "; ".join(bad[:4])
+            + ". Build the model with the checkpoint's config, "
+            "or name the modules expected to start fresh (skip=...)"
+        )
     model.load_state_dict({k: state[k] for k in report.loaded}, strict=False)
     log.info("load_weights: %s", report)
     return report
@@ -195,8 +222,13 @@ def load_weights(model: nn.Module, source: str | os.PathLike | Mapping, *, skip:
 def config_differences(stored: Mapping, current: Mapping, *, ignore: Iterable[str] = ()) -> list[str]:
     """'field: stored -> current' for every config field both record and that differs (lists and
     tuples compare equal; a field one side lacks was added later, at its default, and is skipped)."""
+
     def norm(v):
         return list(v) if isinstance(v, tuple) else v
+
     ignore = set(ignore)
-    return [f"{k}: {stored[k]!r} -> {current[k]!r}" for k in stored
-            if k in current and k not in ignore and norm(stored[k]) != norm(current[k])]
+    return [
+        f"{k}: {stored[k]!r} -> {current[k]!r}"
+        for k in stored
+        if k in current and k not in ignore and norm(stored[k]) != norm(current[k])
+    ]

@@ -34,9 +34,11 @@ class DistInfo:
 
 def env_world() -> DistInfo:
     """Rank and world size from torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK); else 1."""
-    return DistInfo(rank=int(os.environ.get("RANK", 0)),
-                    world_size=int(os.environ.get("WORLD_SIZE", 1)),
-                    local_rank=int(os.environ.get("LOCAL_RANK", 0)))
+    return DistInfo(
+        rank=int(os.environ.get("RANK", 0)),
+        world_size=int(os.environ.get("WORLD_SIZE", 1)),
+        local_rank=int(os.environ.get("LOCAL_RANK", 0)),
+    )
 
 
 def backend_for(device: str) -> str:
@@ -55,8 +57,9 @@ def init_distributed(device: str) -> DistInfo:
     if torch.device(device).type == "cuda":
         torch.cuda.set_device(info.local_rank)
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend_for(device), init_method="env://",
-                                rank=info.rank, world_size=info.world_size)
+        dist.init_process_group(
+            backend=backend_for(device), init_method="env://", rank=info.rank, world_size=info.world_size
+        )
     return info
 
 
@@ -69,16 +72,18 @@ def cleanup() -> None:
 def check_global_batch(batch_size: int, world_size: int) -> int:
     """The per-process batch: the global `batch_size` split evenly, or a ValueError."""
     if batch_size < 1 or batch_size % world_size:
-        raise ValueError(f"batch_size {batch_size} (the global batch) must be a positive multiple of "
-                         f"the world size {world_size}; valid: "
-                         f"{', '.join(str(world_size * i) for i in range(1, 5))}, ...")
+        raise ValueError(
+            f"batch_size {batch_size} (the global batch) must be a positive multiple of "
+            f"the world size {world_size}; valid: "
+            f"{', '.join(str(world_size * i) for i in range(1, 5))}, ..."
+        )
     return batch_size // world_size
 
 
 def shard(batch: list[int], info: DistInfo) -> list[int]:
     """This rank's contiguous slice of one global batch (what DistributedSampler does per batch)."""
     per_rank = len(batch) // info.world_size
-    return batch[info.rank * per_rank:(info.rank + 1) * per_rank]
+    return batch[info.rank * per_rank : (info.rank + 1) * per_rank]
 
 
 def all_reduce_mean(x: torch.Tensor) -> torch.Tensor:

@@ -41,7 +41,9 @@ def load_model(*, experiment: str = "table1/cgm", profile: str = "smoke", checkp
     model = CGMNet(cfg)
     loaded, skipped = ex.init_from_checkpoint(model, path)
     if not loaded:
-        raise ValueError(f"no tensor of {path} fits the CGM-Net of {experiment} ({profile}); skipped e.g. {skipped[:3]}")
+        raise ValueError(
+            f"no tensor of {path} fits the CGM-Net of {experiment} ({profile}); skipped e.g. {skipped[:3]}"
+        )
     return model.eval()
 
 
@@ -68,7 +70,9 @@ def read_frames(video: str | Path, size: int, *, max_frames: int | None = None) 
         x0, y0 = (rw - size) // 2, (rh - size) // 2
         frames = []
         for frame in container.decode(stream):
-            frames.append(frame.to_ndarray(width=rw, height=rh, format="rgb24")[y0:y0 + size, x0:x0 + size])
+            frames.append(
+                frame.to_ndarray(width=rw, height=rh, format="rgb24")[y0 : y0 + size, x0 : x0 + size]
+            )
             if max_frames is not None and len(frames) >= max_frames:
                 break
     if len(frames) < 2:
@@ -83,7 +87,7 @@ def _to_clip(frames: np.ndarray) -> torch.Tensor:
 
 def _window(frames: np.ndarray, start: int, t: int) -> np.ndarray:
     """t frames from `start`; a video shorter than t repeats its last frame."""
-    window = frames[start:start + t]
+    window = frames[start : start + t]
     if len(window) < t:
         window = np.concatenate([window, np.repeat(window[-1:], t - len(window), axis=0)])
     return window
@@ -104,7 +108,7 @@ def motion_maps(model, frames: np.ndarray, *, progress: bool = True) -> torch.Te
         while covered < pairs:
             start = min(covered, max(len(frames) - t, 0))
             maps = model(_to_clip(_window(frames, start, t))).hr_maps[0]  # (T, k^2, H, W)
-            new = maps[covered - start:min(t, pairs - start)]
+            new = maps[covered - start : min(t, pairs - start)]
             out.append(new)
             covered += len(new)
             bar.update(len(new))
@@ -121,8 +125,8 @@ def predict_next(model, frames: np.ndarray) -> torch.Tensor:
     window = _window(frames, max(len(frames) - t, 0), t)
     maps = model(_to_clip(window)).hr_maps[0]
     last = min(len(frames), t) - 1  # the map of the window's last real frame
-    frame = _to_clip(window[last:last + 1])[0, :, 0]
-    return adaptive_warp(frame[None], maps[last:last + 1], padding=model.cfg.padding)[0]
+    frame = _to_clip(window[last : last + 1])[0, :, 0]
+    return adaptive_warp(frame[None], maps[last : last + 1], padding=model.cfg.padding)[0]
 
 
 def _write_mp4(path: Path, frames: list[np.ndarray], fps: float) -> str:
@@ -146,16 +150,29 @@ def _write_mp4(path: Path, frames: list[np.ndarray], fps: float) -> str:
     return stream.codec_context.name
 
 
-def run_flow(video: str | Path, out: str | Path, *, model=None, experiment: str = "table1/cgm",
-             profile: str = "smoke", checkpoint: str | None = None, size: int | None = None,
-             max_frames: int | None = None, progress: bool = True) -> dict:
+def run_flow(
+    video: str | Path,
+    out: str | Path,
+    *,
+    model=None,
+    experiment: str = "table1/cgm",
+    profile: str = "smoke",
+    checkpoint: str | None = None,
+    size: int | None = None,
+    max_frames: int | None = None,
+    progress: bool = True,
+) -> dict:
     """Everything `python -m cgm flow` writes (module docstring); returns a summary dict."""
     from PIL import Image
 
     from cgm.viz import flow_to_rgb
     from cgm.warp import motion_to_flow
 
-    model = model if model is not None else load_model(experiment=experiment, profile=profile, checkpoint=checkpoint)
+    model = (
+        model
+        if model is not None
+        else load_model(experiment=experiment, profile=profile, checkpoint=checkpoint)
+    )
     model.eval()
     size = int(size or model.cfg.size)
     frames, fps = read_frames(video, size, max_frames=max_frames)
@@ -167,14 +184,20 @@ def run_flow(video: str | Path, out: str | Path, *, model=None, experiment: str 
     max_mag = max(float(torch.quantile(mags[:: max(1, mags.numel() // 1_000_000)], 0.99)), 1e-3)
     side_by_side = []
     from tqdm.auto import tqdm
+
     for i in tqdm(range(len(flow)), desc="flow colours", unit="frame", disable=not progress):
         colours = flow_to_rgb(flow[i], max_mag=max_mag)
         Image.fromarray(colours).save(out / "flow" / f"{i:06d}.png")
         side_by_side.append(np.concatenate([frames[i], colours], axis=1))
     even = [im[: im.shape[0] // 2 * 2, : im.shape[1] // 2 * 2] for im in side_by_side]
     codec = _write_mp4(out / "flow.mp4", even, fps)
-    np.savez_compressed(out / "motion_maps.npz", hr_maps=maps.half().numpy(), flow=flow.numpy(), frames=frames,
-                        max_mag=max_mag)
+    np.savez_compressed(
+        out / "motion_maps.npz",
+        hr_maps=maps.half().numpy(),
+        flow=flow.numpy(),
+        frames=frames,
+        max_mag=max_mag,
+    )
     # Next-frame prediction, checked where the truth is known (frame N-1 from frames ..N-2), then
     # past the end of the video (frame N from frames ..N-1).
     to_u8 = lambda x: ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
@@ -183,12 +206,21 @@ def run_flow(video: str | Path, out: str | Path, *, model=None, experiment: str 
     err = (check - truth).abs().mean(0)
     err_u8 = np.repeat((255 * err / max(float(err.max()), 1e-6)).byte().numpy()[..., None], 3, axis=2)
     Image.fromarray(np.concatenate([to_u8(prev), to_u8(check), to_u8(truth), err_u8], axis=1)).save(
-        out / "prediction_check.png")
+        out / "prediction_check.png"
+    )
     future = predict_next(model, frames)
     Image.fromarray(np.concatenate([to_u8(truth), to_u8(future)], axis=1)).save(out / "prediction.png")
-    summary = {"video": str(video), "frames": int(len(frames)), "size": size, "fps": fps,
-               "maps": list(maps.shape), "flow_max_px_99": max_mag, "codec": codec,
-               "check_prediction_l1": float(err.mean()), "check_copy_l1": float((prev - truth).abs().mean()),
-               "out": str(out)}
+    summary = {
+        "video": str(video),
+        "frames": int(len(frames)),
+        "size": size,
+        "fps": fps,
+        "maps": list(maps.shape),
+        "flow_max_px_99": max_mag,
+        "codec": codec,
+        "check_prediction_l1": float(err.mean()),
+        "check_copy_l1": float((prev - truth).abs().mean()),
+        "out": str(out),
+    }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary

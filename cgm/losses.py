@@ -8,6 +8,7 @@ Reduction: a mean over pixels, channels and frames where Eq. 6 writes a sum, so 
 do not depend on resolution or clip length (L_LR has r^2 fewer terms than L_HR) — see
 docs/assumptions.md.
 """
+
 from __future__ import annotations
 
 import torch
@@ -27,8 +28,9 @@ def charbonnier(x: torch.Tensor, eps: float = CHARBONNIER_EPS) -> torch.Tensor:
     return torch.sqrt(x * x + eps * eps)
 
 
-def photometric_loss(pred: torch.Tensor, targets: torch.Tensor, frames: torch.Tensor,
-                     weighting: str = "uniform") -> torch.Tensor:
+def photometric_loss(
+    pred: torch.Tensor, targets: torch.Tensor, frames: torch.Tensor, weighting: str = "uniform"
+) -> torch.Tensor:
     """Charbonnier of pred - targets, averaged over pixels: uniformly (Eq. 6, the paper's), or
     weighted per pixel by how much it changes between frames (`"motion"`: mean_c |targets - frames|
     + MOTION_WEIGHT_FLOOR). On natural video most pixels do not move; uniformly weighted, they make
@@ -45,19 +47,24 @@ def photometric_loss(pred: torch.Tensor, targets: torch.Tensor, frames: torch.Te
 def warp_frames(frames: torch.Tensor, maps: torch.Tensor, padding: str = "border") -> torch.Tensor:
     """Eq. 1 on each frame: frames (B,C,T,H,W), maps (B,T,K*K,H,W) -> predictions (B,C,T,H,W)."""
     if frames.ndim != 5 or maps.ndim != 5:
-        raise ValueError(f"expected frames (B,C,T,H,W) and maps (B,T,K*K,H,W), got "
-                         f"{tuple(frames.shape)} and {tuple(maps.shape)}")
+        raise ValueError(
+            f"expected frames (B,C,T,H,W) and maps (B,T,K*K,H,W), got "
+            f"{tuple(frames.shape)} and {tuple(maps.shape)}"
+        )
     b, c, t, h, w = frames.shape
     if maps.shape[:2] != (b, t) or maps.shape[3:] != (h, w):
-        raise ValueError(f"maps {tuple(maps.shape)} do not match frames {tuple(frames.shape)}: "
-                         f"expected (B={b}, T={t}, K*K, H={h}, W={w})")
+        raise ValueError(
+            f"maps {tuple(maps.shape)} do not match frames {tuple(frames.shape)}: "
+            f"expected (B={b}, T={t}, K*K, H={h}, W={w})"
+        )
     x = frames.transpose(1, 2).flatten(0, 1)  # (B*T, C, H, W)
     out = adaptive_warp(x, maps.flatten(0, 1), padding=padding)  # (B*T, C, H, W)
     return out.view(b, t, c, h, w).transpose(1, 2)  # (B, C, T, H, W)
 
 
-def reconstruction_loss(frames: torch.Tensor, maps: torch.Tensor, targets: torch.Tensor,
-                        padding: str = "border") -> torch.Tensor:
+def reconstruction_loss(
+    frames: torch.Tensor, maps: torch.Tensor, targets: torch.Tensor, padding: str = "border"
+) -> torch.Tensor:
     """Mean Charbonnier of warp(frames, maps) - targets; frames/targets (B,C,T,H,W)."""
     if targets.shape != frames.shape:
         raise ValueError(f"targets {tuple(targets.shape)} must match frames {tuple(frames.shape)}")
@@ -71,9 +78,16 @@ def _downsample(video: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return x.view(b, t, c, *size).transpose(1, 2)
 
 
-def cgm_loss(out, clip: torch.Tensor, labels: torch.Tensor | None = None, *, lambda_lr: float = 1.0,
-             lambda_cls: float = 0.0, padding: str = "border",
-             weighting: str = "uniform") -> tuple[torch.Tensor, dict[str, float]]:
+def cgm_loss(
+    out,
+    clip: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    *,
+    lambda_lr: float = 1.0,
+    lambda_cls: float = 0.0,
+    padding: str = "border",
+    weighting: str = "uniform",
+) -> tuple[torch.Tensor, dict[str, float]]:
     """Eq. 7 on a CGMOutput. clip (B,3,T+1,H,W): frames 0..T-1 went into the network, 1..T are targets.
     `weighting` of both reconstruction terms: "uniform" (the paper's) or "motion" (photometric_loss).
 
@@ -84,8 +98,9 @@ def cgm_loss(out, clip: torch.Tensor, labels: torch.Tensor | None = None, *, lam
         raise ValueError(f"lambdas must be >= 0, got lambda_lr={lambda_lr}, lambda_cls={lambda_cls}")
     b, t = out.hr_maps.shape[:2]
     if clip.ndim != 5 or clip.shape[0] != b or clip.shape[2] != t + 1:
-        raise ValueError(f"clip must be (B={b}, 3, T+1={t + 1}, H, W) for maps of {t} frames, "
-                         f"got {tuple(clip.shape)}")
+        raise ValueError(
+            f"clip must be (B={b}, 3, T+1={t + 1}, H, W) for maps of {t} frames, got {tuple(clip.shape)}"
+        )
     if lambda_cls > 0 and labels is None:
         raise ValueError("lambda_cls > 0 needs labels")
     if labels is not None and tuple(labels.shape) != (b,):
@@ -102,6 +117,11 @@ def cgm_loss(out, clip: torch.Tensor, labels: torch.Tensor | None = None, *, lam
         l_cls = sum(F.cross_entropy(logits, labels) for logits in out.logits.values())
         if lambda_cls > 0:
             loss = loss + lambda_cls * l_cls
-    metrics = {"loss": loss.item(), "l_hr": l_hr.item(), "l_lr": l_lr.item(), "l_cls": float(l_cls.detach()),
-               "l1_hr": (pred - targets).abs().mean().item()}
+    metrics = {
+        "loss": loss.item(),
+        "l_hr": l_hr.item(),
+        "l_lr": l_lr.item(),
+        "l_cls": float(l_cls.detach()),
+        "l1_hr": (pred - targets).abs().mean().item(),
+    }
     return loss, metrics

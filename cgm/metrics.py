@@ -23,7 +23,9 @@ Reduction = Literal["mean", "none"]
 
 def _check_pair(name: str, pred: torch.Tensor, target: torch.Tensor, min_dim: int) -> None:
     if pred.shape != target.shape:
-        raise ValueError(f"{name}: pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same shape")
+        raise ValueError(
+            f"{name}: pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same shape"
+        )
     if pred.dim() < min_dim:
         raise ValueError(f"{name}: expected at least {min_dim} dims (..., C, H, W), got {tuple(pred.shape)}")
     if pred.numel() == 0:
@@ -55,7 +57,11 @@ PSNR_CAP = 100.0
 
 @torch.no_grad()
 def psnr(
-    pred: torch.Tensor, target: torch.Tensor, data_range: float = 2.0, *, reduction: Reduction = "mean",
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    data_range: float = 2.0,
+    *,
+    reduction: Reduction = "mean",
     max_db: float = math.inf,
 ) -> float | torch.Tensor:
     """PSNR in dB of each image `(C, H, W)`, then averaged over images (not PSNR of the mean MSE).
@@ -124,7 +130,9 @@ def ssim(
     var_y = _filter_valid(y * y, window) - mu_y**2
     cov_xy = _filter_valid(x * y, window) - mu_x * mu_y
     c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
-    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov_xy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov_xy + c2)) / (
+        (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
+    )
 
     per_channel = ssim_map.flatten(1).mean(1)  # (N*C,)
     per_image = per_channel.view(*lead, channels).mean(-1)  # (...,)
@@ -152,7 +160,9 @@ def epe(flow: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None = None) 
     if mask.dim() == error.dim() + 1 and mask.shape[-3] == 1:
         mask = mask.squeeze(-3)
     if mask.shape != error.shape:
-        raise ValueError(f"epe: mask {tuple(mask.shape)} must be {tuple(error.shape)} or with a channel dim of 1")
+        raise ValueError(
+            f"epe: mask {tuple(mask.shape)} must be {tuple(error.shape)} or with a channel dim of 1"
+        )
     if not mask.any():
         raise ValueError("epe: mask selects no pixels")
     return error[mask].mean().item()
@@ -180,13 +190,17 @@ def average_views(scores: torch.Tensor, views: int) -> torch.Tensor:
         raise ValueError(f"average_views: expected (B*V, K) or (B, V={views}, K), got {tuple(scores.shape)}")
     sums = scores.sum(-1)
     if scores.min() < 0 or not torch.allclose(sums, torch.ones_like(sums), atol=1e-3):
-        raise ValueError("average_views: scores must be probabilities (rows >= 0 summing to 1); "
-                         "apply softmax(-1) to logits first")
+        raise ValueError(
+            "average_views: scores must be probabilities (rows >= 0 summing to 1); "
+            "apply softmax(-1) to logits first"
+        )
     return scores.mean(1)
 
 
 @torch.no_grad()
-def topk_accuracy(scores: torch.Tensor, labels: torch.Tensor, ks: tuple[int, ...] = (1, 5)) -> dict[str, float]:
+def topk_accuracy(
+    scores: torch.Tensor, labels: torch.Tensor, ks: tuple[int, ...] = (1, 5)
+) -> dict[str, float]:
     """Top-k accuracy in percent for each k: `{"top1": 87.5, "top5": 100.0}`.
 
     `scores`: `(B, K)` logits or probabilities (only the order matters); `labels`: `(B,)` ints.
@@ -194,8 +208,10 @@ def topk_accuracy(scores: torch.Tensor, labels: torch.Tensor, ks: tuple[int, ...
     if scores.dim() != 2:
         raise ValueError(f"topk_accuracy: scores must be (B, K), got {tuple(scores.shape)}")
     if labels.shape != scores.shape[:1] or labels.dtype.is_floating_point:
-        raise ValueError(f"topk_accuracy: labels must be integer (B,) = ({scores.shape[0]},), "
-                         f"got {labels.dtype} {tuple(labels.shape)}")
+        raise ValueError(
+            f"topk_accuracy: labels must be integer (B,) = ({scores.shape[0]},), "
+            f"got {labels.dtype} {tuple(labels.shape)}"
+        )
     num_classes = scores.shape[1]
     if any(k < 1 or k > num_classes for k in ks):
         raise ValueError(f"topk_accuracy: every k must be in 1..{num_classes}, got {ks}")

@@ -9,6 +9,7 @@ Map t, applied to frame t with Eq. 1, reconstructs frame t+1; the last map predi
 the clip (losses.py does the warping). Every choice the paper leaves open is listed in the
 `CGMConfig` docstring and argued in docs/assumptions.md.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,8 +22,14 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock
 
 from cgm import checkpoints
-from cgm.backbones import (BACKBONES, SPATIAL_STRIDES, TEMPORAL_STRIDES, _ch, _init_weights,  # shared
-                           build_backbone)
+from cgm.backbones import (  # shared
+    BACKBONES,
+    SPATIAL_STRIDES,
+    TEMPORAL_STRIDES,
+    _ch,
+    _init_weights,
+    build_backbone,
+)
 from cgm.upsample import CGMUL, BilinearMotionUpsampler, NearestMotionUpsampler, lr_flow_prior
 from cgm.warp import softmax_filters
 
@@ -34,16 +41,20 @@ PADDINGS = ("border", "zeros")
 SCALES = (1, 2, 4, 8, 16)
 HEADS = ("backbone", "lr", "hr")
 # Which heads' softmax scores each inference pipeline averages (Table 8; † = with the backbone).
-PIPELINE_HEADS = {"backbone": ("backbone",), "lr": ("backbone", "lr"), "hr": ("backbone", "hr"),
-                  "lr+hr": ("backbone", "lr", "hr")}
+PIPELINE_HEADS = {
+    "backbone": ("backbone",),
+    "lr": ("backbone", "lr"),
+    "hr": ("backbone", "hr"),
+    "lr+hr": ("backbone", "lr", "hr"),
+}
 # Which CGMNet children each pipeline runs at inference (for Table 8's parameter and FLOP counts).
 _SHARED = ("encoder", "backbone_head")
 PIPELINE_MODULES = {
     "backbone": _SHARED,
     "lr": _SHARED + ("decoder", "lr_motion", "lr_head"),
     "hr": _SHARED + ("decoder", "lr_motion", "motion_features", "context", "upsampler", "hr_head"),
-    "lr+hr": _SHARED + ("decoder", "lr_motion", "motion_features", "context", "upsampler",
-                        "lr_head", "hr_head"),
+    "lr+hr": _SHARED
+    + ("decoder", "lr_motion", "motion_features", "context", "upsampler", "lr_head", "hr_head"),
 }
 
 
@@ -113,50 +124,83 @@ class CGMConfig:
 
         need(self.backbone in BACKBONES, f"unknown backbone {self.backbone!r}; valid: {BACKBONES}")
         need(self.upsampler in UPSAMPLERS, f"unknown upsampler {self.upsampler!r}; valid: {UPSAMPLERS}")
-        need(self.filter_norm in FILTER_NORMS,
-             f"unknown filter_norm {self.filter_norm!r}; valid: {FILTER_NORMS}")
-        need(self.context_input in CONTEXT_INPUTS,
-             f"unknown context_input {self.context_input!r}; valid: {CONTEXT_INPUTS}")
+        need(
+            self.filter_norm in FILTER_NORMS,
+            f"unknown filter_norm {self.filter_norm!r}; valid: {FILTER_NORMS}",
+        )
+        need(
+            self.context_input in CONTEXT_INPUTS,
+            f"unknown context_input {self.context_input!r}; valid: {CONTEXT_INPUTS}",
+        )
         need(self.hr_prior in HR_PRIORS, f"unknown hr_prior {self.hr_prior!r}; valid: {HR_PRIORS}")
-        need(self.hr_prior == "none" or (self.upsampler == "cgmul" and self.filter_norm == "softmax"),
-             f"hr_prior={self.hr_prior!r} is a log-prior added to CGMUL's output before the softmax: it "
-             f"needs upsampler='cgmul' and filter_norm='softmax', got {self.upsampler!r}, {self.filter_norm!r}")
+        need(
+            self.hr_prior == "none" or (self.upsampler == "cgmul" and self.filter_norm == "softmax"),
+            f"hr_prior={self.hr_prior!r} is a log-prior added to CGMUL's output before the softmax: it "
+            f"needs upsampler='cgmul' and filter_norm='softmax', got {self.upsampler!r}, {self.filter_norm!r}",
+        )
         need(self.padding in PADDINGS, f"unknown padding {self.padding!r}; valid: {PADDINGS}")
         need(self.scale in SCALES, f"scale must be one of {SCALES}, got {self.scale!r}")
-        need(isinstance(self.k_lr, int) and self.k_lr >= 1 and self.k_lr % 2 == 1,
-             f"k_lr must be an odd positive int (a filter with a centre tap), got {self.k_lr!r}")
-        need(isinstance(self.size, int) and self.size > 0 and self.size % self.scale == 0,
-             f"size must be a positive multiple of scale={self.scale}, got {self.size!r}")
-        need(isinstance(self.clip_len, int) and self.clip_len >= 1,
-             f"clip_len must be a positive int, got {self.clip_len!r}")
-        need(not self.backbone.startswith("slowfast") or self.clip_len % 8 == 0,
-             f"{self.backbone} needs clip_len divisible by 8 (alpha), got {self.clip_len}")
-        need(isinstance(self.num_classes, int) and self.num_classes >= 1,
-             f"num_classes must be a positive int, got {self.num_classes!r}")
+        need(
+            isinstance(self.k_lr, int) and self.k_lr >= 1 and self.k_lr % 2 == 1,
+            f"k_lr must be an odd positive int (a filter with a centre tap), got {self.k_lr!r}",
+        )
+        need(
+            isinstance(self.size, int) and self.size > 0 and self.size % self.scale == 0,
+            f"size must be a positive multiple of scale={self.scale}, got {self.size!r}",
+        )
+        need(
+            isinstance(self.clip_len, int) and self.clip_len >= 1,
+            f"clip_len must be a positive int, got {self.clip_len!r}",
+        )
+        need(
+            not self.backbone.startswith("slowfast") or self.clip_len % 8 == 0,
+            f"{self.backbone} needs clip_len divisible by 8 (alpha), got {self.clip_len}",
+        )
+        need(
+            isinstance(self.num_classes, int) and self.num_classes >= 1,
+            f"num_classes must be a positive int, got {self.num_classes!r}",
+        )
         need(self.width > 0, f"width must be > 0, got {self.width}")
-        need(self.encoder_spatial_stride is None or (
-            self.encoder_spatial_stride in SPATIAL_STRIDES and not self.backbone.startswith("slowfast")),
-             f"encoder_spatial_stride must be None or one of {SPATIAL_STRIDES} (3D ResNets only), "
-             f"got {self.encoder_spatial_stride!r} for {self.backbone}")
-        need(self.encoder_temporal_stride is None or (
-            self.encoder_temporal_stride in TEMPORAL_STRIDES and not self.backbone.startswith("slowfast")),
-             f"encoder_temporal_stride must be None or one of {TEMPORAL_STRIDES} (3D ResNets only), "
-             f"got {self.encoder_temporal_stride!r} for {self.backbone}")
-        need(self.context_width is None or self.context_width > 0,
-             f"context_width must be None or > 0, got {self.context_width}")
-        need(self.depth is None or (len(self.depth) == 4 and all(
-            isinstance(n, int) and n >= 1 for n in self.depth)),
-             f"depth must be None or 4 positive ints (blocks per stage), got {self.depth!r}")
-        need(len(self.decoder_channels) >= 1 and all(c >= 1 for c in self.decoder_channels),
-             f"decoder_channels must be positive ints, got {self.decoder_channels!r}")
+        need(
+            self.encoder_spatial_stride is None
+            or (self.encoder_spatial_stride in SPATIAL_STRIDES and not self.backbone.startswith("slowfast")),
+            f"encoder_spatial_stride must be None or one of {SPATIAL_STRIDES} (3D ResNets only), "
+            f"got {self.encoder_spatial_stride!r} for {self.backbone}",
+        )
+        need(
+            self.encoder_temporal_stride is None
+            or (
+                self.encoder_temporal_stride in TEMPORAL_STRIDES and not self.backbone.startswith("slowfast")
+            ),
+            f"encoder_temporal_stride must be None or one of {TEMPORAL_STRIDES} (3D ResNets only), "
+            f"got {self.encoder_temporal_stride!r} for {self.backbone}",
+        )
+        need(
+            self.context_width is None or self.context_width > 0,
+            f"context_width must be None or > 0, got {self.context_width}",
+        )
+        need(
+            self.depth is None
+            or (len(self.depth) == 4 and all(isinstance(n, int) and n >= 1 for n in self.depth)),
+            f"depth must be None or 4 positive ints (blocks per stage), got {self.depth!r}",
+        )
+        need(
+            len(self.decoder_channels) >= 1 and all(c >= 1 for c in self.decoder_channels),
+            f"decoder_channels must be positive ints, got {self.decoder_channels!r}",
+        )
         for name in ("lr", "hr"):
             chans, strides = getattr(self, f"{name}_cnn_channels"), getattr(self, f"{name}_cnn_strides")
-            need(len(chans) == len(strides) >= 1 and all(c >= 1 for c in chans)
-                 and all(s in (1, 2) for s in strides),
-                 f"{name}_cnn_channels/_strides must be equally long, channels >= 1, strides 1 or 2; "
-                 f"got {chans!r} / {strides!r}")
-        need(set(self.heads) <= set(HEADS) and len(set(self.heads)) == len(self.heads),
-             f"heads must be distinct names from {HEADS}, got {self.heads!r}")
+            need(
+                len(chans) == len(strides) >= 1
+                and all(c >= 1 for c in chans)
+                and all(s in (1, 2) for s in strides),
+                f"{name}_cnn_channels/_strides must be equally long, channels >= 1, strides 1 or 2; "
+                f"got {chans!r} / {strides!r}",
+            )
+        need(
+            set(self.heads) <= set(HEADS) and len(set(self.heads)) == len(self.heads),
+            f"heads must be distinct names from {HEADS}, got {self.heads!r}",
+        )
         need(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
 
     @property
@@ -177,7 +221,7 @@ class CGMConfig:
         return {k: v for k, v in d.items() if not (k in ADDED_FIELDS and v == ADDED_FIELDS[k])}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "CGMConfig":
+    def from_dict(cls, d: dict) -> CGMConfig:
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - fields
         if unknown:
@@ -186,6 +230,7 @@ class CGMConfig:
 
 
 # --- small blocks ------------------------------------------------------------------------------
+
 
 def _conv_bn_relu(c_in: int, c_out: int, stride: int = 1, *, dims: int = 2) -> nn.Sequential:
     conv, bn = (nn.Conv2d, nn.BatchNorm2d) if dims == 2 else (nn.Conv3d, nn.BatchNorm3d)
@@ -208,6 +253,7 @@ def _stage_sizes(src: tuple[int, ...], dst: tuple[int, ...], stages: int) -> lis
 
 
 # --- the LR motion decoder (§3.3) --------------------------------------------------------------
+
 
 class MotionDecoder(nn.Module):
     """F_v (B, C_v, t, h, w) -> F_LR (B, C, T, H/r, W/r): per stage trilinear upsample + 3x3x3 conv.
@@ -232,6 +278,7 @@ class MotionDecoder(nn.Module):
 
 
 # --- the context extractor (§3.3) --------------------------------------------------------------
+
 
 class ContextExtractor(nn.Module):
     """ResNet-18 conv1 ... conv3_x without the max-pool: one frame (N,3,H,W) -> (N, 2c, H/4, W/4).
@@ -268,6 +315,7 @@ def to_grid(features: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 # --- action recognition heads (§3.4) -----------------------------------------------------------
 
+
 class ActionCNN(nn.Module):
     """Six 3x3 conv+BN+ReLU layers + one FC on motion maps (B, T, K*K, H, W) -> logits (B, classes).
 
@@ -275,8 +323,9 @@ class ActionCNN(nn.Module):
     space and time before dropout and the FC.
     """
 
-    def __init__(self, taps: int, channels: tuple[int, ...], strides: tuple[int, ...],
-                 num_classes: int, dropout: float):
+    def __init__(
+        self, taps: int, channels: tuple[int, ...], strides: tuple[int, ...], num_classes: int, dropout: float
+    ):
         super().__init__()
         c_in = (taps,) + tuple(channels[:-1])
         self.convs = nn.Sequential(*(_conv_bn_relu(a, b, s) for a, b, s in zip(c_in, channels, strides)))
@@ -306,8 +355,15 @@ class BackboneHead(nn.Module):
 class VideoClassifier(nn.Module):
     """A bare video encoder + pool + FC: Table 8's baselines and the benchmarks' reference model."""
 
-    def __init__(self, backbone: str, num_classes: int, *, width: float = 1.0,
-                 depth: tuple[int, ...] | None = None, dropout: float = 0.5):
+    def __init__(
+        self,
+        backbone: str,
+        num_classes: int,
+        *,
+        width: float = 1.0,
+        depth: tuple[int, ...] | None = None,
+        dropout: float = 0.5,
+    ):
         super().__init__()
         self.encoder = build_backbone(backbone, width, depth)
         self.backbone_head = BackboneHead(self.encoder.out_channels, num_classes, dropout)
@@ -317,6 +373,7 @@ class VideoClassifier(nn.Module):
 
 
 # --- CGM-Net -----------------------------------------------------------------------------------
+
 
 @dataclass
 class CGMOutput:
@@ -335,10 +392,14 @@ class CGMNet(nn.Module):
         if not isinstance(cfg, CGMConfig):
             raise ValueError(f"CGMNet needs a CGMConfig, got {type(cfg).__name__}")
         self.cfg = cfg
-        k2_lr, k2_hr = cfg.k_lr ** 2, cfg.k_hr ** 2
-        self.encoder = build_backbone(cfg.backbone, cfg.width, cfg.depth,
-                                      spatial_stride=cfg.encoder_spatial_stride,
-                                      temporal_stride=cfg.encoder_temporal_stride)
+        k2_lr, k2_hr = cfg.k_lr**2, cfg.k_hr**2
+        self.encoder = build_backbone(
+            cfg.backbone,
+            cfg.width,
+            cfg.depth,
+            spatial_stride=cfg.encoder_spatial_stride,
+            temporal_stride=cfg.encoder_temporal_stride,
+        )
         decoder_channels = tuple(_ch(c, cfg.width) for c in cfg.decoder_channels)
         self.decoder = MotionDecoder(self.encoder.out_channels, decoder_channels)
         self.lr_motion = nn.Conv2d(self.decoder.out_channels, k2_lr, 3, padding=1)
@@ -352,14 +413,33 @@ class CGMNet(nn.Module):
             self.context, self.motion_features = None, None
             self.upsampler = up(cfg.k_lr, cfg.scale)
         _init_weights(self.decoder)
-        self.backbone_head = (BackboneHead(self.encoder.out_channels, cfg.num_classes, cfg.dropout)
-                              if "backbone" in cfg.heads else None)
-        self.lr_head = (ActionCNN(k2_lr, tuple(_ch(c, cfg.width) for c in cfg.lr_cnn_channels),
-                                  cfg.lr_cnn_strides, cfg.num_classes, cfg.dropout)
-                        if "lr" in cfg.heads else None)
-        self.hr_head = (ActionCNN(k2_hr, tuple(_ch(c, cfg.width) for c in cfg.hr_cnn_channels),
-                                  cfg.hr_cnn_strides, cfg.num_classes, cfg.dropout)
-                        if "hr" in cfg.heads else None)
+        self.backbone_head = (
+            BackboneHead(self.encoder.out_channels, cfg.num_classes, cfg.dropout)
+            if "backbone" in cfg.heads
+            else None
+        )
+        self.lr_head = (
+            ActionCNN(
+                k2_lr,
+                tuple(_ch(c, cfg.width) for c in cfg.lr_cnn_channels),
+                cfg.lr_cnn_strides,
+                cfg.num_classes,
+                cfg.dropout,
+            )
+            if "lr" in cfg.heads
+            else None
+        )
+        self.hr_head = (
+            ActionCNN(
+                k2_hr,
+                tuple(_ch(c, cfg.width) for c in cfg.hr_cnn_channels),
+                cfg.hr_cnn_strides,
+                cfg.num_classes,
+                cfg.dropout,
+            )
+            if "hr" in cfg.heads
+            else None
+        )
 
     def _check_clip(self, clip: torch.Tensor) -> None:
         cfg = self.cfg
@@ -404,6 +484,7 @@ class CGMNet(nn.Module):
 
 # --- inference pipelines, parameters, weights --------------------------------------------------
 
+
 def fuse(logits: dict[str, torch.Tensor], pipeline: str) -> torch.Tensor:
     """Average of the softmax scores of the pipeline's heads (Table 8's †): (B, num_classes)."""
     if pipeline not in PIPELINE_HEADS:
@@ -422,8 +503,12 @@ def pipeline_params(model: CGMNet, pipeline: str) -> int:
     missing = [h for h in PIPELINE_HEADS[pipeline] if f"{h}_head" not in dict(model.named_children())]
     if missing:
         raise ValueError(f"pipeline {pipeline!r} needs heads {missing} that the model was built without")
-    return sum(p.numel() for name in PIPELINE_MODULES[pipeline]
-               if getattr(model, name, None) is not None for p in getattr(model, name).parameters())
+    return sum(
+        p.numel()
+        for name in PIPELINE_MODULES[pipeline]
+        if getattr(model, name, None) is not None
+        for p in getattr(model, name).parameters()
+    )
 
 
 def set_identity_motion_(model: CGMNet, logit: float = 30.0) -> CGMNet:

@@ -35,14 +35,22 @@ def spread_indices(n: int, max_items: int | None) -> list[int]:
 
 def _batches(dataset, indices: list[int], batch_size: int):
     for i in range(0, len(indices), batch_size):
-        items = [dataset[j] for j in indices[i:i + batch_size]]
-        bad = [it.get("index", j) for it, j in zip(items, indices[i:i + batch_size])
-               if not torch.isfinite(it["clip"]).all()]
+        items = [dataset[j] for j in indices[i : i + batch_size]]
+        bad = [
+            it.get("index", j)
+            for it, j in zip(items, indices[i : i + batch_size])
+            if not torch.isfinite(it["clip"]).all()
+        ]
         if bad:
-            raise ValueError(f"evaluation: clips {bad} of {type(dataset).__name__} hold NaN or Inf values; "
-                             "check the data (decoding, transforms)")
-        yield {k: torch.stack([torch.as_tensor(it[k]) for it in items])
-               for k in items[0] if isinstance(items[0][k], (torch.Tensor, int))}
+            raise ValueError(
+                f"evaluation: clips {bad} of {type(dataset).__name__} hold NaN or Inf values; "
+                "check the data (decoding, transforms)"
+            )
+        yield {
+            k: torch.stack([torch.as_tensor(it[k]) for it in items])
+            for k in items[0]
+            if isinstance(items[0][k], (torch.Tensor, int))
+        }
 
 
 class _Mean:
@@ -59,14 +67,17 @@ class _Mean:
         out = {k: self.sums[k] / self.counts[k] for k in self.sums}
         bad = sorted(k for k, v in out.items() if not math.isfinite(v))
         if bad:
-            raise FloatingPointError(f"evaluation: metrics {bad} are not finite (NaN or Inf); the model's "
-                                     "outputs are not finite: check its weights")
+            raise FloatingPointError(
+                f"evaluation: metrics {bad} are not finite (NaN or Inf); the model's "
+                "outputs are not finite: check its weights"
+            )
         return out
 
 
 @torch.no_grad()
-def evaluate_motion(model, dataset, *, batch_size: int = 8, max_clips: int | None = None,
-                    device: str | torch.device = "cpu") -> dict[str, float]:
+def evaluate_motion(
+    model, dataset, *, batch_size: int = 8, max_clips: int | None = None, device: str | torch.device = "cpu"
+) -> dict[str, float]:
     """Motion metrics of `model` (a CGMNet) on `dataset` (items with `clip` (3, T+1, H, W)).
 
     Returns l1_hr (reconstructions), l1_pred, psnr_pred, ssim_pred (1-step prediction), epe
@@ -79,8 +90,10 @@ def evaluate_motion(model, dataset, *, batch_size: int = 8, max_clips: int | Non
     t = model.cfg.clip_len
     first = dataset[indices[0]]["clip"]
     if first.ndim != 4 or first.shape[1] != t + 1:
-        raise ValueError(f"evaluate_motion needs clips (3, T+1={t + 1}, H, W) (future=True, "
-                         f"clip_len={t}), got {tuple(first.shape)}")
+        raise ValueError(
+            f"evaluate_motion needs clips (3, T+1={t + 1}, H, W) (future=True, "
+            f"clip_len={t}), got {tuple(first.shape)}"
+        )
     was_training = model.training
     model.eval()
     mean = _Mean()
@@ -91,16 +104,17 @@ def evaluate_motion(model, dataset, *, batch_size: int = 8, max_clips: int | Non
         frames = clip.transpose(1, 2)  # (B, T+1, 3, H, W)
         pad = model.cfg.padding
         if t >= 2:
-            recon = adaptive_warp(frames[:, :t - 1].flatten(0, 1), maps[:, :t - 1].flatten(0, 1),
-                                  padding=pad)  # (B*(T-1), 3, H, W)
+            recon = adaptive_warp(
+                frames[:, : t - 1].flatten(0, 1), maps[:, : t - 1].flatten(0, 1), padding=pad
+            )  # (B*(T-1), 3, H, W)
             target = frames[:, 1:t].flatten(0, 1)
-            copy = frames[:, :t - 1].flatten(0, 1)
+            copy = frames[:, : t - 1].flatten(0, 1)
             mean.add("l1_hr", (recon - target).abs().mean().item(), recon.shape[0])
             mean.add("copy_l1_hr", (copy - target).abs().mean().item(), recon.shape[0])
             if "flow" in batch:
-                flow = motion_to_flow(maps[:, :t - 1].flatten(0, 1))  # (B*(T-1), 2, H, W)
-                gt = batch["flow"][:, :t - 1].flatten(0, 1).to(flow)
-                valid = ~batch["occlusion"][:, :t - 1].flatten(0, 1).to(device).bool()
+                flow = motion_to_flow(maps[:, : t - 1].flatten(0, 1))  # (B*(T-1), 2, H, W)
+                gt = batch["flow"][:, : t - 1].flatten(0, 1).to(flow)
+                valid = ~batch["occlusion"][:, : t - 1].flatten(0, 1).to(device).bool()
                 if valid.any():
                     n = int(valid.sum())
                     mean.add("epe", epe(flow, gt, valid), n)
@@ -116,8 +130,15 @@ def evaluate_motion(model, dataset, *, batch_size: int = 8, max_clips: int | Non
 
 
 @torch.no_grad()
-def evaluate_action(model, dataset, pipelines=PIPELINES, *, batch_size: int = 8,
-                    max_clips: int | None = None, device: str | torch.device = "cpu") -> dict[str, float]:
+def evaluate_action(
+    model,
+    dataset,
+    pipelines=PIPELINES,
+    *,
+    batch_size: int = 8,
+    max_clips: int | None = None,
+    device: str | torch.device = "cpu",
+) -> dict[str, float]:
     """Top-1/top-5 (%) per pipeline ("<pipeline>/top1", ...) of `model` on a labelled dataset.
 
     Items: `clip` (3, T', H, W) or, with several test views, (V, 3, T', H, W) and `views`; T' >= T
@@ -144,8 +165,10 @@ def evaluate_action(model, dataset, pipelines=PIPELINES, *, batch_size: int = 8,
         logits = model(clip[:, :, :t]).logits
         bad = sorted(h for h, v in logits.items() if not torch.isfinite(v).all())
         if bad:
-            raise FloatingPointError(f"evaluation: the logits of heads {bad} are not finite (NaN or Inf); "
-                                     "the model's outputs are not finite: check its weights")
+            raise FloatingPointError(
+                f"evaluation: the logits of heads {bad} are not finite (NaN or Inf); "
+                "the model's outputs are not finite: check its weights"
+            )
         for p in pipelines:
             scores[p].append(average_views(fuse(logits, p), views).cpu())  # (B, K)
         labels.append(batch["label"])

@@ -38,13 +38,17 @@ def profile_note(frame: pd.DataFrame) -> str:
     profile = ", ".join(dict.fromkeys(frame["profile"].astype(str)))
     note = f"Measured on {dataset}, profile {profile}."
     if "smoke" in profile:
-        note += (" Smoke-profile values come from tiny models on embedded data: they are not comparable "
-                 "with the paper's values; the order of the rows and their distance from chance are "
-                 "what a smoke run can confirm or contradict.")
+        note += (
+            " Smoke-profile values come from tiny models on embedded data: they are not comparable "
+            "with the paper's values; the order of the rows and their distance from chance are "
+            "what a smoke run can confirm or contradict."
+        )
     return note
 
 
-def chance_reading(frame: pd.DataFrame, *, num_classes: int, clips: int, rows: Iterable[str] | None = None) -> str:
+def chance_reading(
+    frame: pd.DataFrame, *, num_classes: int, clips: int, rows: Iterable[str] | None = None
+) -> str:
     """Which top-1 rows (%) are above, inside or below the 95% band of guessing."""
     low, high = chance_band(num_classes, clips)
     sub = frame if rows is None else frame[frame["row"].isin(list(rows))]
@@ -53,8 +57,10 @@ def chance_reading(frame: pd.DataFrame, *, num_classes: int, clips: int, rows: I
         where = "above" if r.measured > high else "below" if r.measured < low else "inside"
         label = r.row if "column" not in sub or sub["column"].nunique() == 1 else f"{r.row} [{r.column}]"
         parts[where].append(f"{label} {r.measured:.1f}")
-    text = (f"Chance is {100 / num_classes:.0f}% top-1 ({num_classes} classes); guessing lands in "
-            f"[{low:.1f}, {high:.1f}] on {clips} test clips (95%).")
+    text = (
+        f"Chance is {100 / num_classes:.0f}% top-1 ({num_classes} classes); guessing lands in "
+        f"[{low:.1f}, {high:.1f}] on {clips} test clips (95%)."
+    )
     for where, names in parts.items():
         if names:
             text += f" **{where.capitalize()} the band**: " + "; ".join(names) + "."
@@ -63,8 +69,9 @@ def chance_reading(frame: pd.DataFrame, *, num_classes: int, clips: int, rows: I
     return text
 
 
-def order_reading(frame: pd.DataFrame, *, higher_is_better: bool, clips: int | None = None,
-                  metric: str = "top-1") -> str:
+def order_reading(
+    frame: pd.DataFrame, *, higher_is_better: bool, clips: int | None = None, metric: str = "top-1"
+) -> str:
     """Does the measured order of the rows agree with the paper's, pair by pair, and where?
     With `clips` (top-1 in %), each disagreement or agreement is judged against its noise."""
     pairs = ordering(frame[frame["paper"].notna()], higher_is_better=higher_is_better)
@@ -77,19 +84,29 @@ def order_reading(frame: pd.DataFrame, *, higher_is_better: bool, clips: int | N
         what = f"{p.better} better than {p.worse} by {_fmt(p.measured_gap)} (paper: by {_fmt(p.paper_gap)})"
         if clips:
             noise = gap_noise(values[p.better], values[p.worse], clips)
-            what = (f"{p.better} − {p.worse}: measured {p.measured_gap:+.1f} (noise ±{noise:.1f}), "
-                    f"paper {p.paper_gap:+.1f}" + ("" if abs(p.measured_gap) > noise else ", within noise"))
+            what = (
+                f"{p.better} − {p.worse}: measured {p.measured_gap:+.1f} (noise ±{noise:.1f}), "
+                f"paper {p.paper_gap:+.1f}" + ("" if abs(p.measured_gap) > noise else ", within noise")
+            )
         (agree if p.agrees else disagree).append(what)
         beyond += int(not p.agrees and (not clips or abs(p.measured_gap) > noise))
     best_col = frame[frame["paper"].notna()]
     best = best_col.loc[best_col["measured"].idxmax() if higher_is_better else best_col["measured"].idxmin()]
     paper_best = best_col.loc[best_col["paper"].idxmax() if higher_is_better else best_col["paper"].idxmin()]
-    verdict = ("agrees with the paper's order" if not disagree else
-               "contradicts the paper's order" if not agree else "agrees with the paper's order only in part")
-    text = (f"**The measured {metric} {verdict}**: {len(agree)} of {len(ordered)} pairs the paper orders go "
-            f"its way" + (f"; {beyond} of the {len(disagree)} that do not are beyond noise" if clips and disagree else "")
-            + f". Best measured row: {best.row} ({_fmt(best.measured)}); the paper's best: "
-            f"{paper_best.row} ({_fmt(paper_best.paper)}).")
+    verdict = (
+        "agrees with the paper's order"
+        if not disagree
+        else "contradicts the paper's order"
+        if not agree
+        else "agrees with the paper's order only in part"
+    )
+    text = (
+        f"**The measured {metric} {verdict}**: {len(agree)} of {len(ordered)} pairs the paper orders go "
+        f"its way"
+        + (f"; {beyond} of the {len(disagree)} that do not are beyond noise" if clips and disagree else "")
+        + f". Best measured row: {best.row} ({_fmt(best.measured)}); the paper's best: "
+        f"{paper_best.row} ({_fmt(paper_best.paper)})."
+    )
     if agree:
         text += "\n- Agree: " + "; ".join(agree) + "."
     if disagree:
@@ -97,8 +114,9 @@ def order_reading(frame: pd.DataFrame, *, higher_is_better: bool, clips: int | N
     return text
 
 
-def contrast_reading(frame: pd.DataFrame, contrasts: Mapping[str, tuple[tuple, tuple]], *,
-                     clips: int | None = None) -> str:
+def contrast_reading(
+    frame: pd.DataFrame, contrasts: Mapping[str, tuple[tuple, tuple]], *, clips: int | None = None
+) -> str:
     """Differences "a − b" of named cell pairs, measured beside the paper's, with their sign verdict.
     `contrasts`: {label: ((table, row, column) of a, (table, row, column) of b)}; pairs with a cell
     absent from `frame` are skipped."""
@@ -114,10 +132,17 @@ def contrast_reading(frame: pd.DataFrame, contrasts: Mapping[str, tuple[tuple, t
         measured, paper = ca.measured - cb.measured, ca.paper - cb.paper
         noise = gap_noise(ca.measured, cb.measured, clips) if clips else None
         within = noise is not None and abs(measured) <= noise
-        verdict = ("no measured difference" if measured == 0 else
-                   "paper gives no value" if pd.isna(paper) else
-                   "within noise" if within else
-                   "same sign as the paper" if measured * paper > 0 else "**opposite sign to the paper**")
+        verdict = (
+            "no measured difference"
+            if measured == 0
+            else "paper gives no value"
+            if pd.isna(paper)
+            else "within noise"
+            if within
+            else "same sign as the paper"
+            if measured * paper > 0
+            else "**opposite sign to the paper**"
+        )
         noise_text = f" (noise ±{noise:.1f})" if noise is not None else ""
         paper_text = "n/a" if pd.isna(paper) else f"{paper:+.1f}"
         lines.append(f"- {label}: measured {measured:+.1f}{noise_text}, paper {paper_text}: {verdict}.")
@@ -131,20 +156,30 @@ def claims_reading(claims: Mapping[str, bool | None]) -> str:
     mark = {True: "holds", False: "**fails**", None: "not tested"}
     held = sum(v is True for v in claims.values())
     tested = sum(v is not None for v in claims.values())
-    return (f"{held} of {tested} checked claims hold.\n"
-            + "\n".join(f"- {mark[v]}: {claim}" for claim, v in claims.items()))
+    return f"{held} of {tested} checked claims hold.\n" + "\n".join(
+        f"- {mark[v]}: {claim}" for claim, v in claims.items()
+    )
 
 
-def reference_reading(values: Mapping[str, float], *, reference: float, name: str,
-                      lower_is_better: bool = True) -> str:
+def reference_reading(
+    values: Mapping[str, float], *, reference: float, name: str, lower_is_better: bool = True
+) -> str:
     """Which rows beat a reference value (e.g. copying the previous frame's ℓ1) and by how much."""
     better = {k: v for k, v in values.items() if (v < reference if lower_is_better else v > reference)}
     worse = {k: v for k, v in values.items() if k not in better}
     text = f"Against {name} ({_fmt(reference)}):"
     if better:
-        text += " better: " + ", ".join(f"{k} {_fmt(v)} ({100 * (v / reference - 1):+.0f}%)" for k, v in better.items()) + "."
+        text += (
+            " better: "
+            + ", ".join(f"{k} {_fmt(v)} ({100 * (v / reference - 1):+.0f}%)" for k, v in better.items())
+            + "."
+        )
     if worse:
-        text += " **not better**: " + ", ".join(f"{k} {_fmt(v)} ({100 * (v / reference - 1):+.0f}%)" for k, v in worse.items()) + "."
+        text += (
+            " **not better**: "
+            + ", ".join(f"{k} {_fmt(v)} ({100 * (v / reference - 1):+.0f}%)" for k, v in worse.items())
+            + "."
+        )
     return text
 
 
@@ -168,9 +203,11 @@ def shared_runs_note(results: Mapping) -> str:
     if len(hashes) == len(results):
         return ""
     same = "; ".join(" = ".join(names) for names in hashes.values() if len(names) > 1)
-    return (f"The {len(results)} experiments are {len(hashes)} distinct runs ({same}: same config, e.g. "
-            "every labeled dataset is SynthMotion in the smoke profile): their cells are one measurement "
-            "printed under several columns, not independent confirmations.")
+    return (
+        f"The {len(results)} experiments are {len(hashes)} distinct runs ({same}: same config, e.g. "
+        "every labeled dataset is SynthMotion in the smoke profile): their cells are one measurement "
+        "printed under several columns, not independent confirmations."
+    )
 
 
 def cost_reading(table: pd.DataFrame, half: pd.DataFrame | None = None) -> str:
@@ -179,11 +216,13 @@ def cost_reading(table: pd.DataFrame, half: pd.DataFrame | None = None) -> str:
     params_err = (table["params_m"] / table["paper_params_m"] - 1).abs()
     ratio_err = (table["gflops_ratio"] / table["paper_gflops_ratio"] - 1).abs()
     worst_p, worst_r = table.pipeline[params_err.idxmax()], table.pipeline[ratio_err.idxmax()]
-    abs_ratio = (table["gflops"] / table["paper_gflops"])
-    text = (f"**Parameters**: within {100 * params_err.max():.1f}% of the paper's for every pipeline "
-            f"(largest gap: {worst_p}). **GFLOP ratios to the backbone**: within {100 * ratio_err.max():.1f}% "
-            f"(largest gap: {worst_r}). **Absolute GFLOPs**: ours are {abs_ratio.min():.2f}-{abs_ratio.max():.2f}× "
-            f"the paper's at {int(table.frames.iloc[0])} frames")
+    abs_ratio = table["gflops"] / table["paper_gflops"]
+    text = (
+        f"**Parameters**: within {100 * params_err.max():.1f}% of the paper's for every pipeline "
+        f"(largest gap: {worst_p}). **GFLOP ratios to the backbone**: within {100 * ratio_err.max():.1f}% "
+        f"(largest gap: {worst_r}). **Absolute GFLOPs**: ours are {abs_ratio.min():.2f}-{abs_ratio.max():.2f}× "
+        f"the paper's at {int(table.frames.iloc[0])} frames"
+    )
     if half is not None:
         h = half["gflops"] / half["paper_gflops"]
         text += f", {h.min():.2f}-{h.max():.2f}× at {int(half.frames.iloc[0])} frames"

@@ -27,8 +27,9 @@ def best_tap(prev: torch.Tensor, nxt: torch.Tensor, k: int) -> tuple[torch.Tenso
     channel mean). Border padding and Eq. 1's sign: tap (dy, dx) reads prev[y - dy, x - dx].
     """
     if prev.shape != nxt.shape or prev.ndim != 4:
-        raise ValueError(f"expected two (N, C, H, W) frames of one shape, got {tuple(prev.shape)} "
-                         f"and {tuple(nxt.shape)}")
+        raise ValueError(
+            f"expected two (N, C, H, W) frames of one shape, got {tuple(prev.shape)} and {tuple(nxt.shape)}"
+        )
     if k < 1 or k % 2 == 0:
         raise ValueError(f"k must be a positive odd filter size, got {k}")
     r = k // 2
@@ -37,7 +38,7 @@ def best_tap(prev: torch.Tensor, nxt: torch.Tensor, k: int) -> tuple[torch.Tenso
     best, best_err = prev, (prev - nxt).abs().mean(dim=1, keepdim=True)  # the centre tap
     for dy in range(-r, r + 1):
         for dx in range(-r, r + 1):
-            shifted = padded[..., r - dy:r - dy + h, r - dx:r - dx + w]
+            shifted = padded[..., r - dy : r - dy + h, r - dx : r - dx + w]
             err = (shifted - nxt).abs().mean(dim=1, keepdim=True)  # (N, 1, H, W)
             better = err < best_err
             best_err = torch.where(better, err, best_err)
@@ -58,8 +59,12 @@ def oracle_motion(k: int):
 
 
 def _block(c_in: int, c_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(inplace=True),
-                         nn.Conv2d(c_out, c_out, 3, padding=1), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(c_out, c_out, 3, padding=1),
+        nn.ReLU(inplace=True),
+    )
 
 
 class KernelPredictor(nn.Module):
@@ -83,8 +88,10 @@ class KernelPredictor(nn.Module):
 
     def forward(self, prev: torch.Tensor, nxt: torch.Tensor) -> torch.Tensor:
         if prev.shape != nxt.shape or prev.ndim != 4 or prev.shape[1] != 3:
-            raise ValueError(f"expected two (N, 3, H, W) frames of one shape, got {tuple(prev.shape)} "
-                             f"and {tuple(nxt.shape)}")
+            raise ValueError(
+                f"expected two (N, 3, H, W) frames of one shape, got {tuple(prev.shape)} "
+                f"and {tuple(nxt.shape)}"
+            )
         if prev.shape[-1] % 4 or prev.shape[-2] % 4:
             raise ValueError(f"H and W must be divisible by 4, got {tuple(prev.shape[-2:])}")
         e1 = self.enc1(torch.cat([prev, nxt], dim=1))  # (N, c1, H, W)
@@ -110,9 +117,18 @@ def kernel_motion(model: KernelPredictor):
     return motion
 
 
-def train_kernel_predictor(train_set, *, steps: int, batch_size: int = 8, lr: float = 1e-3,
-                           weighting: str = "motion", k: int = 9, seed: int = 0,
-                           log_every: int = 50, progress: bool = True) -> tuple[KernelPredictor, list[dict]]:
+def train_kernel_predictor(
+    train_set,
+    *,
+    steps: int,
+    batch_size: int = 8,
+    lr: float = 1e-3,
+    weighting: str = "motion",
+    k: int = 9,
+    seed: int = 0,
+    log_every: int = 50,
+    progress: bool = True,
+) -> tuple[KernelPredictor, list[dict]]:
     """Train a KernelPredictor on the frame pairs of `train_set` (items with `clip` (3, T, H, W);
     one random adjacent pair per clip) with the HR loss of CGM-Net (`cgm.losses.photometric_loss`,
     Charbonnier, `weighting` "uniform" or "motion"), Adam at `lr`. Returns (model, log) where the log

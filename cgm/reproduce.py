@@ -24,9 +24,18 @@ RESULTS = ROOT / "results"
 # Order matters only for speed: notebooks that train the shared smoke runs come first, the ones
 # that reuse their cached results after. Notebooks not listed run last, alphabetically.
 ORDER = (
-    "datasets", "table8_cost", "table6_upsampling", "table7_upsampling_action", "fig6_scale",
-    "table1_motion", "fig4_motion_maps", "fig5_prediction", "table2_selfsupervised",
-    "table3_kinetics", "table5_ucf_hmdb", "explore",
+    "datasets",
+    "table8_cost",
+    "table6_upsampling",
+    "table7_upsampling_action",
+    "fig6_scale",
+    "table1_motion",
+    "fig4_motion_maps",
+    "fig5_prediction",
+    "table2_selfsupervised",
+    "table3_kinetics",
+    "table5_ucf_hmdb",
+    "explore",
 )
 # Extra executions of a notebook with other parameters: Table 4 is table3_kinetics on Kinetics-600.
 VARIANTS = {"table3_kinetics": [("table4_kinetics600", {"variant": 600})]}
@@ -67,12 +76,29 @@ def declared_parameters(path: Path) -> set[str]:
 
 
 # Columns that only the code needs (how a cell was looked up); the summary leaves them out.
-INTERNAL = ("table", "paper_row", "paper_uncertain", "evaluated_on", "experiment", "clips", "pipeline",
-            "sec_per_pair")
-TITLES = {"datasets": "Embedded datasets", "table1_motion": "Table 1 (left): motion", "table1_prediction":
-          "Table 1 (right): prediction", "table2_selfsupervised": "Table 2", "table3_kinetics": "Table 3",
-          "table4_kinetics600": "Table 4", "table5_ucf_hmdb": "Table 5", "table6_upsampling": "Table 6",
-          "table7_upsampling_action": "Table 7", "table8_cost": "Table 8", "fig6_scale": "Figure 6"}
+INTERNAL = (
+    "table",
+    "paper_row",
+    "paper_uncertain",
+    "evaluated_on",
+    "experiment",
+    "clips",
+    "pipeline",
+    "sec_per_pair",
+)
+TITLES = {
+    "datasets": "Embedded datasets",
+    "table1_motion": "Table 1 (left): motion",
+    "table1_prediction": "Table 1 (right): prediction",
+    "table2_selfsupervised": "Table 2",
+    "table3_kinetics": "Table 3",
+    "table4_kinetics600": "Table 4",
+    "table5_ucf_hmdb": "Table 5",
+    "table6_upsampling": "Table 6",
+    "table7_upsampling_action": "Table 7",
+    "table8_cost": "Table 8",
+    "fig6_scale": "Figure 6",
+}
 
 
 def reader_columns(frame: pd.DataFrame) -> pd.DataFrame:
@@ -81,8 +107,9 @@ def reader_columns(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.copy()
     if "paper_uncertain" in out.columns and "paper" in out.columns:
         flag = out["paper_uncertain"].fillna(False).astype(bool)
-        out["paper"] = [f"{v:.4g} (garbled in our copy)" if f and pd.notna(v) else v
-                        for v, f in zip(out["paper"], flag)]
+        out["paper"] = [
+            f"{v:.4g} (garbled in our copy)" if f and pd.notna(v) else v for v, f in zip(out["paper"], flag)
+        ]
     if "source" in out.columns:  # Table 1: rows quoted from the paper were not run at any resolution
         quoted = out["source"].astype(str).str.startswith("quoted")
         for col in ("resolution", "profile", "n"):
@@ -140,11 +167,21 @@ def write_summary(results: Path = RESULTS, timings: dict[str, float] | None = No
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cgm.reproduce", description=__doc__.split("\n")[0])
-    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
-                        metavar=("NAME", "VALUE"), help="papermill parameter for every notebook")
+    parser.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="papermill parameter for every notebook",
+    )
     parser.add_argument("--only", nargs="+", default=None, help="notebook names (stems) to run")
-    parser.add_argument("--inplace", action="store_true",
-                        help="execute the committed notebooks in place (refresh stored outputs)")
+    parser.add_argument(
+        "--inplace",
+        action="store_true",
+        help="execute the committed notebooks in place (refresh stored outputs)",
+    )
     args = parser.parse_args(argv)
 
     import papermill
@@ -171,8 +208,14 @@ def main(argv: list[str] | None = None) -> int:
         # Only parameters a notebook declares are passed to it: one -p applies to all that have it.
         declared = declared_parameters(path)
         mine = {k: v for k, v in {**params, **extra}.items() if k in declared}
-        papermill.execute_notebook(str(path), str(out), parameters=mine, cwd=str(NOTEBOOKS),
-                                   progress_bar=False, kernel_name="python3")
+        papermill.execute_notebook(
+            str(path),
+            str(out),
+            parameters=mine,
+            cwd=str(NOTEBOOKS),
+            progress_bar=False,
+            kernel_name="python3",
+        )
         timings[stem] = time.perf_counter() - t0
         print(f"{timings[stem]:.0f} s", flush=True)
     summary = write_summary(timings=timings)

@@ -28,8 +28,17 @@ from cgm.paper import paper_cell, paper_table
 ROOT = Path(__file__).resolve().parent.parent
 # CGM_RESULTS_DIR redirects what notebooks write (tests use it); cached runs stay in results/runs.
 RESULTS = Path(os.environ.get("CGM_RESULTS_DIR") or ROOT / "results")
-COLUMNS = ("table", "row", "column", "measured", "paper", "paper_row", "paper_uncertain",
-           "dataset", "profile")
+COLUMNS = (
+    "table",
+    "row",
+    "column",
+    "measured",
+    "paper",
+    "paper_row",
+    "paper_uncertain",
+    "dataset",
+    "profile",
+)
 
 
 def paper_grid(table: str) -> pd.DataFrame:
@@ -63,19 +72,26 @@ def compare(table: str, records: Iterable[Mapping], *, dataset: str, profile: st
     for record in records:
         missing = {"row", "column", "measured"} - set(record)
         if missing:
-            raise ValueError(f"record {dict(record)!r} lacks {sorted(missing)}; "
-                             "each record needs row, column and measured")
+            raise ValueError(
+                f"record {dict(record)!r} lacks {sorted(missing)}; each record needs row, column and measured"
+            )
         paper_row = record.get("paper_row", record["row"])
         cell = paper_cell(table, paper_row, record["column"]) if paper_row is not None else None
-        extras = {k: v for k, v in record.items()
-                  if k not in ("row", "column", "measured", "paper_row")}
-        out.append({
-            "table": table, "row": record["row"], "column": record["column"],
-            "measured": float(record["measured"]),
-            "paper": math.nan if cell is None or cell.value is None else cell.value,
-            "paper_row": paper_row, "paper_uncertain": bool(cell and cell.uncertain),
-            "dataset": dataset, "profile": profile, **extras,
-        })
+        extras = {k: v for k, v in record.items() if k not in ("row", "column", "measured", "paper_row")}
+        out.append(
+            {
+                "table": table,
+                "row": record["row"],
+                "column": record["column"],
+                "measured": float(record["measured"]),
+                "paper": math.nan if cell is None or cell.value is None else cell.value,
+                "paper_row": paper_row,
+                "paper_uncertain": bool(cell and cell.uncertain),
+                "dataset": dataset,
+                "profile": profile,
+                **extras,
+            }
+        )
     if not out:
         raise ValueError(f"no measured cells for {table}: nothing to compare")
     frame = pd.DataFrame.from_records(out)
@@ -98,11 +114,19 @@ def ordering(frame: pd.DataFrame, *, higher_is_better: bool) -> pd.DataFrame:
                 a, b = b, a
             paper_gap = sign * (a["paper"] - b["paper"])
             measured_gap = sign * (a["measured"] - b["measured"])
-            rows.append({"column": column, "better": a["row"], "worse": b["row"],
-                         "paper_gap": paper_gap, "measured_gap": measured_gap,
-                         "agrees": bool(paper_gap == 0 or measured_gap > 0)})
+            rows.append(
+                {
+                    "column": column,
+                    "better": a["row"],
+                    "worse": b["row"],
+                    "paper_gap": paper_gap,
+                    "measured_gap": measured_gap,
+                    "agrees": bool(paper_gap == 0 or measured_gap > 0),
+                }
+            )
     return pd.DataFrame.from_records(
-        rows, columns=["column", "better", "worse", "paper_gap", "measured_gap", "agrees"])
+        rows, columns=["column", "better", "worse", "paper_gap", "measured_gap", "agrees"]
+    )
 
 
 def check(frame: pd.DataFrame, *, rows: Iterable[str], low: float, high: float) -> None:
@@ -126,8 +150,7 @@ def run_overrides(name: str, profile: str, **params) -> dict:
 
     base = resolve(name, profile)
     current = {**base.data, **base.data.get("kw", {}), **base.model.to_dict(), **vars(base.train)}
-    return {k: v for k, v in params.items()
-            if v is not None and not (k in current and current[k] == v)}
+    return {k: v for k, v in params.items() if v is not None and not (k in current and current[k] == v)}
 
 
 def metric(result, name: str) -> float:
@@ -151,7 +174,9 @@ def measured(result, name: str) -> dict:
     record = {"measured": value, "evaluated_on": tag, "experiment": result.name}
     if name.rsplit("/", 1)[-1].startswith("top") and f"{tag}/clips" in result.metrics:
         classes = result.config.get("model", {}).get("num_classes")
-        record.update(clips=int(result.metrics[f"{tag}/clips"]), chance=100 / classes if classes else math.nan)
+        record.update(
+            clips=int(result.metrics[f"{tag}/clips"]), chance=100 / classes if classes else math.nan
+        )
     return record
 
 
@@ -162,10 +187,12 @@ def describe(cfg) -> str:
     kw = ", ".join(f"{k}={v}" for k, v in sorted(d.get("kw", {}).items()))
     frac = f", {t.labeled_fraction:g} of the labels" if t.labeled_fraction < 1 else ""
     pre = f", from {cfg.pretrain_from}" if cfg.pretrain_from else ""
-    return (f"{t.stage} on {d['name']} ({d['split']}{', ' + kw if kw else ''}{frac}){pre}: "
-            f"{m.backbone} width {m.width:g}, {m.clip_len}x{m.size}x{m.size}, upsampler {m.upsampler}, "
-            f"scale {m.scale}, heads {'/'.join(m.heads) or 'none'}; {length} of batch {t.batch_size}, "
-            f"lr {t.lr:g}, {t.device}")
+    return (
+        f"{t.stage} on {d['name']} ({d['split']}{', ' + kw if kw else ''}{frac}){pre}: "
+        f"{m.backbone} width {m.width:g}, {m.clip_len}x{m.size}x{m.size}, upsampler {m.upsampler}, "
+        f"scale {m.scale}, heads {'/'.join(m.heads) or 'none'}; {length} of batch {t.batch_size}, "
+        f"lr {t.lr:g}, {t.device}"
+    )
 
 
 def chance_band(num_classes: int, clips: int, *, z: float = 1.96) -> tuple[float, float]:
@@ -178,9 +205,15 @@ def chance_band(num_classes: int, clips: int, *, z: float = 1.96) -> tuple[float
     return 100 * max(0.0, p - half), 100 * min(1.0, p + half)
 
 
-def write_results(frame: pd.DataFrame, notebook: str, *, results_dir: str | Path | None = None,
-                  params: Mapping | None = None, stem: str | None = None,
-                  ignore: Iterable[str] = ()) -> Path:
+def write_results(
+    frame: pd.DataFrame,
+    notebook: str,
+    *,
+    results_dir: str | Path | None = None,
+    params: Mapping | None = None,
+    stem: str | None = None,
+    ignore: Iterable[str] = (),
+) -> Path:
     """Write `frame` to `<results_dir>/<stem>.csv` (default: the repository's results/).
 
     With `params` (the notebook's parameters, `notebook_params`), the file is named by
@@ -199,8 +232,9 @@ def write_results(frame: pd.DataFrame, notebook: str, *, results_dir: str | Path
     return path
 
 
-def show(frame: pd.DataFrame, columns: Iterable[str] = ("row", "column", "measured", "paper",
-                                                         "dataset", "profile")) -> str:
+def show(
+    frame: pd.DataFrame, columns: Iterable[str] = ("row", "column", "measured", "paper", "dataset", "profile")
+) -> str:
     """A fixed-width text rendering of the comparison (4 significant digits) for printing."""
     columns = [c for c in columns if c in frame.columns]
     return frame[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}")
@@ -246,8 +280,11 @@ def changed_parameters(notebook: str, params: Mapping, *, ignore: Iterable[str] 
     values, e.g. "600" or "[1, 2]", compared as the literals they spell), in declaration order."""
     defaults = notebook_defaults(notebook)
     skip = set(ignore)
-    return {k: _literal(v) for k, v in params.items()
-            if k not in skip and (k not in defaults or _literal(v) != defaults[k])}
+    return {
+        k: _literal(v)
+        for k, v in params.items()
+        if k not in skip and (k not in defaults or _literal(v) != defaults[k])
+    }
 
 
 def _slug(value) -> str:
@@ -256,8 +293,9 @@ def _slug(value) -> str:
     return text[:40] or "-"
 
 
-def result_stem(notebook: str, params: Mapping, *, stem: str | None = None,
-                ignore: Iterable[str] = ()) -> str:
+def result_stem(
+    notebook: str, params: Mapping, *, stem: str | None = None, ignore: Iterable[str] = ()
+) -> str:
     """The file stem a notebook run writes its results under (CSV, PNG).
 
     With the notebook's default parameters: `stem` (default: the notebook's name), i.e.
@@ -332,20 +370,31 @@ def in_paper_order(frame: pd.DataFrame) -> pd.DataFrame:
     for table in frame["table"].unique():
         for i, row in enumerate(dict.fromkeys(paper_table(table)["row"])):
             order[(table, row)] = i
-    key = [order.get((t, r), len(order)) if isinstance(r, str) else len(order) + 1
-           for t, r in zip(frame["table"], frame["paper_row"])]
-    return frame.assign(_order=key).sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
+    key = [
+        order.get((t, r), len(order)) if isinstance(r, str) else len(order) + 1
+        for t, r in zip(frame["table"], frame["paper_row"])
+    ]
+    return (
+        frame.assign(_order=key)
+        .sort_values("_order", kind="stable")
+        .drop(columns="_order")
+        .reset_index(drop=True)
+    )
 
 
-def run_report(name: str, metrics: Mapping[str, float], *, profile: str, dataset: str, source: str = "") -> str:
+def run_report(
+    name: str, metrics: Mapping[str, float], *, profile: str, dataset: str, source: str = ""
+) -> str:
     """A run's metrics for people (`python -m cgm run` / `eval`): one line per metric with its
     baseline (copying the previous frame for motion metrics, guessing for top-k) and, on the
     experiment's main metric, the paper's value for its cell."""
     table, row, column = paper_cell_of(name)
     paper_columns = set(paper_table(table)["column"])
     main_pipe = main_pipeline(name, profile)
-    lines = [f"{name} ({profile} profile, trained on {dataset}){' — ' + source if source else ''}",
-             f"{'metric':28s} {'measured':>10s}  {'baseline':30s} paper"]
+    lines = [
+        f"{name} ({profile} profile, trained on {dataset}){' — ' + source if source else ''}",
+        f"{'metric':28s} {'measured':>10s}  {'baseline':30s} paper",
+    ]
     shown = False
     for key, value in metrics.items():
         tag, _, m = key.partition("/")
@@ -362,8 +411,13 @@ def run_report(name: str, metrics: Mapping[str, float], *, profile: str, dataset
                 low, high = chance_band(classes, int(metrics[f"{tag}/clips"]))
                 baseline = f"chance {100 / classes:.0f} (band {low:.1f}-{high:.1f})"
         paper = ""
-        wanted = column or ("l1" if m == "l1_hr" and "l1" in paper_columns else
-                            "top1" if m == f"{main_pipe}/top1" and "top1" in paper_columns else None)
+        wanted = column or (
+            "l1"
+            if m == "l1_hr" and "l1" in paper_columns
+            else "top1"
+            if m == f"{main_pipe}/top1" and "top1" in paper_columns
+            else None
+        )
         if column is None and m == f"{main_pipe}/top1" and "top1" not in paper_columns:
             wanted = tag if tag in paper_columns else next(iter(sorted(paper_columns)), None)
         if wanted and (m == "l1_hr" or m == f"{main_pipe}/top1") and not shown:  # the first set scored

@@ -44,8 +44,17 @@ STAGE_LAMBDAS = {"selfsup": (1.0, 0.0), "multitask": (1.0, 10.0), "supervised": 
 CHECKPOINT = "checkpoint.pt"
 METRICS_CSV = "metrics.csv"
 # Fields that may differ between a run and its resumption (they do not change the trajectory).
-RESUMABLE_CHANGES = {"steps", "epochs", "device", "num_workers", "log_every", "checkpoint_every",
-                     "eval_every", "progress", "tensorboard"}
+RESUMABLE_CHANGES = {
+    "steps",
+    "epochs",
+    "device",
+    "num_workers",
+    "log_every",
+    "checkpoint_every",
+    "eval_every",
+    "progress",
+    "tensorboard",
+}
 
 
 class NonFiniteLossError(RuntimeError):
@@ -54,6 +63,7 @@ class NonFiniteLossError(RuntimeError):
 
 
 # --------------------------------------------------------------------------- configuration
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -113,8 +123,10 @@ class TrainConfig:
         if device_type not in ("cpu", "cuda"):
             raise ValueError(f"device {self.device!r} is not supported; valid: cpu, cuda, cuda:N")
         if self.amp == "fp16" and device_type != "cuda":
-            raise ValueError("amp='fp16' needs a CUDA device (float16 autocast with a GradScaler); "
-                             "on CPU use amp='none' or amp='bf16'")
+            raise ValueError(
+                "amp='fp16' needs a CUDA device (float16 autocast with a GradScaler); "
+                "on CPU use amp='none' or amp='bf16'"
+            )
         if self.steps is None and self.epochs is None:
             raise ValueError("give the run's length: steps=N or epochs=N")
         for name in ("steps", "epochs"):
@@ -129,8 +141,10 @@ class TrainConfig:
         if self.lr <= 0 or not 0 < self.decay_factor <= 1:
             raise ValueError(f"need lr > 0 and 0 < decay_factor <= 1, got {self.lr}, {self.decay_factor}")
         if self.num_workers < 0 or self.eval_every < 0 or self.grad_clip < 0 or self.seed < 0:
-            raise ValueError(f"num_workers, eval_every, grad_clip and seed must be >= 0, got {self.num_workers}, "
-                             f"{self.eval_every}, {self.grad_clip}, {self.seed}")
+            raise ValueError(
+                f"num_workers, eval_every, grad_clip and seed must be >= 0, got {self.num_workers}, "
+                f"{self.eval_every}, {self.grad_clip}, {self.seed}"
+            )
 
     @property
     def lambda_lr(self) -> float:
@@ -173,11 +187,15 @@ def config_dict(cfg: Any) -> dict:
     if cfg is None:
         return {}
     data = dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg)
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()
-            if not (k in ADDED_FIELDS and v == ADDED_FIELDS[k])}
+    return {
+        k: list(v) if isinstance(v, tuple) else v
+        for k, v in data.items()
+        if not (k in ADDED_FIELDS and v == ADDED_FIELDS[k])
+    }
 
 
 # --------------------------------------------------------------------------- data order
+
 
 def training_subset(n: int, *, fraction: float, seed: int) -> list[int]:
     """The indices trained on: all of them, or a seed-fixed random `fraction` (sorted)."""
@@ -192,20 +210,27 @@ def epoch_batches(subset: Sequence[int], *, batch_size: int, seed: int, epoch: i
     """The global batches of one epoch: a permutation seeded by (seed, epoch); last partial dropped."""
     g = torch.Generator().manual_seed(seed * 100_003 + epoch)
     order = [subset[i] for i in torch.randperm(len(subset), generator=g).tolist()]
-    return [order[i:i + batch_size] for i in range(0, len(order) - batch_size + 1, batch_size)]
+    return [order[i : i + batch_size] for i in range(0, len(order) - batch_size + 1, batch_size)]
 
 
 # --------------------------------------------------------------------------- checkpoints
+
 
 def rng_state() -> dict:
     """torch, CUDA, numpy and python RNG states as tensors and plain types (weights_only-safe)."""
     _, keys, pos, has_gauss, gauss = np.random.get_state()
     version, py_state, py_gauss = random.getstate()
-    return {"torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                      "has_gauss": int(has_gauss), "cached_gaussian": float(gauss)},
-            "python": {"version": version, "state": list(py_state), "gauss": py_gauss}}
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(gauss),
+        },
+        "python": {"version": version, "state": list(py_state), "gauss": py_gauss},
+    }
 
 
 def set_rng_state(state: dict) -> None:
@@ -214,8 +239,9 @@ def set_rng_state(state: dict) -> None:
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
     n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
-                         n["cached_gaussian"]))
+    np.random.set_state(
+        ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+    )
     p = state["python"]
     random.setstate((p["version"], tuple(p["state"]), p["gauss"]))
 
@@ -235,6 +261,7 @@ unwrap = checkpoints.unwrap
 
 # --------------------------------------------------------------------------- losses per stage
 
+
 def supervised_loss(out, clip, labels):
     """Cross-entropy of the backbone head alone: the plain-backbone baseline."""
     loss = F.cross_entropy(out.logits["backbone"], labels)
@@ -246,13 +273,23 @@ def stage_loss(cfg: TrainConfig, *, padding: str = "border") -> Callable:
     warp's (the model config's)."""
     if cfg.stage == "supervised":
         return supervised_loss
+
     def loss_fn(out, clip, labels):
-        return cgm_loss(out, clip, labels if cfg.lambda_cls > 0 else None, lambda_lr=cfg.lambda_lr,
-                        lambda_cls=cfg.lambda_cls, padding=padding, weighting=cfg.weighting)
+        return cgm_loss(
+            out,
+            clip,
+            labels if cfg.lambda_cls > 0 else None,
+            lambda_lr=cfg.lambda_lr,
+            lambda_cls=cfg.lambda_cls,
+            padding=padding,
+            weighting=cfg.weighting,
+        )
+
     return loss_fn
 
 
 # --------------------------------------------------------------------------- the trainer
+
 
 class Trainer:
     """Trains `model` on `dataset` per `cfg`, writing DIR/checkpoint.pt, DIR/metrics.csv, DIR/tb.
@@ -264,13 +301,23 @@ class Trainer:
     DIR/checkpoint.pt when it exists.
     """
 
-    def __init__(self, model: nn.Module, dataset, cfg: TrainConfig, *, out_dir: str | os.PathLike,
-                 model_config: Any = None, loss_fn: Callable | None = None,
-                 hooks: Sequence[Callable[[nn.Module], dict]] = (), resume: bool = False):
+    def __init__(
+        self,
+        model: nn.Module,
+        dataset,
+        cfg: TrainConfig,
+        *,
+        out_dir: str | os.PathLike,
+        model_config: Any = None,
+        loss_fn: Callable | None = None,
+        hooks: Sequence[Callable[[nn.Module], dict]] = (),
+        resume: bool = False,
+    ):
         self.cfg, self.dataset, self.out_dir = cfg, dataset, Path(out_dir)
         self.model_config = config_dict(model_config)
         self.loss_fn = loss_fn or stage_loss(
-            cfg, padding=getattr(getattr(model, "cfg", None), "padding", "border"))
+            cfg, padding=getattr(getattr(model, "cfg", None), "padding", "border")
+        )
         self.hooks = list(hooks)
         self._check(dataset, cfg)
         self.info = cgm_dist.init_distributed(cfg.device)
@@ -282,8 +329,10 @@ class Trainer:
         self.subset = training_subset(len(dataset), fraction=cfg.labeled_fraction, seed=cfg.seed)
         self.steps_per_epoch = len(self.subset) // cfg.batch_size
         if self.steps_per_epoch < 1:
-            raise ValueError(f"the training set has {len(self.subset)} clips, fewer than one batch "
-                             f"of {cfg.batch_size}; lower batch_size")
+            raise ValueError(
+                f"the training set has {len(self.subset)} clips, fewer than one batch "
+                f"of {cfg.batch_size}; lower batch_size"
+            )
         self.total_steps = cfg.steps if cfg.steps is not None else cfg.epochs * self.steps_per_epoch
 
         torch.manual_seed(cfg.seed + self.info.rank)
@@ -296,11 +345,13 @@ class Trainer:
         runner = model
         if self.info.distributed:
             runner = nn.parallel.DistributedDataParallel(
-                model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+                model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
         self.runner = torch.compile(runner) if cfg.compile else runner
         self.optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         self.scheduler = torch.optim.lr_scheduler.StepLR(
-            self.optimizer, step_size=cfg.decay_every * self.steps_per_epoch, gamma=cfg.decay_factor)
+            self.optimizer, step_size=cfg.decay_every * self.steps_per_epoch, gamma=cfg.decay_factor
+        )
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
         self.step = self.epoch = self.position = 0
         self.history: list[dict] = []
@@ -316,18 +367,28 @@ class Trainer:
         if cfg.device.startswith("cuda") and not torch.cuda.is_available():
             raise ValueError(f"device {cfg.device!r} requested but CUDA is not available; use device='cpu'")
         if cfg.stage != "selfsup" and getattr(dataset, "classes", None) == []:
-            raise ValueError(f"stage {cfg.stage!r} needs labels but the dataset is unlabeled "
-                             f"(no classes); use stage='selfsup' or a labelled dataset")
+            raise ValueError(
+                f"stage {cfg.stage!r} needs labels but the dataset is unlabeled "
+                f"(no classes); use stage='selfsup' or a labelled dataset"
+            )
 
     # ---- state
 
     def state_dict(self) -> dict:
         """Everything a resumed run needs, as tensors and plain types."""
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
-                "rng": rng_state(), "step": self.step, "epoch": self.epoch,
-                "position": self.position, "world_size": self.info.world_size,
-                "train_config": config_dict(self.cfg), "model_config": self.model_config}
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": rng_state(),
+            "step": self.step,
+            "epoch": self.epoch,
+            "position": self.position,
+            "world_size": self.info.world_size,
+            "train_config": config_dict(self.cfg),
+            "model_config": self.model_config,
+        }
 
     def load(self, path: str | os.PathLike) -> None:
         """Continue from a checkpoint of the same run (same model config, same train config up to
@@ -336,18 +397,22 @@ class Trainer:
         if not checkpoints.is_training_state(state):
             raise checkpoints.CheckpointError(
                 f"cannot resume {path}: it holds weights only (no optimizer state, step, configs); "
-                "start a fresh run in another folder, or initialise from it instead of resuming")
-        changed = checkpoints.config_differences(state["train_config"], config_dict(self.cfg),
-                                                 ignore=RESUMABLE_CHANGES)
+                "start a fresh run in another folder, or initialise from it instead of resuming"
+            )
+        changed = checkpoints.config_differences(
+            state["train_config"], config_dict(self.cfg), ignore=RESUMABLE_CHANGES
+        )
         if changed:
             raise checkpoints.CheckpointError(
                 f"cannot resume {path}: its train config differs in {'; '.join(changed)} (checkpoint -> "
-                f"this run); only {sorted(RESUMABLE_CHANGES)} may change between a run and its resumption")
+                f"this run); only {sorted(RESUMABLE_CHANGES)} may change between a run and its resumption"
+            )
         changed = checkpoints.config_differences(state.get("model_config") or {}, self.model_config)
         if changed:
             raise checkpoints.CheckpointError(
                 f"cannot resume {path}: it was trained with another model config: {'; '.join(changed)} "
-                "(checkpoint -> this run)")
+                "(checkpoint -> this run)"
+            )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -359,12 +424,21 @@ class Trainer:
 
     def save(self) -> Path | None:
         """Write DIR/checkpoint.pt on rank 0 (atomically), only when every weight is finite."""
-        bad = [k for k, v in self.model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        bad = [
+            k
+            for k, v in self.model.state_dict().items()
+            if v.is_floating_point() and not torch.isfinite(v).all()
+        ]
         if bad:
-            where = (f"the last good checkpoint {self.last_checkpoint} is untouched"
-                     if self.last_checkpoint else "no checkpoint had been written yet")
-            raise NonFiniteLossError(f"{len(bad)} weight tensors are not finite at step {self.step} (e.g. "
-                                     f"{bad[:3]}); the run stopped before writing a checkpoint; {where}")
+            where = (
+                f"the last good checkpoint {self.last_checkpoint} is untouched"
+                if self.last_checkpoint
+                else "no checkpoint had been written yet"
+            )
+            raise NonFiniteLossError(
+                f"{len(bad)} weight tensors are not finite at step {self.step} (e.g. "
+                f"{bad[:3]}); the run stopped before writing a checkpoint; {where}"
+            )
         if self.info.is_main:
             self.last_checkpoint = save_checkpoint(self.state_dict(), self.out_dir / CHECKPOINT)
         cgm_dist.barrier()
@@ -376,8 +450,12 @@ class Trainer:
         keys = [[(self.epoch, i) for i in cgm_dist.shard(b, self.info)] for b in batches]
         g = torch.Generator().manual_seed(self.cfg.seed * 100_003 + self.epoch)  # worker seeds
         return torch.utils.data.DataLoader(
-            SeededItems(self.dataset, self.cfg.seed), batch_sampler=keys,
-            num_workers=self.cfg.num_workers, generator=g, pin_memory=self.device.type == "cuda")
+            SeededItems(self.dataset, self.cfg.seed),
+            batch_sampler=keys,
+            num_workers=self.cfg.num_workers,
+            generator=g,
+            pin_memory=self.device.type == "cuda",
+        )
 
     def _autocast(self):
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.cfg.amp)
@@ -393,14 +471,23 @@ class Trainer:
             if self.info.distributed:
                 loss = loss + _zero_touch(out)
         names = sorted(metrics)
-        reduced = cgm_dist.all_reduce_mean(torch.tensor(
-            [float(loss.detach())] + [float(metrics[k]) for k in names], dtype=torch.float64,
-            device=self.device)).cpu()
+        reduced = cgm_dist.all_reduce_mean(
+            torch.tensor(
+                [float(loss.detach())] + [float(metrics[k]) for k in names],
+                dtype=torch.float64,
+                device=self.device,
+            )
+        ).cpu()
         if not torch.isfinite(reduced[0]):
-            where = (f"the last good checkpoint {self.last_checkpoint} is untouched"
-                     if self.last_checkpoint else "no checkpoint had been written yet")
-            raise NonFiniteLossError(f"loss is {reduced[0].item()} at step {self.step + 1} (epoch "
-                                     f"{self.epoch}); the run stopped before the update; {where}")
+            where = (
+                f"the last good checkpoint {self.last_checkpoint} is untouched"
+                if self.last_checkpoint
+                else "no checkpoint had been written yet"
+            )
+            raise NonFiniteLossError(
+                f"loss is {reduced[0].item()} at step {self.step + 1} (epoch "
+                f"{self.epoch}); the run stopped before the update; {where}"
+            )
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if self.cfg.grad_clip > 0:
@@ -416,13 +503,19 @@ class Trainer:
     def fit(self) -> dict[str, float]:
         """Train until `total_steps`; returns the last logged row plus the final evaluation."""
         self.model.train()
-        bar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True,
-                   disable=not (self.info.is_main and self.cfg.progress))
+        bar = tqdm(
+            total=self.total_steps,
+            initial=self.step,
+            unit="step",
+            dynamic_ncols=True,
+            disable=not (self.info.is_main and self.cfg.progress),
+        )
         window = _Window()
         try:
             while self.step < self.total_steps:
-                batches = epoch_batches(self.subset, batch_size=self.cfg.batch_size,
-                                        seed=self.cfg.seed, epoch=self.epoch)[self.position:]
+                batches = epoch_batches(
+                    self.subset, batch_size=self.cfg.batch_size, seed=self.cfg.seed, epoch=self.epoch
+                )[self.position :]
                 loader_iter = iter(self._loader(batches))
                 while self.step < self.total_steps:
                     t0 = time.perf_counter()
@@ -438,8 +531,9 @@ class Trainer:
                     if self.position == self.steps_per_epoch:
                         self._report_skips(self.epoch)
                         self.epoch, self.position = self.epoch + 1, 0
-                    window.add(loss, metrics, wait=t1 - t0, total=time.perf_counter() - t0,
-                               clips=self.cfg.batch_size)
+                    window.add(
+                        loss, metrics, wait=t1 - t0, total=time.perf_counter() - t0, clips=self.cfg.batch_size
+                    )
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss:.4f}", clips_s=f"{window.clips_per_s():.1f}")
                     self._after_step(window, lr)
@@ -467,8 +561,11 @@ class Trainer:
         """One warning per epoch with the number of distinct unreadable videos passed over."""
         found = self.skipped.get(epoch, set())
         if found and self.info.is_main:
-            warnings.warn(f"epoch {epoch}: {len(found)} unreadable videos were skipped (each once; "
-                          f"rank {self.info.rank}), e.g. {sorted(found)[:3]}", stacklevel=2)
+            warnings.warn(
+                f"epoch {epoch}: {len(found)} unreadable videos were skipped (each once; "
+                f"rank {self.info.rank}), e.g. {sorted(found)[:3]}",
+                stacklevel=2,
+            )
 
     def _after_step(self, window: _Window, lr: float) -> None:
         last = self.step == self.total_steps
@@ -506,6 +603,7 @@ class Trainer:
             return None
         if self._writer is None:
             from torch.utils.tensorboard import SummaryWriter  # optional and slow to import: on use
+
             self._writer = SummaryWriter(str(self.out_dir / "tb"), purge_step=self.step or None)
         return self._writer
 
@@ -577,9 +675,12 @@ class _Window:
 
     def summary(self) -> dict[str, float]:
         n = max(self.n, 1)
-        return {"loss": self.loss / n, "clips_per_s": self.clips_per_s(),
-                "data_wait_frac": self.wait / self.total if self.total > 0 else 0.0,
-                **{k: v / n for k, v in self.metrics.items()}}
+        return {
+            "loss": self.loss / n,
+            "clips_per_s": self.clips_per_s(),
+            "data_wait_frac": self.wait / self.total if self.total > 0 else 0.0,
+            **{k: v / n for k, v in self.metrics.items()},
+        }
 
 
 def _read_csv(path: Path) -> tuple[list[str], list[dict]]:

@@ -17,8 +17,8 @@ holes; they have no parameters and ignore the features.
 from __future__ import annotations
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from cgm.warp import PADDINGS, adaptive_warp, upsample_motion
 
@@ -32,8 +32,14 @@ def _check_scale_and_sizes(*, k_lr: int, scale: int, k_hr: int | None = None) ->
         raise ValueError(f"scale must be an integer >= 1, got {scale!r}")
 
 
-def _check_features(f_context: torch.Tensor, m_lr: torch.Tensor, f_motion: torch.Tensor,
-                    *, channels: int | None = None, k_lr: int | None = None) -> None:
+def _check_features(
+    f_context: torch.Tensor,
+    m_lr: torch.Tensor,
+    f_motion: torch.Tensor,
+    *,
+    channels: int | None = None,
+    k_lr: int | None = None,
+) -> None:
     for name, t in (("f_context", f_context), ("m_lr", m_lr), ("f_motion", f_motion)):
         if t.ndim != 4:
             raise ValueError(f"{name} must be 4-D (N, channels, h, w), got shape {tuple(t.shape)}")
@@ -53,8 +59,9 @@ def _check_features(f_context: torch.Tensor, m_lr: torch.Tensor, f_motion: torch
         )
 
 
-def similarity_map(f_context: torch.Tensor, m_lr: torch.Tensor, f_motion: torch.Tensor,
-                   *, padding: str = "border") -> torch.Tensor:
+def similarity_map(
+    f_context: torch.Tensor, m_lr: torch.Tensor, f_motion: torch.Tensor, *, padding: str = "border"
+) -> torch.Tensor:
     """Eq. 2: S (N, 1, h, w), the channel mean of F_motion times F_context warped by M_LR.
 
     The paper indexes F_context(c, x - m, y - n): the same sign convention as Eq. 1, so the warp
@@ -104,13 +111,14 @@ class _FixedMotionUpsampler(nn.Module):
         self.k_lr, self.scale = k_lr, scale
         self.k_hr = (k_lr - 1) * scale + 1
 
-    def forward(self, f_context: torch.Tensor | None, m_lr: torch.Tensor,
-                f_motion: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self, f_context: torch.Tensor | None, m_lr: torch.Tensor, f_motion: torch.Tensor | None
+    ) -> torch.Tensor:
         """-> (N, k_hr**2, scale*h, scale*w); the features are ignored (checked when given)."""
         if f_context is not None and f_motion is not None:
             _check_features(f_context, m_lr, f_motion, k_lr=self.k_lr)
         elif m_lr.ndim != 4 or m_lr.shape[1] != self.k_lr * self.k_lr:
-            raise ValueError(f"m_lr must be (N, k_lr**2 = {self.k_lr ** 2}, h, w), got {tuple(m_lr.shape)}")
+            raise ValueError(f"m_lr must be (N, k_lr**2 = {self.k_lr**2}, h, w), got {tuple(m_lr.shape)}")
         return upsample_motion(m_lr, self.scale, mode=self.mode)
 
     def extra_repr(self) -> str:

@@ -24,7 +24,11 @@ import pandas as pd
 
 PREFERENCE = ("paper", "laptop", "smoke")
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_MEASURED = (
-    "reproduced", "not reproduced", "inconclusive (within noise)", "not measured")
+    "reproduced",
+    "not reproduced",
+    "inconclusive (within noise)",
+    "not measured",
+)
 
 
 def load(stem: str, results: Path) -> pd.DataFrame:
@@ -70,8 +74,15 @@ def _cells(df: pd.DataFrame, column: str, rows: list[str]) -> list[Cell] | None:
         if hit.empty or pd.isna(hit["measured"].iloc[0]):
             return None
         h = hit.iloc[0]
-        out.append(Cell(row, float(h["measured"]), float(h.get("paper", math.nan)),
-                        float(h.get("clips", math.nan)), float(h.get("chance", math.nan))))
+        out.append(
+            Cell(
+                row,
+                float(h["measured"]),
+                float(h.get("paper", math.nan)),
+                float(h.get("clips", math.nan)),
+                float(h.get("chance", math.nan)),
+            )
+        )
     return out
 
 
@@ -79,7 +90,10 @@ def _noise(a: Cell, b: Cell) -> float:
     """95% half-width of the difference of two top-1s (%), NaN without a clip count."""
     if math.isnan(a.clips) or math.isnan(b.clips):
         return math.nan
-    var = a.measured / 100 * (1 - a.measured / 100) / a.clips + b.measured / 100 * (1 - b.measured / 100) / b.clips
+    var = (
+        a.measured / 100 * (1 - a.measured / 100) / a.clips
+        + b.measured / 100 * (1 - b.measured / 100) / b.clips
+    )
     return 100 * 1.96 * math.sqrt(var)
 
 
@@ -99,7 +113,13 @@ def _chain(cells: list[Cell], *, higher: bool) -> str:
 
 
 def _fmt(v: float) -> str:
-    return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3g}" if abs(v) < 1 else f"{v:.1f}"
+    return (
+        "—"
+        if v is None or (isinstance(v, float) and math.isnan(v))
+        else f"{v:.3g}"
+        if abs(v) < 1
+        else f"{v:.1f}"
+    )
 
 
 def _listing(cells: list[Cell], attr: str) -> str:
@@ -110,7 +130,11 @@ def _chance(cells: list[Cell]) -> str:
     c = cells[0]
     if math.isnan(c.chance):
         return ""
-    half = 1.96 * math.sqrt(c.chance / 100 * (1 - c.chance / 100) / c.clips) * 100 if not math.isnan(c.clips) else math.nan
+    half = (
+        1.96 * math.sqrt(c.chance / 100 * (1 - c.chance / 100) / c.clips) * 100
+        if not math.isnan(c.clips)
+        else math.nan
+    )
     return f"{c.chance:.0f}%" + ("" if math.isnan(half) else f" (±{half:.1f} on {int(c.clips)} clips)")
 
 
@@ -119,15 +143,24 @@ def _order_claim(stem, column, rows, *, higher):
         cells = _cells(df, column, rows)
         if cells is None:
             return None
-        return {"paper": _listing(cells, "paper"), "measured": _listing(cells, "measured"),
-                "verdict": _chain(cells, higher=higher), "chance": _chance(cells)}
+        return {
+            "paper": _listing(cells, "paper"),
+            "measured": _listing(cells, "measured"),
+            "verdict": _chain(cells, higher=higher),
+            "chance": _chance(cells),
+        }
+
     return evaluate
 
 
 # --------------------------------------------------------------------------- Table 1 (lead's format)
 
-_T1_NAMES = {"cgm": ("cgm", "cgm-net", "ours (cgm-net)", "cgm-net (ours)"), "tvl1": ("tvl1", "tv-l1"),
-             "dis_fast": ("dis_fast", "dis-fast", "dis"), "deepflow": ("deepflow",)}
+_T1_NAMES = {
+    "cgm": ("cgm", "cgm-net", "ours (cgm-net)", "cgm-net (ours)"),
+    "tvl1": ("tvl1", "tv-l1"),
+    "dis_fast": ("dis_fast", "dis-fast", "dis"),
+    "deepflow": ("deepflow",),
+}
 _T1_PAPER = {"cgm": 0.018, "tvl1": 0.037, "dis_fast": 0.055, "deepflow": 0.058}
 
 
@@ -151,13 +184,18 @@ def _t1_claim(keys: list[str]):
             return None
         labels = {"cgm": "CGM-Net", "tvl1": "TV-L1", "dis_fast": "DIS", "deepflow": "DeepFlow"}
         ok = all(a < b for a, b in zip(values, values[1:]))
-        return {"paper": ", ".join(f"{labels[k]} {_T1_PAPER[k]:.3g}" for k in keys),
-                "measured": ", ".join(f"{labels[k]} {v:.3g}" for k, v in zip(keys, values)),
-                "verdict": REPRODUCED if ok else NOT_REPRODUCED, "chance": ""}
+        return {
+            "paper": ", ".join(f"{labels[k]} {_T1_PAPER[k]:.3g}" for k in keys),
+            "measured": ", ".join(f"{labels[k]} {v:.3g}" for k, v in zip(keys, values)),
+            "verdict": REPRODUCED if ok else NOT_REPRODUCED,
+            "chance": "",
+        }
+
     return evaluate
 
 
 # --------------------------------------------------------------------------- other shapes
+
 
 def _table2_labels(df):
     rows = ["Ours (3D-R101)", "3D-R101"]
@@ -168,11 +206,19 @@ def _table2_labels(df):
     paper = {r: f.paper - h.paper for r, f, h in zip(rows, full, half)}
     noise = math.sqrt(sum(_noise(f, h) ** 2 for f, h in zip(full, half)))  # a difference of two gaps
     diff = loss["3D-R101"] - loss["Ours (3D-R101)"]
-    verdict = (INCONCLUSIVE if not math.isnan(noise) and abs(diff) <= noise
-               else REPRODUCED if diff > 0 else NOT_REPRODUCED)
-    return {"paper": "points lost with half the labels: " + ", ".join(f"{r} {v:.1f}" for r, v in paper.items()),
-            "measured": ", ".join(f"{r} {v:.1f}" for r, v in loss.items()), "verdict": verdict,
-            "chance": _chance(full)}
+    verdict = (
+        INCONCLUSIVE
+        if not math.isnan(noise) and abs(diff) <= noise
+        else REPRODUCED
+        if diff > 0
+        else NOT_REPRODUCED
+    )
+    return {
+        "paper": "points lost with half the labels: " + ", ".join(f"{r} {v:.1f}" for r, v in paper.items()),
+        "measured": ", ".join(f"{r} {v:.1f}" for r, v in loss.items()),
+        "verdict": verdict,
+        "chance": _chance(full),
+    }
 
 
 def _fig6_best(df):
@@ -183,13 +229,31 @@ def _fig6_best(df):
         return None
     best = int(top1.idxmax())
     rows = df[df["column"] == "top1"]
-    cells = [Cell(f"r = {int(s)}", float(v), math.nan, float(rows.set_index("scale").loc[s].get("clips", math.nan)),
-                  float(rows.set_index("scale").loc[s].get("chance", math.nan))) for s, v in top1.items()]
+    cells = [
+        Cell(
+            f"r = {int(s)}",
+            float(v),
+            math.nan,
+            float(rows.set_index("scale").loc[s].get("clips", math.nan)),
+            float(rows.set_index("scale").loc[s].get("chance", math.nan)),
+        )
+        for s, v in top1.items()
+    ]
     r4 = next(c for c in cells if c.row == "r = 4")
     top = next(c for c in cells if c.row == f"r = {best}")
-    verdict = REPRODUCED if best == 4 else INCONCLUSIVE if _noise(r4, top) >= top.measured - r4.measured else NOT_REPRODUCED
-    return {"paper": "best top-1 at r = 4 (UCF101 90.6)", "measured": _listing(cells, "measured"),
-            "verdict": verdict, "chance": _chance(cells)}
+    verdict = (
+        REPRODUCED
+        if best == 4
+        else INCONCLUSIVE
+        if _noise(r4, top) >= top.measured - r4.measured
+        else NOT_REPRODUCED
+    )
+    return {
+        "paper": "best top-1 at r = 4 (UCF101 90.6)",
+        "measured": _listing(cells, "measured"),
+        "verdict": verdict,
+        "chance": _chance(cells),
+    }
 
 
 def _fig6_l1(df):
@@ -198,8 +262,12 @@ def _fig6_l1(df):
     l1 = df[df["column"] == "l1"].set_index("scale")["measured"].sort_index()
     if len(l1) < 2:
         return None
-    return {"paper": "ℓ1 rises with r (figure only)", "measured": ", ".join(f"r = {int(s)} {v:.3g}" for s, v in l1.items()),
-            "verdict": REPRODUCED if l1.is_monotonic_increasing else NOT_REPRODUCED, "chance": ""}
+    return {
+        "paper": "ℓ1 rises with r (figure only)",
+        "measured": ", ".join(f"r = {int(s)} {v:.3g}" for s, v in l1.items()),
+        "verdict": REPRODUCED if l1.is_monotonic_increasing else NOT_REPRODUCED,
+        "chance": "",
+    }
 
 
 def _table8(df, *, column, paper_column, tolerance, what):
@@ -207,9 +275,12 @@ def _table8(df, *, column, paper_column, tolerance, what):
         return None
     err = (df[column] / df[paper_column] - 1).abs()
     worst = df["pipeline"][err.idxmax()]
-    return {"paper": f"{what}: " + ", ".join(f"{p} {v:.3g}" for p, v in zip(df["pipeline"], df[paper_column])),
-            "measured": f"within {100 * err.max():.1f}% of the paper's (largest gap: {worst})",
-            "verdict": REPRODUCED if err.max() <= tolerance else NOT_REPRODUCED, "chance": ""}
+    return {
+        "paper": f"{what}: " + ", ".join(f"{p} {v:.3g}" for p, v in zip(df["pipeline"], df[paper_column])),
+        "measured": f"within {100 * err.max():.1f}% of the paper's (largest gap: {worst})",
+        "verdict": REPRODUCED if err.max() <= tolerance else NOT_REPRODUCED,
+        "chance": "",
+    }
 
 
 @dataclass(frozen=True)
@@ -222,33 +293,88 @@ class Claim:
 
 CLAIMS = (
     Claim("Table 1", "CGM-Net's ℓ1 warp error is below TV-L1's", "table1_motion", _t1_claim(["cgm", "tvl1"])),
-    Claim("Table 1", "classical flow: TV-L1 < DIS < DeepFlow in ℓ1", "table1_motion",
-          _t1_claim(["tvl1", "dis_fast", "deepflow"])),
-    Claim("Table 6", "ℓ1: CGMUL < bilinear < nearest", "table6_upsampling",
-          _order_claim("table6_upsampling", "l1", ["Ours (CGMUL)", "Bilinear", "Nearest"], higher=False)),
-    Claim("Table 7", "top-1: +LR+HR (CGMUL) > +LR > Backbone", "table7_upsampling_action",
-          _order_claim("table7_upsampling_action", "top1", ["+LR+HR (Ours)", "+LR", "Backbone"], higher=True)),
-    Claim("Table 7", "top-1: CGMUL > bilinear for the HR maps", "table7_upsampling_action",
-          _order_claim("table7_upsampling_action", "top1", ["+LR+HR (Ours)", "+LR+HR (bilinear)"], higher=True)),
-    Claim("Table 7", "top-1: CGMUL > nearest for the HR maps", "table7_upsampling_action",
-          _order_claim("table7_upsampling_action", "top1", ["+LR+HR (Ours)", "+LR+HR (nearest)"], higher=True)),
-    Claim("Table 2", "pretrained > scratch, UCF101", "table2_selfsupervised",
-          _order_claim("table2_selfsupervised", "ucf101", ["Ours (3D-R101)*", "3D-R101"], higher=True)),
-    Claim("Table 2", "pretrained > scratch, HMDB51", "table2_selfsupervised",
-          _order_claim("table2_selfsupervised", "hmdb51", ["Ours (3D-R101)*", "3D-R101"], higher=True)),
-    Claim("Table 2", "half the labels cost the pretrained model less than the scratch one", "table2_selfsupervised",
-          _table2_labels),
-    Claim("Table 3", "CGM-Net (3D-ResNet50) learns the labels: above chance on its test set", "table3_kinetics",
-          _order_claim("table3_kinetics", "top1", ["Ours (3D-ResNet50)"], higher=True)),
-    Claim("Table 5", "CGM-Net (3D-ResNeXt101) learns the labels: above chance on its test set", "table5_ucf_hmdb",
-          _order_claim("table5_ucf_hmdb", "ucf101", ["Ours (32), 3D-ResNeXt101"], higher=True)),
+    Claim(
+        "Table 1",
+        "classical flow: TV-L1 < DIS < DeepFlow in ℓ1",
+        "table1_motion",
+        _t1_claim(["tvl1", "dis_fast", "deepflow"]),
+    ),
+    Claim(
+        "Table 6",
+        "ℓ1: CGMUL < bilinear < nearest",
+        "table6_upsampling",
+        _order_claim("table6_upsampling", "l1", ["Ours (CGMUL)", "Bilinear", "Nearest"], higher=False),
+    ),
+    Claim(
+        "Table 7",
+        "top-1: +LR+HR (CGMUL) > +LR > Backbone",
+        "table7_upsampling_action",
+        _order_claim("table7_upsampling_action", "top1", ["+LR+HR (Ours)", "+LR", "Backbone"], higher=True),
+    ),
+    Claim(
+        "Table 7",
+        "top-1: CGMUL > bilinear for the HR maps",
+        "table7_upsampling_action",
+        _order_claim("table7_upsampling_action", "top1", ["+LR+HR (Ours)", "+LR+HR (bilinear)"], higher=True),
+    ),
+    Claim(
+        "Table 7",
+        "top-1: CGMUL > nearest for the HR maps",
+        "table7_upsampling_action",
+        _order_claim("table7_upsampling_action", "top1", ["+LR+HR (Ours)", "+LR+HR (nearest)"], higher=True),
+    ),
+    Claim(
+        "Table 2",
+        "pretrained > scratch, UCF101",
+        "table2_selfsupervised",
+        _order_claim("table2_selfsupervised", "ucf101", ["Ours (3D-R101)*", "3D-R101"], higher=True),
+    ),
+    Claim(
+        "Table 2",
+        "pretrained > scratch, HMDB51",
+        "table2_selfsupervised",
+        _order_claim("table2_selfsupervised", "hmdb51", ["Ours (3D-R101)*", "3D-R101"], higher=True),
+    ),
+    Claim(
+        "Table 2",
+        "half the labels cost the pretrained model less than the scratch one",
+        "table2_selfsupervised",
+        _table2_labels,
+    ),
+    Claim(
+        "Table 3",
+        "CGM-Net (3D-ResNet50) learns the labels: above chance on its test set",
+        "table3_kinetics",
+        _order_claim("table3_kinetics", "top1", ["Ours (3D-ResNet50)"], higher=True),
+    ),
+    Claim(
+        "Table 5",
+        "CGM-Net (3D-ResNeXt101) learns the labels: above chance on its test set",
+        "table5_ucf_hmdb",
+        _order_claim("table5_ucf_hmdb", "ucf101", ["Ours (32), 3D-ResNeXt101"], higher=True),
+    ),
     Claim("Fig. 6", "top-1 is best at scale r = 4", "fig6_scale", _fig6_best),
     Claim("Fig. 6", "ℓ1 rises with the scale r", "fig6_scale", _fig6_l1),
-    Claim("Table 8", "parameter counts (within 5%)", "table8_cost",
-          lambda df: _table8(df, column="params_m", paper_column="paper_params_m", tolerance=0.05, what="M parameters")),
-    Claim("Table 8", "GFLOP ratios to the backbone (within 15%)", "table8_cost",
-          lambda df: _table8(df, column="gflops_ratio", paper_column="paper_gflops_ratio", tolerance=0.15,
-                             what="GFLOPs ÷ backbone")),
+    Claim(
+        "Table 8",
+        "parameter counts (within 5%)",
+        "table8_cost",
+        lambda df: _table8(
+            df, column="params_m", paper_column="paper_params_m", tolerance=0.05, what="M parameters"
+        ),
+    ),
+    Claim(
+        "Table 8",
+        "GFLOP ratios to the backbone (within 15%)",
+        "table8_cost",
+        lambda df: _table8(
+            df,
+            column="gflops_ratio",
+            paper_column="paper_gflops_ratio",
+            tolerance=0.15,
+            what="GFLOPs ÷ backbone",
+        ),
+    ),
 )
 
 
@@ -263,15 +389,35 @@ def verdict_table(results: Path) -> pd.DataFrame:
             got = _chance_verdict(df, got)
         base = {"table": c.table, "claim": c.claim}
         if got is None:
-            rows.append({**base, "verdict": NOT_MEASURED, "paper": "", "measured": "", "chance": "",
-                         "profile": "", "dataset": "", "parameters": ""})
+            rows.append(
+                {
+                    **base,
+                    "verdict": NOT_MEASURED,
+                    "paper": "",
+                    "measured": "",
+                    "chance": "",
+                    "profile": "",
+                    "dataset": "",
+                    "parameters": "",
+                }
+            )
             continue
+
         def first(col, df=df):
             return ", ".join(dict.fromkeys(df[col].dropna().astype(str))) if col in df.columns else ""
 
-        rows.append({**base, "verdict": got["verdict"], "paper": got["paper"], "measured": got["measured"],
-                     "chance": got["chance"], "profile": first("profile"), "dataset": first("dataset"),
-                     "parameters": first("parameters")})
+        rows.append(
+            {
+                **base,
+                "verdict": got["verdict"],
+                "paper": got["paper"],
+                "measured": got["measured"],
+                "chance": got["chance"],
+                "profile": first("profile"),
+                "dataset": first("dataset"),
+                "parameters": first("parameters"),
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -11,12 +11,14 @@ import torch
 
 def _colour_wheel() -> np.ndarray:
     """The 55-colour Middlebury wheel (Baker et al., IJCV 2011), (55, 3) float in [0, 255]."""
-    segments = [(15, (255, 0, 0), (255, 255, 0)),    # red -> yellow
-                (6, (255, 255, 0), (0, 255, 0)),     # yellow -> green
-                (4, (0, 255, 0), (0, 255, 255)),     # green -> cyan
-                (11, (0, 255, 255), (0, 0, 255)),    # cyan -> blue
-                (13, (0, 0, 255), (255, 0, 255)),    # blue -> magenta
-                (6, (255, 0, 255), (255, 0, 0))]     # magenta -> red
+    segments = [
+        (15, (255, 0, 0), (255, 255, 0)),  # red -> yellow
+        (6, (255, 255, 0), (0, 255, 0)),  # yellow -> green
+        (4, (0, 255, 0), (0, 255, 255)),  # green -> cyan
+        (11, (0, 255, 255), (0, 0, 255)),  # cyan -> blue
+        (13, (0, 0, 255), (255, 0, 255)),  # blue -> magenta
+        (6, (255, 0, 255), (255, 0, 0)),
+    ]  # magenta -> red
     rows = []
     for n, start, end in segments:
         w = np.arange(n)[:, None] / n
@@ -40,11 +42,11 @@ def flow_to_rgb(flow, max_mag: float | None = None) -> np.ndarray:
     if max_mag is not None and not max_mag > 0:
         raise ValueError(f"flow_to_rgb: max_mag must be > 0, got {max_mag}")
     u, v = np.nan_to_num(f[0].astype(np.float64)), np.nan_to_num(f[1].astype(np.float64))
-    mag = np.sqrt(u ** 2 + v ** 2)
+    mag = np.sqrt(u**2 + v**2)
     scale = float(mag.max()) if max_mag is None else float(max_mag)
     rad = mag / max(scale, 1e-9)
     ncols = len(COLOUR_WHEEL)
-    angle = np.arctan2(-v, -u) / np.pi             # (-1, 1]: +x maps to the wheel's end (red)
+    angle = np.arctan2(-v, -u) / np.pi  # (-1, 1]: +x maps to the wheel's end (red)
     fk = (angle + 1) / 2 * (ncols - 1)
     k0 = np.floor(fk).astype(int)
     k1 = (k0 + 1) % ncols
@@ -63,8 +65,9 @@ def clip_to_images(clip) -> np.ndarray:
     return np.clip((c.transpose(1, 2, 3, 0) + 1) * 127.5 + 0.5, 0, 255).astype(np.uint8)
 
 
-def show_clip(clip, flow=None, *, max_frames: int = 8, max_mag: float | None = None,
-              title: str | None = None, axes=None):
+def show_clip(
+    clip, flow=None, *, max_frames: int = 8, max_mag: float | None = None, title: str | None = None, axes=None
+):
     """Plot frames of a clip (3, T, H, W) in a row, with its flow (T-1, 2, H, W) below if given.
 
     flow[t] is drawn under frame t+1 (it lives on that frame's grid). All flow panels share one
@@ -166,8 +169,10 @@ def plot_motion_maps(frames, hr_maps, pixels, *, titles=None, max_mag: float | N
     from cgm.warp import motion_to_flow
 
     if not (len(frames) == len(hr_maps) == len(pixels)) or not frames:
-        raise ValueError(f"need as many frames, maps and pixel lists (>= 1), got "
-                         f"{len(frames)}, {len(hr_maps)}, {len(pixels)}")
+        raise ValueError(
+            f"need as many frames, maps and pixel lists (>= 1), got "
+            f"{len(frames)}, {len(hr_maps)}, {len(pixels)}"
+        )
     flows = [motion_to_flow(torch.as_tensor(_np(m))[None])[0] for m in hr_maps]  # (2, H, W) each
     if max_mag is None:
         max_mag = max(max(float(f.norm(dim=0).max()) for f in flows), 1e-3)
@@ -184,7 +189,7 @@ def plot_motion_maps(frames, hr_maps, pixels, *, titles=None, max_mag: float | N
             for side in axes[row, 2 + j].spines.values():
                 side.set_edgecolor(colours[j])
                 side.set_linewidth(2)
-        for ax in axes[row, 2 + len(pts):]:
+        for ax in axes[row, 2 + len(pts) :]:
             ax.axis("off")
         axes[row, 0].set_ylabel(titles[row] if titles else f"clip {row}", fontsize=7)
     axes[0, 0].set_title("frame", fontsize=8)
@@ -262,8 +267,10 @@ def motion_sample(model, clip: torch.Tensor) -> MotionSample:
     model.eval()
     t = model.cfg.clip_len
     if clip.dim() != 4 or clip.shape[1] != t + 1:
-        raise ValueError(f"motion_sample: expected a clip (3, {t + 1}, H, W) (clip_len + 1 frames), "
-                         f"got {tuple(clip.shape)}")
+        raise ValueError(
+            f"motion_sample: expected a clip (3, {t + 1}, H, W) (clip_len + 1 frames), "
+            f"got {tuple(clip.shape)}"
+        )
     device = next(model.parameters()).device
     out = model(clip[None, :, :t].float().to(device))
     return MotionSample(clip.cpu(), out.hr_maps[0].cpu(), out.lr_maps[0].cpu(), model.cfg.padding)
@@ -290,8 +297,12 @@ def draw_pixel_view(sample: MotionSample, t: int, y: int, x: int, *, fig=None):
     axes = fig.subplots(1, 6)
     u, v = float(flow[0, y, x]), float(flow[1, y, x])
     axes[0].imshow(frame_to_image(frame))
-    axes[0].annotate("", xy=(x + 4 * u, y + 4 * v), xytext=(x, y),
-                     arrowprops=dict(arrowstyle="->", color="#00e5ff", lw=1.5))
+    axes[0].annotate(
+        "",
+        xy=(x + 4 * u, y + 4 * v),
+        xytext=(x, y),
+        arrowprops=dict(arrowstyle="->", color="#00e5ff", lw=1.5),
+    )
     _mark(axes[0], [(y, x)], ["#ffea00"])
     axes[0].set_title(f"frame {t}, flow ({u:+.2f}, {v:+.2f}) px x4", fontsize=7)
     axes[1].imshow(flow_to_rgb(flow))
@@ -341,8 +352,9 @@ class MotionExplorer:
             control.observe(self._on_clip, names="value")
         for control in (self.frame, self.y, self.x):
             control.observe(lambda _: self.update(), names="value")
-        self.widget = w.VBox([w.HBox([self.dataset, self.clip, self.frame]), w.HBox([self.y, self.x]),
-                              self.output])
+        self.widget = w.VBox(
+            [w.HBox([self.dataset, self.clip, self.frame]), w.HBox([self.y, self.x]), self.output]
+        )
 
     def sample(self) -> MotionSample:
         key = (self.dataset.value, self.clip.value)
@@ -376,7 +388,9 @@ class MotionExplorer:
             plt.close(fig)
 
 
-def pick_pixels(flow, n: int = 3, *, min_dist: int | None = None, margin: int | None = None) -> list[tuple[int, int]]:
+def pick_pixels(
+    flow, n: int = 3, *, min_dist: int | None = None, margin: int | None = None
+) -> list[tuple[int, int]]:
     """Up to `n` pixels (y, x) of largest flow magnitude, at least `min_dist` apart (default H/5)
     and `margin` from the border (default H/10): where a motion map has something to show."""
     f = _np(flow)
@@ -385,7 +399,7 @@ def pick_pixels(flow, n: int = 3, *, min_dist: int | None = None, margin: int | 
     h, w = f.shape[1:]
     min_dist = max(1, h // 5) if min_dist is None else min_dist
     margin = h // 10 if margin is None else margin
-    mag = np.sqrt((f ** 2).sum(0))
+    mag = np.sqrt((f**2).sum(0))
     picked: list[tuple[int, int]] = []
     for i in np.argsort(-mag, axis=None, kind="stable"):
         y, x = divmod(int(i), w)
@@ -406,9 +420,9 @@ def flow_wheel(ax=None, *, size: int = 101, max_mag: float | None = None, label:
 
     if ax is None:
         _, ax = plt.subplots(figsize=(1.6, 1.6))
-    ys, xs = np.mgrid[-1:1:size * 1j, -1:1:size * 1j]
+    ys, xs = np.mgrid[-1 : 1 : size * 1j, -1 : 1 : size * 1j]
     rgb = flow_to_rgb(np.stack([xs, ys]), max_mag=1.0)
-    outside = xs ** 2 + ys ** 2 > 1
+    outside = xs**2 + ys**2 > 1
     rgba = np.concatenate([rgb, np.where(outside, 0, 255).astype(np.uint8)[..., None]], axis=2)
     ax.imshow(rgba, extent=(-1, 1, 1, -1))  # y down, as in an image
     ax.set_xticks([])
@@ -417,8 +431,12 @@ def flow_wheel(ax=None, *, size: int = 101, max_mag: float | None = None, label:
         side.set_visible(False)
     if label:
         rim = "max" if max_mag is None else f"{max_mag:.2g} px"
-        for (x, y, text, ha, va) in ((1.05, 0, "right", "left", "center"), (-1.05, 0, "left", "right", "center"),
-                                     (0, -1.05, "up", "center", "bottom"), (0, 1.05, "down", "center", "top")):
+        for x, y, text, ha, va in (
+            (1.05, 0, "right", "left", "center"),
+            (-1.05, 0, "left", "right", "center"),
+            (0, -1.05, "up", "center", "bottom"),
+            (0, 1.05, "down", "center", "top"),
+        ):
             ax.text(x, y, text, ha=ha, va=va, fontsize=7)
         ax.set_title(f"flow colours (rim: {rim})", fontsize=7)
         ax.set_xlim(-1.6, 1.6)

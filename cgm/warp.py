@@ -175,8 +175,15 @@ class _AdaptiveWarp(torch.autograd.Function):
         h, w = x.shape[-2:]
         # Re-pad instead of saving the padded frame: one cheap pass, less memory held by the graph.
         grad_x, grad_m = _warp_backward(
-            grad_out.contiguous(), _pad(x, k // 2, padding), m, k, h, w, padding,
-            need_x=ctx.needs_input_grad[0], need_m=ctx.needs_input_grad[1],
+            grad_out.contiguous(),
+            _pad(x, k // 2, padding),
+            m,
+            k,
+            h,
+            w,
+            padding,
+            need_x=ctx.needs_input_grad[0],
+            need_m=ctx.needs_input_grad[1],
         )
         return grad_x, grad_m, None, None
 
@@ -270,8 +277,15 @@ def motion_to_flow(m: torch.Tensor) -> torch.Tensor:
     return torch.stack([flow_x, flow_y], dim=1)
 
 
-def identity_motion(n: int, k: int, h: int, w: int, *, dtype: torch.dtype = torch.float32,
-                    device: torch.device | str | None = None) -> torch.Tensor:
+def identity_motion(
+    n: int,
+    k: int,
+    h: int,
+    w: int,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
     """(n, k*k, h, w) motion map whose filters are one-hot at the centre tap (no motion)."""
     if k < 1 or k % 2 == 0:
         raise ValueError(f"k must be a positive odd filter size, got {k}")

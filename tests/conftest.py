@@ -37,8 +37,16 @@ def frame_index_of(frame: np.ndarray) -> int:
     return int(round((level - 16) / LEVEL_STEP))
 
 
-def write_video(path, num_frames: int = 24, width: int = 40, height: int = 32, *, fps: int = 25,
-                codec: str = "libx264", gop: int = 8) -> str:
+def write_video(
+    path,
+    num_frames: int = 24,
+    width: int = 40,
+    height: int = 32,
+    *,
+    fps: int = 25,
+    codec: str = "libx264",
+    gop: int = 8,
+) -> str:
     """Write a fixture video with PyAV; `num_frames=0` writes a valid header with no frames."""
     path = str(path)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
@@ -57,8 +65,15 @@ def write_video(path, num_frames: int = 24, width: int = 40, height: int = 32, *
     return path
 
 
-def write_frame_folder(path, num_frames: int = 24, width: int = 40, height: int = 32, *,
-                       ext: str = ".png", pattern: str = "img_{:d}") -> str:
+def write_frame_folder(
+    path,
+    num_frames: int = 24,
+    width: int = 40,
+    height: int = 32,
+    *,
+    ext: str = ".png",
+    pattern: str = "img_{:d}",
+) -> str:
     """Write one image per frame; names are unpadded so that only natural sorting orders them."""
     path = str(path)
     os.makedirs(path, exist_ok=True)

@@ -1,4 +1,5 @@
 """Tests for cgm.backbones: shapes, strides, torchvision equivalence, parameter counts, errors."""
+
 import pytest
 import torch
 import torchvision
@@ -33,9 +34,15 @@ def test_shallow_variant(name):
 
 
 def test_expected_strides_and_channels():
-    expected = {"r3d18": (512, 8, 16), "r3d34": (512, 8, 16), "r3d50": (2048, 8, 16),
-                "r3d101": (2048, 8, 16), "rx3d101": (2048, 8, 16),
-                "slowfast_r50": (2048 + 256, 1, 32), "slowfast_r101": (2048 + 256, 1, 32)}
+    expected = {
+        "r3d18": (512, 8, 16),
+        "r3d34": (512, 8, 16),
+        "r3d50": (2048, 8, 16),
+        "r3d101": (2048, 8, 16),
+        "rx3d101": (2048, 8, 16),
+        "slowfast_r50": (2048 + 256, 1, 32),
+        "slowfast_r101": (2048 + 256, 1, 32),
+    }
     assert set(expected) == set(BACKBONES)
     for name, want in expected.items():
         with torch.device("meta"):  # full width without allocating or initialising weights
@@ -106,7 +113,9 @@ def test_spatial_stride_removes_the_earliest_strides(stride):
     ref = build_backbone("r3d18", width=0.125, depth=(1, 1, 1, 1))
     net = build_backbone("r3d18", width=0.125, depth=(1, 1, 1, 1), spatial_stride=stride)
     assert net.spatial_stride == stride and net.temporal_stride == 8
-    assert {k: v.shape for k, v in net.state_dict().items()} == {k: v.shape for k, v in ref.state_dict().items()}
+    assert {k: v.shape for k, v in net.state_dict().items()} == {
+        k: v.shape for k, v in ref.state_dict().items()
+    }
     assert net.stem[0].stride == (1, 1 if stride < 16 else 2, 1 if stride < 16 else 2)
     assert net.layer4[0].conv1[0].stride[1] == (2 if stride > 1 else 1)
     assert net(torch.randn(1, 3, 8, 32, 32)).shape[2:] == (1, 32 // stride, 32 // stride)

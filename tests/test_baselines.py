@@ -67,8 +67,9 @@ def test_backward_warp_matches_adaptive_warp_for_integer_shifts(dx, dy):
     flow = motion_to_flow(m)
     assert torch.equal(flow[:, 0], torch.full_like(flow[:, 0], dx))
     assert torch.equal(flow[:, 1], torch.full_like(flow[:, 1], dy))
-    torch.testing.assert_close(backward_warp(frame, flow), adaptive_warp(frame, m, padding="border"),
-                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        backward_warp(frame, flow), adaptive_warp(frame, m, padding="border"), atol=1e-5, rtol=0
+    )
 
 
 def test_backward_warp_sign_moves_content_by_flow():
@@ -166,8 +167,10 @@ def translating_clip(frames: int = 4, size: int = 64, dx: int = 1, dy: int = 0) 
 
 def test_score_motion_same_pairs_l1_and_epe():
     clips = [translating_clip(4), translating_clip(4, dx=0, dy=1)]  # T = 3 inputs: 2 pairs each
-    gt = [torch.tensor([1.0, 0.0]).view(1, 2, 1, 1).expand(3, 2, 64, 64),
-          torch.tensor([0.0, 1.0]).view(1, 2, 1, 1).expand(3, 2, 64, 64)]
+    gt = [
+        torch.tensor([1.0, 0.0]).view(1, 2, 1, 1).expand(3, 2, 64, 64),
+        torch.tensor([0.0, 1.0]).view(1, 2, 1, 1).expand(3, 2, 64, 64),
+    ]
     occ = [torch.zeros(3, 1, 64, 64, dtype=torch.bool) for _ in clips]
     tvl1 = baselines.score_motion(baselines.flow_motion("tvl1"), clips, flows=gt, occlusions=occ)
     assert tvl1["pairs"] == 4 and tvl1["sec_per_pair"] > 0
@@ -211,7 +214,10 @@ def test_cgm_motion_and_prediction_with_identity_maps_repeat_frames():
     def still(clip):
         return clip[:, :-1].transpose(0, 1), torch.zeros(clip.shape[1] - 1, 2, 32, 32)
 
-    ours, zero = baselines.score_motion(baselines.cgm_motion(model), clips), baselines.score_motion(still, clips)
+    ours, zero = (
+        baselines.score_motion(baselines.cgm_motion(model), clips),
+        baselines.score_motion(still, clips),
+    )
     assert ours["pairs"] == 3
     assert ours["l1"] == pytest.approx(zero["l1"], abs=1e-5)
     pred = baselines.score_prediction(baselines.cgm_prediction(model), clips)
@@ -230,12 +236,15 @@ def test_evaluation_clips_spreads_over_the_dataset():
 
 
 def test_table1_frame_puts_paper_values_only_in_paper_column():
-    motion = {"no_motion": {"l1": 0.02, "epe": float("nan"), "pairs": 6, "sec_per_pair": 0.0},
-              "tvl1": {"l1": 0.01, "epe": 0.3, "pairs": 6, "sec_per_pair": 1.0},
-              "raft_small": "not run: weights file missing",
-              "cgm": {"l1": 0.015, "epe": 0.4, "pairs": 6, "sec_per_pair": 0.5}}
-    frame = baselines.table1_frame("table1_motion", motion, dataset="synthmotion", profile="smoke",
-                                   resolution=112)
+    motion = {
+        "no_motion": {"l1": 0.02, "epe": float("nan"), "pairs": 6, "sec_per_pair": 0.0},
+        "tvl1": {"l1": 0.01, "epe": 0.3, "pairs": 6, "sec_per_pair": 1.0},
+        "raft_small": "not run: weights file missing",
+        "cgm": {"l1": 0.015, "epe": 0.4, "pairs": 6, "sec_per_pair": 0.5},
+    }
+    frame = baselines.table1_frame(
+        "table1_motion", motion, dataset="synthmotion", profile="smoke", resolution=112
+    )
     assert list(frame.columns) == list(baselines.TABLE_COLUMNS)
     line = frame.set_index(["method", "metric"])
     assert line.loc[("tvl1", "l1"), "paper_value"] == paper_value("table1_motion", "TV-L1", "l1")
@@ -250,11 +259,17 @@ def test_table1_frame_puts_paper_values_only_in_paper_column():
     measured = frame[frame["source"] == baselines.MEASURED]
     assert (measured["dataset"] == "synthmotion").all() and (measured["profile"] == "smoke").all()
 
-    pred = baselines.table1_frame("table1_prediction", {"cgm": {"psnr": 30.0, "ssim": 0.9, "clips": 2,
-                                                                "sec_per_pair": 0.1}},
-                                  dataset="natural", profile="smoke", resolution=256)
+    pred = baselines.table1_frame(
+        "table1_prediction",
+        {"cgm": {"psnr": 30.0, "ssim": 0.9, "clips": 2, "sec_per_pair": 0.1}},
+        dataset="natural",
+        profile="smoke",
+        resolution=256,
+    )
     line = pred.set_index(["method", "metric"])
-    assert line.loc[("cgm", "psnr"), "paper_value"] == paper_value("table1_prediction", "Ours (256 px)", "psnr")
+    assert line.loc[("cgm", "psnr"), "paper_value"] == paper_value(
+        "table1_prediction", "Ours (256 px)", "psnr"
+    )
     assert len(pred[pred["source"] == baselines.QUOTED]) == 10  # 5 methods x (psnr, ssim)
     with pytest.raises(ValueError, match="unknown Table 1 method"):
         baselines.table1_frame("table1_motion", {"flownet3": "x"}, dataset="d", profile="p", resolution=112)

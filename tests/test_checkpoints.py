@@ -28,8 +28,14 @@ def test_save_is_atomic_with_a_temp_file_of_its_own(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["checkpoint.pt"]
 
 
-@pytest.mark.parametrize("content, match", [(b"", "is empty"), (b"PK\x03\x04 truncated", "cannot be read"),
-                                            (b"not a torch file at all", "cannot be read")])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        (b"", "is empty"),
+        (b"PK\x03\x04 truncated", "cannot be read"),
+        (b"not a torch file at all", "cannot be read"),
+    ],
+)
 def test_unreadable_checkpoints_name_the_file(tmp_path, content, match):
     path = tmp_path / "c.pt"
     path.write_bytes(content)
@@ -71,15 +77,27 @@ def test_load_policy_reports_everything_and_fails_unless_named(tmp_path):
     missing = {"body.weight": src.body.weight}
     with pytest.raises(C.CheckpointError, match="missing from the checkpoint: body.bias"):
         C.load_weights(dst, missing)
-    assert C.load_weights(dst, missing, partial=True).missing == ["body.bias", "lr_head.weight", "lr_head.bias"]
+    assert C.load_weights(dst, missing, partial=True).missing == [
+        "body.bias",
+        "lr_head.weight",
+        "lr_head.bias",
+    ]
     with pytest.raises(C.CheckpointError, match="shape mismatch"):  # partial never hides a shape
         C.load_weights(dst, {"lr_head.weight": torch.zeros(5, 4)}, partial=True)
 
 
 def test_slim_keeps_fp16_weights_and_configs(tmp_path):
     net = Net()
-    path = C.save({"model": net.state_dict(), "optimizer": {}, "step": 7, "train_config": {"lr": 1.0},
-                   "model_config": {"width": 1}}, tmp_path / "c.pt")
+    path = C.save(
+        {
+            "model": net.state_dict(),
+            "optimizer": {},
+            "step": 7,
+            "train_config": {"lr": 1.0},
+            "model_config": {"width": 1},
+        },
+        tmp_path / "c.pt",
+    )
     assert C.is_training_state(C.load(path))
     C.slim(path)
     state = C.load(path)
@@ -94,10 +112,15 @@ def test_fresh_heads_are_the_heads_the_configs_differ_in():
     assert fresh_heads(CGMConfig(num_classes=4, heads=("backbone",)), selfsup) == ("backbone_head",)
     assert fresh_heads(CGMConfig(num_classes=4), CGMConfig(num_classes=4).to_dict()) == ()
     assert fresh_heads(CGMConfig(num_classes=101), CGMConfig(num_classes=400).to_dict()) == (
-        "backbone_head", "lr_head", "hr_head")
+        "backbone_head",
+        "lr_head",
+        "hr_head",
+    )
     assert fresh_heads(CGMConfig(), None) == ()
 
 
 def test_config_differences_name_fields():
-    assert C.config_differences({"a": 1, "b": (1, 2), "old": 0}, {"a": 2, "b": [1, 2], "new": 1}) == ["a: 1 -> 2"]
+    assert C.config_differences({"a": 1, "b": (1, 2), "old": 0}, {"a": 2, "b": [1, 2], "new": 1}) == [
+        "a: 1 -> 2"
+    ]
     assert C.config_differences({"a": 1, "steps": 1}, {"a": 1, "steps": 2}, ignore={"steps"}) == []

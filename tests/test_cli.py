@@ -9,8 +9,20 @@ import torch
 from cgm import experiments as ex
 from cgm.__main__ import main
 
-TINY = ["--set", "width=0.125", "--set", "size=16", "--set", "clip_len=4", "--set", "batch_size=2",
-        "--set", "n=8", "--set", "eval__max_clips=2"]
+TINY = [
+    "--set",
+    "width=0.125",
+    "--set",
+    "size=16",
+    "--set",
+    "clip_len=4",
+    "--set",
+    "batch_size=2",
+    "--set",
+    "n=8",
+    "--set",
+    "eval__max_clips=2",
+]
 
 
 def test_list_names_experiments_and_profiles(capsys):
@@ -23,16 +35,37 @@ def test_list_names_experiments_and_profiles(capsys):
     assert " yes " in line and "min" in line  # committed run, with its CPU time
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["train", "--experiment", "table9/x", "--out", "o"], "unknown experiment 'table9/x'; valid: table1/cgm"),
-    (["train", "--experiment", "table6/cgmul", "--profile", "laptop", "--out", "o"], "valid: smoke, paper"),
-    (["run", "--experiment", "table6/cgmul", "--set", "backbone=r3d19"], "unknown backbone 'r3d19'"),
-    (["train", "--experiment", "table6/cgmul", "--out", "o", "--steps", "0"], "--steps must be >= 1"),
-    (["run", "--experiment", "table6/cgmul", "--set", "widht=1"], "not a config field; valid:"),
-    (["train", "--experiment", "table7/cgmul", "--profile", "paper", "--out", "o"], "CGM_UCF101_ROOT"),
-    (["train", "--experiment", "table7/cgmul", "--profile", "paper", "--out", "o",
-      "--data-root", "/nonexistent/ucf"], "/nonexistent/ucf is not a folder"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["train", "--experiment", "table9/x", "--out", "o"],
+            "unknown experiment 'table9/x'; valid: table1/cgm",
+        ),
+        (
+            ["train", "--experiment", "table6/cgmul", "--profile", "laptop", "--out", "o"],
+            "valid: smoke, paper",
+        ),
+        (["run", "--experiment", "table6/cgmul", "--set", "backbone=r3d19"], "unknown backbone 'r3d19'"),
+        (["train", "--experiment", "table6/cgmul", "--out", "o", "--steps", "0"], "--steps must be >= 1"),
+        (["run", "--experiment", "table6/cgmul", "--set", "widht=1"], "not a config field; valid:"),
+        (["train", "--experiment", "table7/cgmul", "--profile", "paper", "--out", "o"], "CGM_UCF101_ROOT"),
+        (
+            [
+                "train",
+                "--experiment",
+                "table7/cgmul",
+                "--profile",
+                "paper",
+                "--out",
+                "o",
+                "--data-root",
+                "/nonexistent/ucf",
+            ],
+            "/nonexistent/ucf is not a folder",
+        ),
+    ],
+)
 def test_bad_parameters_fail_before_work(argv, message, capsys, monkeypatch, tmp_path):
     monkeypatch.delenv("CGM_UCF101_ROOT", raising=False)
     monkeypatch.chdir(tmp_path)
@@ -51,8 +84,9 @@ def test_paper_profile_on_cpu_warns_with_an_estimate(tmp_path):
     from cgm import experiments as ex
     from cgm.__main__ import estimate_paper_time
 
-    cfg = ex.resolve("table6/cgmul", "paper", device="cpu", steps=1000, width=0.125, size=32,
-                     clip_len=4, batch_size=4)
+    cfg = ex.resolve(
+        "table6/cgmul", "paper", device="cpu", steps=1000, width=0.125, size=32, clip_len=4, batch_size=4
+    )
     text = estimate_paper_time(cfg)
     assert "one step of batch 4 takes about" in text and "days" in text and "1000 steps" in text
 
@@ -67,13 +101,27 @@ def test_train_writes_checkpoint_and_metrics_then_eval(tmp_path, capsys):
     rows = list(csv.DictReader(open(out / "metrics.csv")))
     assert rows[-1]["step"] == "2" and {"loss", "clips_per_s", "data_wait_frac", "lr"} <= set(rows[0])
     # --resume continues to a longer run
-    assert main([*argv[:-len(TINY) - 2], "--steps", "3", "--resume", *TINY]) == 0
+    assert main([*argv[: -len(TINY) - 2], "--steps", "3", "--resume", *TINY]) == 0
     assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 3
     capsys.readouterr()
-    assert main(["eval", "--experiment", "table6/cgmul", "--checkpoint", str(out / "checkpoint.pt"), *TINY]) == 0
+    assert (
+        main(["eval", "--experiment", "table6/cgmul", "--checkpoint", str(out / "checkpoint.pt"), *TINY]) == 0
+    )
     table = capsys.readouterr().out  # for people: each metric beside its copy-the-frame baseline
     assert "synthmotion/l1_hr" in table and "copy the frame" in table
-    assert main(["eval", "--experiment", "table6/cgmul", "--checkpoint", str(out / "checkpoint.pt"), "--json",
-                 *TINY]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--experiment",
+                "table6/cgmul",
+                "--checkpoint",
+                str(out / "checkpoint.pt"),
+                "--json",
+                *TINY,
+            ]
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
     assert result["dataset"] == "synthmotion" and result["metrics"]["synthmotion/l1_hr"] > 0

@@ -11,8 +11,9 @@ from cgm.data import SYNTH_CLASSES, NaturalClips, SynthMotion
 def warp_by_flow(frames: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """Sample frames (N,3,H,W) bilinearly at p - flow(p): the prediction of the next frames."""
     n, _, h, w = frames.shape
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32),
-                            torch.arange(w, dtype=torch.float32), indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij"
+    )
     sx, sy = xs - flow[:, 0], ys - flow[:, 1]
     grid = torch.stack([2 * sx / (w - 1) - 1, 2 * sy / (h - 1) - 1], dim=-1)  # (N, H, W, 2)
     return F.grid_sample(frames, grid, mode="bilinear", padding_mode="border", align_corners=True)
@@ -21,7 +22,7 @@ def warp_by_flow(frames: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
 def warp_errors(item: dict, min_motion: float = 0.0) -> tuple[float, float, float]:
     """Mean |frame[t+1] - warp(frame[t])| with the flow, its negation and zero flow, over the
     visible pixels that move by more than `min_motion` pixels (nan when there are none)."""
-    frames = item["clip"].permute(1, 0, 2, 3)           # (T, 3, H, W)
+    frames = item["clip"].permute(1, 0, 2, 3)  # (T, 3, H, W)
     flow = item["flow"]
     mask = ~item["occlusion"][:, 0] & (flow.norm(dim=1) > min_motion)
     target = frames[1:]
@@ -38,6 +39,7 @@ def small():
 
 
 # --- SynthMotion ---------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("future", [False, True])
 def test_synth_shapes_and_range(future):
@@ -68,7 +70,7 @@ def test_flow_reproduces_next_frame(small):
 
 def motion_features(flow: torch.Tensor, occlusion: torch.Tensor) -> torch.Tensor:
     """(mean u, mean v, divergence, curl) over visible pixels whose flow is not the background's."""
-    u, v = flow[:, 0], flow[:, 1]                             # (T-1, H, W)
+    u, v = flow[:, 0], flow[:, 1]  # (T-1, H, W)
     div = torch.gradient(u, dim=2)[0] + torch.gradient(v, dim=1)[0]
     curl = torch.gradient(v, dim=2)[0] - torch.gradient(u, dim=1)[0]  # y down: + is clockwise
     corner = flow[:, :, :1, :1]  # objects rarely cover a corner: take it as the background's flow
@@ -141,8 +143,12 @@ def test_appearance_does_not_tell_classes_apart():
     ds = SynthMotion("train", n=200, clip_len=4, size=24, seed=7)
     items = [ds[i] for i in range(len(ds))]
     labels = np.array([x["label"] for x in items])
-    look = np.stack([np.concatenate([x["clip"][:, 0].mean((1, 2)).numpy(),
-                                     x["clip"][:, 0].std((1, 2)).numpy()]) for x in items])
+    look = np.stack(
+        [
+            np.concatenate([x["clip"][:, 0].mean((1, 2)).numpy(), x["clip"][:, 0].std((1, 2)).numpy()])
+            for x in items
+        ]
+    )
     move = np.stack([motion_features(x["flow"], x["occlusion"]).numpy() for x in items])
     # per-class mean intensity close to the global mean (clip means vary by ~0.2 across clips)
     means = look[:, :3].mean(1)
@@ -179,13 +185,26 @@ def test_speed_and_camera_scale_the_motion():
         assert background.numel() > 100  # 1-2 px/frame (at 112 px, x3.5 x 32/112 = x1)
         assert background.min() >= 1.0 - 1e-3 and background.max() <= 2.0 + 1e-3
         assert still[i]["flow"].abs().max() < 1e-4
-    assert torch.equal(SynthMotion("val", n=2, clip_len=3, size=32)[1]["clip"],
-                       SynthMotion("val", n=2, clip_len=3, size=32, speed=1.0, camera=0.5)[1]["clip"])
+    assert torch.equal(
+        SynthMotion("val", n=2, clip_len=3, size=32)[1]["clip"],
+        SynthMotion("val", n=2, clip_len=3, size=32, speed=1.0, camera=0.5)[1]["clip"],
+    )
 
 
-@pytest.mark.parametrize("kwargs", [dict(split="training"), dict(n=0), dict(clip_len=1),
-                                    dict(size=8), dict(num_classes=1), dict(num_classes=11),
-                                    dict(speed=0), dict(camera=1.5), dict(camera_speed=(2.0, 1.0))])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(split="training"),
+        dict(n=0),
+        dict(clip_len=1),
+        dict(size=8),
+        dict(num_classes=1),
+        dict(num_classes=11),
+        dict(speed=0),
+        dict(camera=1.5),
+        dict(camera_speed=(2.0, 1.0)),
+    ],
+)
 def test_synth_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         SynthMotion(**kwargs)
@@ -203,6 +222,7 @@ def test_synth_dataloader_collates():
 
 
 # --- NaturalClips --------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def natural_pair():
@@ -236,9 +256,17 @@ def test_natural_windows_do_not_overlap_and_stride(natural_pair):
     assert torch.equal(a, dense[:, ::2])
 
 
-@pytest.mark.parametrize("kwargs", [dict(split="val"), dict(clip_len=0), dict(size=4),
-                                    dict(stride=0), dict(videos=("nope.mp4",)),
-                                    dict(clip_len=200)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(split="val"),
+        dict(clip_len=0),
+        dict(size=4),
+        dict(stride=0),
+        dict(videos=("nope.mp4",)),
+        dict(clip_len=200),
+    ],
+)
 def test_natural_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         NaturalClips(**{"size": 32, **kwargs})

@@ -35,6 +35,7 @@ def indices_of(clip: torch.Tensor) -> list[int]:
 
 # ------------------------------------------------------------------ decoding
 
+
 def test_read_frames_any_order_after_keyframe_seek(fixture_video):
     info = decode.probe_video(fixture_video)
     assert (info.num_frames, info.fps) == (24, 25.0)
@@ -90,12 +91,15 @@ def test_bad_videos_raise_video_error(tmp_path):
 
 # ------------------------------------------------------------------ sampling
 
+
 def test_train_clip_stride_future_and_reproducibility():
     for generator in (lambda: torch.Generator().manual_seed(3), lambda: np.random.default_rng(3)):
         clips = [sampling.sample_train_clip(50, 8, 3, True, generator=generator()) for _ in range(2)]
         assert clips[0] == clips[1] and len(clips[0]) == 9
         assert np.all(np.diff(clips[0]) == 3) and 0 <= clips[0][0] and clips[0][-1] < 50
-    starts = {sampling.sample_train_clip(20, 4, generator=torch.Generator().manual_seed(s))[0] for s in range(200)}
+    starts = {
+        sampling.sample_train_clip(20, 4, generator=torch.Generator().manual_seed(s))[0] for s in range(200)
+    }
     assert starts == set(range(17))  # every valid start, none beyond
 
 
@@ -121,6 +125,7 @@ def test_test_clips_evenly_spaced_and_windows_cover_every_pair():
 
 # ------------------------------------------------------------------ transforms
 
+
 def test_train_crop_is_one_of_five_and_same_for_all_frames():
     clip = torch.arange(3 * 2 * 6 * 8, dtype=torch.float32).reshape(3, 2, 6, 8)
     clip[:, 1] = clip[:, 0]  # identical frames must stay identical after crop and flip
@@ -131,7 +136,7 @@ def test_train_crop_is_one_of_five_and_same_for_all_frames():
         assert out.shape == (3, 2, 4, 4) and torch.equal(out[:, 0], out[:, 1])
         unscaled = (out + 1) * 127.5
         for k, (top, left) in enumerate(origins):
-            crop = clip[:, :, top:top + 4, left:left + 4]
+            crop = clip[:, :, top : top + 4, left : left + 4]
             if torch.allclose(unscaled, crop, atol=1e-3):
                 seen.add((k, False))
             if torch.allclose(unscaled, crop.flip(-1), atol=1e-3):
@@ -164,7 +169,8 @@ def ucf(tmp_path_factory):
     videos, annotations = root / "videos", root / "annotations"
     annotations.mkdir()
     (annotations / "classInd.txt").write_bytes(
-        "".join(f"{k} {c}\r\n" for k, c in enumerate(UCF_CLASSES, 1)).encode())
+        "".join(f"{k} {c}\r\n" for k, c in enumerate(UCF_CLASSES, 1)).encode()
+    )
     train, test = [], []
     for k, c in enumerate(UCF_CLASSES, 1):
         file_class = "HandStandPushups" if c == "HandstandPushups" else c
@@ -178,8 +184,12 @@ def ucf(tmp_path_factory):
     write_corrupt(videos / "YoYo/v_YoYo_g03_c01.avi")
     write_video(videos / "YoYo/v_YoYo_g04_c01.avi", num_frames=0, codec="mpeg4")
     write_video(videos / "YoYo/v_YoYo_g05_c01.avi", num_frames=3, codec="mpeg4")
-    train_lines += ["YoYo/v_YoYo_g03_c01.avi 3", "YoYo/v_YoYo_g04_c01.avi 3", "YoYo/v_YoYo_g05_c01.avi 3",
-                    "YoYo/v_YoYo_g06_c01.avi 3"]  # corrupt, zero frames, too short, missing
+    train_lines += [
+        "YoYo/v_YoYo_g03_c01.avi 3",
+        "YoYo/v_YoYo_g04_c01.avi 3",
+        "YoYo/v_YoYo_g05_c01.avi 3",
+        "YoYo/v_YoYo_g06_c01.avi 3",
+    ]  # corrupt, zero frames, too short, missing
     (annotations / "trainlist01.txt").write_bytes(("\r\n".join(train_lines) + "\r\n").encode())
     (annotations / "testlist01.txt").write_bytes(("\r\n".join(test) + "\r\n").encode())
     return root
@@ -223,8 +233,17 @@ def test_ucf101_determinism_and_epochs(ucf):
 
 
 def test_test_mode_multi_view(ucf):
-    data = UCF101(ucf / "videos", ucf / "annotations", train=False, test_clips=2, test_crops=3,
-                  future=True, clip_len=4, size=24, resize=32)
+    data = UCF101(
+        ucf / "videos",
+        ucf / "annotations",
+        train=False,
+        test_clips=2,
+        test_crops=3,
+        future=True,
+        clip_len=4,
+        size=24,
+        resize=32,
+    )
     item = data[0]
     assert item["clip"].shape == (6, 3, 5, 24, 24) and item["views"] == 6 and item["label"] == 0
     single = UCF101(ucf / "videos", ucf / "annotations", train=False, clip_len=4, size=32, resize=None)[2]
@@ -250,7 +269,9 @@ def test_ucf101_bad_annotations(tmp_path, ucf):
     bad = tmp_path / "ann"
     bad.mkdir()
     (bad / "classInd.txt").write_text("1 ApplyEyeMakeup\n2 YoYo\n")
-    (bad / "testlist01.txt").write_text("ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi\nSurfing/v_Surfing_g01_c01.avi\n")
+    (bad / "testlist01.txt").write_text(
+        "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi\nSurfing/v_Surfing_g01_c01.avi\n"
+    )
     with pytest.raises(ValueError, match=r"testlist01.txt:2: class 'Surfing' is not in .*classInd.txt"):
         UCF101(ucf / "videos", bad, train=False)
     (bad / "trainlist01.txt").write_text("YoYo/v_YoYo_g01_c01.avi 3\n")
@@ -287,14 +308,22 @@ def test_hmdb51_flags(tmp_path):
 
 
 def test_kinetics_csv_labels_with_spaces_and_dash_ids(tmp_path):
-    rows = [("passing American football (in game)", "-abc_123", 10, 20, "train"),
-            ('playing "bass" guitar', "xyz", 0, 10, "train"),
-            ("abseiling", "--q", 5, 15, "train"),
-            ("abseiling", "gone", 1, 11, "train")]  # no file: skipped
+    rows = [
+        ("passing American football (in game)", "-abc_123", 10, 20, "train"),
+        ('playing "bass" guitar', "xyz", 0, 10, "train"),
+        ("abseiling", "--q", 5, 15, "train"),
+        ("abseiling", "gone", 1, 11, "train"),
+    ]  # no file: skipped
     csv_path = tmp_path / "train.csv"  # as the official files: labels with spaces quoted
-    csv_path.write_text("label,youtube_id,time_start,time_end,split\n" + "".join(
-        f'"{label.replace(chr(34), 2 * chr(34))}",{yid},{start},{end},{split}\n' if " " in label
-        else f"{label},{yid},{start},{end},{split}\n" for label, yid, start, end, split in rows))
+    csv_path.write_text(
+        "label,youtube_id,time_start,time_end,split\n"
+        + "".join(
+            f'"{label.replace(chr(34), 2 * chr(34))}",{yid},{start},{end},{split}\n'
+            if " " in label
+            else f"{label},{yid},{start},{end},{split}\n"
+            for label, yid, start, end, split in rows
+        )
+    )
     root = tmp_path / "videos"
     write_video(root / "train" / rows[0][0] / "-abc_123_000010_000020.mp4", num_frames=8)
     write_video(root / "train" / "playing_bass_guitar" / "xyz_000000_000010.mp4", num_frames=8)
@@ -322,12 +351,17 @@ def test_video_list_and_folder(tmp_path):
     with pytest.raises(ValueError, match="bad.txt:1: label 'one'"):
         VideoList(root, tmp_path / "bad.txt")
     folder = VideoFolder(root, **SMALL)
-    assert [os.path.relpath(p, root) for p, _ in folder.samples] == ["a b.mp4", "sub/c.avi", "sub/frames9",
-                                                                      "sub/frames10"]
+    assert [os.path.relpath(p, root) for p, _ in folder.samples] == [
+        "a b.mp4",
+        "sub/c.avi",
+        "sub/frames9",
+        "sub/frames10",
+    ]
     assert folder.classes == [] and "label" not in folder[3]
 
 
 # ------------------------------------------------------------------ UCF-Flow / UCF-Pred
+
 
 def test_ucf101_class_list():
     assert len(UCF101_CLASSES) == 101 == len(set(UCF101_CLASSES))
@@ -358,9 +392,20 @@ def test_ucf_subsets_read_windows(ucf):
 
 # ------------------------------------------------------------------ registry
 
+
 def test_registry_names_and_errors(ucf, tmp_path):
-    assert set(registry.DATASETS) >= {"ucf101", "hmdb51", "kinetics400", "kinetics600", "videolist",
-                                       "videofolder", "ucf_flow", "ucf_pred", "synthmotion", "natural"}
+    assert set(registry.DATASETS) >= {
+        "ucf101",
+        "hmdb51",
+        "kinetics400",
+        "kinetics600",
+        "videolist",
+        "videofolder",
+        "ucf_flow",
+        "ucf_pred",
+        "synthmotion",
+        "natural",
+    }
     with pytest.raises(ValueError, match="unknown dataset 'ucf'; valid names: synthmotion"):
         registry.build_dataset("ucf", "train")
     with pytest.raises(ValueError, match="(?s)needs data_root.*classInd.txt"):

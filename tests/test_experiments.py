@@ -17,10 +17,24 @@ TINY = dict(steps=2, width=0.125, size=16, clip_len=4, batch_size=2, n=8, eval__
 
 def test_registry_covers_the_paper():
     names = {e.name for e in ex.list_experiments()}
-    for name in ("table1/cgm", "table6/nearest", "table6/bilinear", "table6/cgmul", "table7/backbone",
-                 "table7/cgmul", "fig6/scale1", "fig6/scale16", "table2/pretrain",
-                 "table2/ucf101_pretrained", "table2/kinetics400_half_scratch", "table3/r3d50",
-                 "table3/rx3d101", "table3/slowfast", "table4/slowfast", "table5/hmdb51"):
+    for name in (
+        "table1/cgm",
+        "table6/nearest",
+        "table6/bilinear",
+        "table6/cgmul",
+        "table7/backbone",
+        "table7/cgmul",
+        "fig6/scale1",
+        "fig6/scale16",
+        "table2/pretrain",
+        "table2/ucf101_pretrained",
+        "table2/kinetics400_half_scratch",
+        "table3/r3d50",
+        "table3/rx3d101",
+        "table3/slowfast",
+        "table4/slowfast",
+        "table5/hmdb51",
+    ):
         assert name in names
     for e in ex.list_experiments():
         for profile in ex.PROFILES:
@@ -71,8 +85,13 @@ def test_run_computes_then_hits_the_cache(tmp_path):
     first = ex.run("table6/cgmul", runs_dir=tmp_path, **TINY)
     assert first.source == "computed" and first.dataset == "synthmotion" and first.profile == "smoke"
     folder = tmp_path / "table6" / "cgmul" / first.hash
-    assert {p.name for p in folder.iterdir()} >= {"config.json", "metrics.json", "result.json",
-                                                   "checkpoint.pt", "metrics.csv"}
+    assert {p.name for p in folder.iterdir()} >= {
+        "config.json",
+        "metrics.json",
+        "result.json",
+        "checkpoint.pt",
+        "metrics.csv",
+    }
     assert first.metrics["synthmotion/l1_hr"] > 0 and "synthmotion/copy_l1_hr" in first.metrics
     again = ex.run("table6/cgmul", runs_dir=tmp_path, **TINY)
     assert again.source == "cache" and again.metrics == first.metrics and again.hash == first.hash
@@ -142,8 +161,13 @@ def test_every_committed_run_resolves_to_its_hash():
     committed = {ex.ROOT / p for p in listed.stdout.split()} if listed.returncode == 0 else set()
     for path in results:
         stored = json.loads((path.parent / "config.json").read_text())
-        cfg = ex.ExperimentConfig(CGMConfig.from_dict(stored["model"]), TrainConfig(**stored["train"]),
-                                  stored["data"], stored["eval"], stored["pretrain_from"])
+        cfg = ex.ExperimentConfig(
+            CGMConfig.from_dict(stored["model"]),
+            TrainConfig(**stored["train"]),
+            stored["data"],
+            stored["eval"],
+            stored["pretrain_from"],
+        )
         assert ex.config_hash(cfg, stored["pretrain_hash"]) == path.parent.name, path
         if path in committed:
             r = json.loads(path.read_text())

@@ -35,20 +35,41 @@ def test_lr_flow_prior_peaks_at_the_scaled_lr_motion():
     assert (prior.argmax(dim=1) == 4 * 9 + 8).all()  # tap (dy=0, dx=+4)
 
 
-@pytest.mark.parametrize("options", [dict(encoder_temporal_stride=1), dict(context_input="pair"),
-                                     dict(hr_prior="lr_flow", context_input="pair")])
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(encoder_temporal_stride=1),
+        dict(context_input="pair"),
+        dict(hr_prior="lr_flow", context_input="pair"),
+    ],
+)
 def test_laptop_model_options_give_maps_of_the_right_shape(options):
     torch.manual_seed(0)
-    cfg = CGMConfig(width=0.125, depth=(1, 1, 1, 1), clip_len=4, size=32, encoder_spatial_stride=8,
-                    heads=(), num_classes=1, **options)
+    cfg = CGMConfig(
+        width=0.125,
+        depth=(1, 1, 1, 1),
+        clip_len=4,
+        size=32,
+        encoder_spatial_stride=8,
+        heads=(),
+        num_classes=1,
+        **options,
+    )
     out = CGMNet(cfg)(torch.rand(2, 3, 4, 32, 32) * 2 - 1)
     assert out.hr_maps.shape == (2, 4, 81, 32, 32)
     assert torch.allclose(out.hr_maps.sum(2), torch.ones(2, 4, 32, 32), atol=1e-5)
 
 
 def test_temporal_stride_one_keeps_one_feature_per_frame():
-    cfg = CGMConfig(width=0.125, depth=(1, 1, 1, 1), clip_len=4, size=32, encoder_temporal_stride=1,
-                    heads=(), num_classes=1)
+    cfg = CGMConfig(
+        width=0.125,
+        depth=(1, 1, 1, 1),
+        clip_len=4,
+        size=32,
+        encoder_temporal_stride=1,
+        heads=(),
+        num_classes=1,
+    )
     f_v = CGMNet(cfg).encoder(torch.zeros(1, 3, 4, 32, 32))
     assert f_v.shape[2] == 4
 
@@ -119,19 +140,37 @@ def test_motorcycle_pair_ground_truth_agrees_with_tvl1_not_with_zero_flow():
 def test_table1_reading_follows_the_numbers():
     from cgm import baselines
 
-    scores = {m: {"l1": v, "epe": float("nan"), "pairs": 3, "sec_per_pair": 0.0} for m, v in
-              {"no_motion": 0.03, "tvl1": 0.014, "dis_fast": 0.016, "deepflow": 0.018,
-               "tap_oracle": 0.007, "cgm": 0.02}.items()}
-    motion = baselines.table1_frame("table1_motion", scores, dataset="footage", profile="laptop", resolution=64)
-    pred = baselines.table1_frame("table1_prediction", {m: {"psnr": p, "ssim": 0.5, "clips": 2, "sec_per_pair": 0}
-                                                        for m, p in (("cgm", 30.0), ("repeat_last", 29.0),
-                                                                     ("constant_velocity_tvl1", 31.0))},
-                                  dataset="footage", profile="laptop", resolution=64)
+    scores = {
+        m: {"l1": v, "epe": float("nan"), "pairs": 3, "sec_per_pair": 0.0}
+        for m, v in {
+            "no_motion": 0.03,
+            "tvl1": 0.014,
+            "dis_fast": 0.016,
+            "deepflow": 0.018,
+            "tap_oracle": 0.007,
+            "cgm": 0.02,
+        }.items()
+    }
+    motion = baselines.table1_frame(
+        "table1_motion", scores, dataset="footage", profile="laptop", resolution=64
+    )
+    pred = baselines.table1_frame(
+        "table1_prediction",
+        {
+            m: {"psnr": p, "ssim": 0.5, "clips": 2, "sec_per_pair": 0}
+            for m, p in (("cgm", 30.0), ("repeat_last", 29.0), ("constant_velocity_tvl1", 31.0))
+        },
+        dataset="footage",
+        profile="laptop",
+        resolution=64,
+    )
     text = " ".join(baselines.table1_reading(motion, pred))
     assert "33% below copying" in text and "disagrees with the paper" in text
     assert "the same order" in text and "(above) and constant velocity (TV-L1) 31.00 dB (not above)" in text
     scores["cgm"]["l1"] = 0.01
-    motion = baselines.table1_frame("table1_motion", scores, dataset="footage", profile="laptop", resolution=64)
+    motion = baselines.table1_frame(
+        "table1_motion", scores, dataset="footage", profile="laptop", resolution=64
+    )
     assert "at or below TV-L1" in " ".join(baselines.table1_reading(motion, pred))
 
 

@@ -30,6 +30,7 @@ TINY_MODEL = dict(clip_len=4, size=16, width=0.125, depth=(1, 1, 1, 1), num_clas
 
 # --------------------------------------------------------------------------- decoding
 
+
 def test_frame_folder_with_a_non_utf8_name_decodes(tmp_path):
     """cv2.imread crashed the process on such names; frames are now decoded from memory."""
     folder = os.path.join(os.fsencode(tmp_path), b"clip_\xff\xfe")
@@ -44,8 +45,11 @@ def test_frame_folder_with_a_non_utf8_name_decodes(tmp_path):
 
 @pytest.mark.parametrize("kind", ["video", "frames"])
 def test_frames_above_max_pixels_are_refused(tmp_path, kind):
-    path = (write_video(tmp_path / "v.mp4", num_frames=4) if kind == "video"
-            else write_frame_folder(tmp_path / "f", num_frames=4))
+    path = (
+        write_video(tmp_path / "v.mp4", num_frames=4)
+        if kind == "video"
+        else write_frame_folder(tmp_path / "f", num_frames=4)
+    )
     with pytest.raises(VideoError, match="40x32 exceed max_pixels=1000"):
         read_frames(path, [0], max_pixels=1000)
     data = VideoFolder(tmp_path, clip_len=2, size=24, resize=None, max_pixels=1000, max_failures=0)
@@ -74,6 +78,7 @@ def test_skips_are_counted_once_and_reported_once_per_epoch(tmp_path):
 
 # --------------------------------------------------------------------------- annotation files
 
+
 def _ucf(tmp_path, class_ind: bytes, train_list: bytes):
     ann = tmp_path / "ann"
     ann.mkdir(exist_ok=True)
@@ -83,13 +88,31 @@ def _ucf(tmp_path, class_ind: bytes, train_list: bytes):
     return UCF101(tmp_path / "videos", ann, train=True, clip_len=2, size=24, resize=None)
 
 
-@pytest.mark.parametrize("class_ind, train_list, match", [
-    (b"1 ApplyEyeMakeup\nYoYo\n", b"YoYo/v_YoYo_g01_c01.avi 2\n", r"classInd.txt:2: expected '2 ClassName'"),
-    (b"1 A\none YoYo\n", b"YoYo/v_YoYo_g01_c01.avi 2\n", r"classInd.txt:2: class index 'one' is not an integer"),
-    (b"1 A\n2 YoYo\n", b"YoYo/v_YoYo_g01_c01.avi two\n", r"trainlist01.txt:1: label 'two' is not an integer"),
-    (b"1 A\n2 YoYo\n", "YoYo/v_YoYo_g01_c01.avi 2\nA/v_Caf\xe9.avi 1\n".encode("latin-1"),
-     r"trainlist01.txt:2: not UTF-8 text \(byte 0xe9\)"),
-])
+@pytest.mark.parametrize(
+    "class_ind, train_list, match",
+    [
+        (
+            b"1 ApplyEyeMakeup\nYoYo\n",
+            b"YoYo/v_YoYo_g01_c01.avi 2\n",
+            r"classInd.txt:2: expected '2 ClassName'",
+        ),
+        (
+            b"1 A\none YoYo\n",
+            b"YoYo/v_YoYo_g01_c01.avi 2\n",
+            r"classInd.txt:2: class index 'one' is not an integer",
+        ),
+        (
+            b"1 A\n2 YoYo\n",
+            b"YoYo/v_YoYo_g01_c01.avi two\n",
+            r"trainlist01.txt:1: label 'two' is not an integer",
+        ),
+        (
+            b"1 A\n2 YoYo\n",
+            "YoYo/v_YoYo_g01_c01.avi 2\nA/v_Caf\xe9.avi 1\n".encode("latin-1"),
+            r"trainlist01.txt:2: not UTF-8 text \(byte 0xe9\)",
+        ),
+    ],
+)
 def test_bad_ucf_annotations_name_file_and_line(tmp_path, class_ind, train_list, match):
     with pytest.raises(ValueError, match=match):
         _ucf(tmp_path, class_ind, train_list)
@@ -101,15 +124,17 @@ def test_a_utf8_bom_is_stripped(tmp_path):
 
 
 def test_kinetics_bad_time_names_file_and_line(tmp_path):
-    (tmp_path / "train.csv").write_text("label,youtube_id,time_start,time_end,split\na,x,0,10,train\n"
-                                        "a,y,one,10,train\n")
+    (tmp_path / "train.csv").write_text(
+        "label,youtube_id,time_start,time_end,split\na,x,0,10,train\na,y,one,10,train\n"
+    )
     (tmp_path / "videos").mkdir()
     with pytest.raises(ValueError, match=r"train.csv:3: time_start 'one' is not a number"):
         Kinetics(tmp_path / "videos", tmp_path / "train.csv")
 
 
-@pytest.mark.parametrize("line, match", [("a.mp4 -1", "label -1 is out of range"),
-                                         ("a.mp4 x1", "label 'x1' is not an integer")])
+@pytest.mark.parametrize(
+    "line, match", [("a.mp4 -1", "label -1 is out of range"), ("a.mp4 x1", "label 'x1' is not an integer")]
+)
 def test_videolist_bad_labels_are_refused_at_load(tmp_path, line, match):
     write_video(tmp_path / "a.mp4", num_frames=4)
     (tmp_path / "list.txt").write_text(line + "\n")
@@ -119,21 +144,25 @@ def test_videolist_bad_labels_are_refused_at_load(tmp_path, line, match):
 
 # --------------------------------------------------------------------------- configs
 
-@pytest.mark.parametrize("overrides, match", [
-    ({"lr": 1e999}, "lr=inf: not a finite number"),
-    ({"steps": "abc"}, "steps must be int | None, got 'abc'"),
-    ({"steps": 2.5}, "steps must be int"),
-    ({"width": "abc"}, "wrong type"),
-    ({"dropout": float("nan")}, "not a finite number"),
-    ({"device": "foo"}, "device 'foo' is not supported"),
-    ({"seed": -1}, "seed must be >= 0"),
-    ({"n": "abc"}, "n .number of clips. must be an integer"),
-    ({"fold": 4}, "fold must be 1, 2 or 3"),
-    ({"eval__max_clips": 0}, "max_clips must be an integer >= 1"),
-    ({"data_root": "/data/ucf101"}, "embedded and reads no data_root"),
-    ({"data__listfile": "x"}, "data has no field 'listfile'"),
-    ({"progress": "yes"}, "progress must be bool"),
-])
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        ({"lr": 1e999}, "lr=inf: not a finite number"),
+        ({"steps": "abc"}, "steps must be int | None, got 'abc'"),
+        ({"steps": 2.5}, "steps must be int"),
+        ({"width": "abc"}, "wrong type"),
+        ({"dropout": float("nan")}, "not a finite number"),
+        ({"device": "foo"}, "device 'foo' is not supported"),
+        ({"seed": -1}, "seed must be >= 0"),
+        ({"n": "abc"}, "n .number of clips. must be an integer"),
+        ({"fold": 4}, "fold must be 1, 2 or 3"),
+        ({"eval__max_clips": 0}, "max_clips must be an integer >= 1"),
+        ({"data_root": "/data/ucf101"}, "embedded and reads no data_root"),
+        ({"data__listfile": "x"}, "data has no field 'listfile'"),
+        ({"progress": "yes"}, "progress must be bool"),
+    ],
+)
 def test_bad_config_values_are_refused_when_the_config_is_built(overrides, match):
     with pytest.raises(ValueError, match=match):
         ex.resolve("table6/cgmul", **overrides)
@@ -141,9 +170,12 @@ def test_bad_config_values_are_refused_when_the_config_is_built(overrides, match
 
 # --------------------------------------------------------------------------- checkpoints
 
+
 def _tiny_checkpoint(tmp_path, **model):
     cfg = CGMConfig(**{**TINY_MODEL, **model})
-    path = checkpoints.save({"model": CGMNet(cfg).state_dict(), "model_config": cfg.to_dict()}, tmp_path / "w.pt")
+    path = checkpoints.save(
+        {"model": CGMNet(cfg).state_dict(), "model_config": cfg.to_dict()}, tmp_path / "w.pt"
+    )
     return cfg, path
 
 
@@ -165,8 +197,15 @@ def test_init_from_another_width_fails_listing_what_does_not_fit(tmp_path):
 def _trainer(tmp_path, model_config, resume=True):
     cfg = TrainConfig(steps=1, batch_size=2, progress=False, tensorboard=False)
     data = [{"clip": torch.zeros(3, 3, 8, 8)}] * 2
-    return Trainer(torch.nn.Conv3d(3, 9, 1), data, cfg, out_dir=tmp_path, model_config=model_config,
-                   loss_fn=lambda out, clip, labels: (out.mean(), {}), resume=resume)
+    return Trainer(
+        torch.nn.Conv3d(3, 9, 1),
+        data,
+        cfg,
+        out_dir=tmp_path,
+        model_config=model_config,
+        loss_fn=lambda out, clip, labels: (out.mean(), {}),
+        resume=resume,
+    )
 
 
 def test_resume_refuses_another_model_config(tmp_path):
@@ -175,8 +214,10 @@ def test_resume_refuses_another_model_config(tmp_path):
         _trainer(tmp_path, {"upsampler": "bilinear"})
 
 
-@pytest.mark.parametrize("content, match", [(b"", "is empty"), (b"PK\x03\x04trunc", "cannot be read"),
-                                            (None, "holds weights only")])
+@pytest.mark.parametrize(
+    "content, match",
+    [(b"", "is empty"), (b"PK\x03\x04trunc", "cannot be read"), (None, "holds weights only")],
+)
 def test_resume_from_a_bad_checkpoint_is_refused(tmp_path, content, match):
     path = tmp_path / "checkpoint.pt"
     if content is None:
@@ -217,6 +258,7 @@ def test_nan_in_evaluation_raises():
 
 # --------------------------------------------------------------------------- the run cache
 
+
 def test_an_interrupted_recompute_keeps_the_cached_run(tmp_path, monkeypatch):
     first = ex.run("table6/cgmul", runs_dir=tmp_path, **TINY)
     before = (first.path / "result.json").read_text()
@@ -236,8 +278,9 @@ def test_a_run_folder_is_locked_and_stale_locks_are_taken_over(tmp_path):
     lock = tmp_path / ".abc.lock"
     with ex.run_lock(lock, "run x"):
         assert f'"pid": {os.getpid()}' in lock.read_text()
-        with pytest.raises(ex.RunLockedError, match=f"run x is being computed by pid {os.getpid()} on "
-                                                    f"{socket.gethostname()}"):
+        with pytest.raises(
+            ex.RunLockedError, match=f"run x is being computed by pid {os.getpid()} on {socket.gethostname()}"
+        ):
             with ex.run_lock(lock, "run x"):
                 pass
     assert not lock.exists()
@@ -250,13 +293,17 @@ def test_a_run_folder_is_locked_and_stale_locks_are_taken_over(tmp_path):
 
 # --------------------------------------------------------------------------- the CLI
 
-@pytest.mark.parametrize("argv, message", [
-    (["run", "--experiment", "table6/cgmul", "--set", "steps=abc"], "steps must be int | None"),
-    (["run", "--experiment", "table6/cgmul", "--set", "name=ucf999"], "unknown dataset 'ucf999'"),
-    (["run", "--experiment", "table6/cgmul", "--device", "foo"], "device 'foo' is not supported"),
-    (["run", "--experiment", "table6/cgmul", "--data-root", "/data"], "embedded and reads no data_root"),
-    (["run", "--experiment", "table6/cgmul", "--set", "lr=1e999"], "not a finite number"),
-])
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "--experiment", "table6/cgmul", "--set", "steps=abc"], "steps must be int | None"),
+        (["run", "--experiment", "table6/cgmul", "--set", "name=ucf999"], "unknown dataset 'ucf999'"),
+        (["run", "--experiment", "table6/cgmul", "--device", "foo"], "device 'foo' is not supported"),
+        (["run", "--experiment", "table6/cgmul", "--data-root", "/data"], "embedded and reads no data_root"),
+        (["run", "--experiment", "table6/cgmul", "--set", "lr=1e999"], "not a finite number"),
+    ],
+)
 def test_cli_bad_input_is_a_one_line_message(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -266,14 +313,20 @@ def test_cli_bad_input_is_a_one_line_message(argv, message, capsys):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
 @pytest.mark.parametrize("command", ["eval", "train", "run"])
 def test_cli_cuda_without_cuda_fails_before_work(command, capsys, tmp_path):
-    extra = {"eval": ["--checkpoint", str(tmp_path / "c.pt")], "train": ["--out", str(tmp_path / "o")], "run": []}
+    extra = {
+        "eval": ["--checkpoint", str(tmp_path / "c.pt")],
+        "train": ["--out", str(tmp_path / "o")],
+        "run": [],
+    }
     assert main([command, "--experiment", "table6/cgmul", "--device", "cuda", *extra[command]]) == 2
     assert "CUDA is not available" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.parametrize("content, message", [(b"", "is empty"), (b"PK\x03\x04trunc", "cannot be read"),
-                                              (None, "holds weights only")])
+@pytest.mark.parametrize(
+    "content, message",
+    [(b"", "is empty"), (b"PK\x03\x04trunc", "cannot be read"), (None, "holds weights only")],
+)
 def test_cli_resume_from_a_bad_checkpoint(tmp_path, capsys, content, message):
     out = tmp_path / "o"
     out.mkdir()
@@ -294,7 +347,23 @@ def test_cli_train_passes_model_overrides_to_the_pretraining(tmp_path, monkeypat
         raise ValueError("stop here")
 
     monkeypatch.setattr(ex, "run", fake_run)
-    assert main(["train", "--experiment", "table7/cgmul", "--out", str(tmp_path), "--set", "width=0.5",
-                 "--set", "num_classes=4", "--steps", "1"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--experiment",
+                "table7/cgmul",
+                "--out",
+                str(tmp_path),
+                "--set",
+                "width=0.5",
+                "--set",
+                "num_classes=4",
+                "--steps",
+                "1",
+            ]
+        )
+        == 2
+    )
     assert seen["name"] == "table6/cgmul" and seen["width"] == 0.5 and seen["steps"] == 1
     assert "num_classes" not in seen  # a head size, not the architecture the weights need

@@ -1,11 +1,12 @@
 """cgm.losses: Charbonnier, per-frame warping, Eq. 7 and its metrics."""
+
 from types import SimpleNamespace
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from cgm.losses import charbonnier, cgm_loss, reconstruction_loss, warp_frames
+from cgm.losses import cgm_loss, charbonnier, reconstruction_loss, warp_frames
 from cgm.warp import adaptive_warp_reference, identity_motion
 
 
@@ -33,8 +34,8 @@ def test_warp_frames_matches_reference_per_frame():
     out = warp_frames(frames, maps, padding="zeros")
     for b in range(2):
         for t in range(4):
-            ref = adaptive_warp_reference(frames[b:b + 1, :, t], maps[b:b + 1, t], padding="zeros")
-            assert torch.allclose(out[b:b + 1, :, t], ref, atol=1e-6)
+            ref = adaptive_warp_reference(frames[b : b + 1, :, t], maps[b : b + 1, t], padding="zeros")
+            assert torch.allclose(out[b : b + 1, :, t], ref, atol=1e-6)
 
 
 def test_shift_map_reconstructs_shifted_frames_exactly():
@@ -88,8 +89,10 @@ def test_classification_term_and_lambda_cls_zero():
     clip = torch.rand(2, 3, 3, 8, 8, generator=g)
     hr = torch.rand(2, 2, 9, 8, 8, generator=g).softmax(dim=2).requires_grad_()
     lr = torch.rand(2, 2, 9, 2, 2, generator=g).softmax(dim=2)
-    logits = {"backbone": torch.randn(2, 5, generator=g, requires_grad=True),
-              "lr": torch.randn(2, 5, generator=g, requires_grad=True)}
+    logits = {
+        "backbone": torch.randn(2, 5, generator=g, requires_grad=True),
+        "lr": torch.randn(2, 5, generator=g, requires_grad=True),
+    }
     labels = torch.tensor([1, 4])
     ce = sum(F.cross_entropy(v, labels) for v in logits.values()).item()
     loss0, m0 = cgm_loss(_output(hr, lr, logits), clip, labels, lambda_cls=0.0)

@@ -14,8 +14,15 @@ from cgm.metrics import average_views, epe, psnr, split_mean, ssim, topk_accurac
 
 
 def _skimage_ssim(a: torch.Tensor, b: torch.Tensor) -> float:
-    return structural_similarity(a.double().numpy(), b.double().numpy(), data_range=2.0, channel_axis=0,
-                                 gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+    return structural_similarity(
+        a.double().numpy(),
+        b.double().numpy(),
+        data_range=2.0,
+        channel_axis=0,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+    )
 
 
 def _to_unit(image: np.ndarray) -> torch.Tensor:
@@ -41,7 +48,8 @@ def test_psnr_of_a_known_mse_is_the_closed_form():
     assert psnr(pred, target) == pytest.approx(expected.mean().item())  # mean of per-image PSNR
     assert psnr(pred[0], target[0]) == pytest.approx(10 * math.log10(4.0 / 0.01))  # (C, H, W) input
     assert psnr(pred, target, data_range=1.0, reduction="none")[1].item() == pytest.approx(
-        10 * math.log10(1.0 / 0.02**2))
+        10 * math.log10(1.0 / 0.02**2)
+    )
     assert psnr(target, target) == math.inf
 
 
@@ -93,12 +101,14 @@ def test_epe_by_hand():
 
 
 def test_topk_accuracy_on_fixed_logits():
-    scores = torch.tensor([
-        [0.1, 0.5, 0.2, 0.0, 0.3, 0.9],  # order: 5 1 4 2 0 3
-        [2.0, 1.0, 0.0, -1.0, -2.0, -3.0],  # order: 0 1 2 3 4 5
-        [0.0, 0.0, 1.0, 0.0, 0.0, 0.0],  # 2 first
-        [5.0, 4.0, 3.0, 2.0, 1.0, 0.0],  # order: 0 1 2 3 4 5
-    ])
+    scores = torch.tensor(
+        [
+            [0.1, 0.5, 0.2, 0.0, 0.3, 0.9],  # order: 5 1 4 2 0 3
+            [2.0, 1.0, 0.0, -1.0, -2.0, -3.0],  # order: 0 1 2 3 4 5
+            [0.0, 0.0, 1.0, 0.0, 0.0, 0.0],  # 2 first
+            [5.0, 4.0, 3.0, 2.0, 1.0, 0.0],  # order: 0 1 2 3 4 5
+        ]
+    )
     labels = torch.tensor([5, 1, 2, 5])  # top-1 hit, top-2 hit, top-1 hit, rank 6 miss
     result = topk_accuracy(scores, labels, ks=(1, 2, 5))
     assert result == pytest.approx({"top1": 50.0, "top2": 75.0, "top5": 75.0})
@@ -111,8 +121,9 @@ def test_average_views_means_probabilities_per_video():
     torch.testing.assert_close(average_views(probs, views=2), expected)
     torch.testing.assert_close(average_views(probs.view(2, 2, 2), views=2), expected)
     logits = torch.randn(6, 5, generator=torch.Generator().manual_seed(5))
-    torch.testing.assert_close(average_views(logits.softmax(-1), views=3),
-                               logits.softmax(-1).view(2, 3, 5).mean(1))
+    torch.testing.assert_close(
+        average_views(logits.softmax(-1), views=3), logits.softmax(-1).view(2, 3, 5).mean(1)
+    )
 
 
 def test_split_mean():

@@ -1,4 +1,5 @@
 """cgm.network: CGMConfig, CGM-Net shapes and gradients, identity maps, fuse, weights, Table 8 calibration."""
+
 import dataclasses
 import json
 import math
@@ -9,12 +10,29 @@ from torchvision.models import resnet18
 
 from cgm.flops import TABLE8_PIPELINES, table8_cost
 from cgm.losses import cgm_loss, warp_frames
-from cgm.network import (CGMConfig, CGMNet, ContextExtractor, fuse, load_pretrained, pipeline_params,
-                         set_identity_motion_, to_grid)
+from cgm.network import (
+    CGMConfig,
+    CGMNet,
+    ContextExtractor,
+    fuse,
+    load_pretrained,
+    pipeline_params,
+    set_identity_motion_,
+    to_grid,
+)
 from cgm.paper import paper_value
 
-TINY = dict(num_classes=5, clip_len=8, size=32, width=0.125, depth=(1, 1, 1, 1), dropout=0.0,
-            decoder_channels=(64, 64, 64), lr_cnn_channels=(64,) * 6, hr_cnn_channels=(64,) * 6)
+TINY = dict(
+    num_classes=5,
+    clip_len=8,
+    size=32,
+    width=0.125,
+    depth=(1, 1, 1, 1),
+    dropout=0.0,
+    decoder_channels=(64, 64, 64),
+    lr_cnn_channels=(64,) * 6,
+    hr_cnn_channels=(64,) * 6,
+)
 
 
 def tiny(**kw) -> CGMConfig:
@@ -58,8 +76,10 @@ def test_forward_backward_tiny():
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
 
-@pytest.mark.parametrize("upsampler,scale", [("cgmul", 1), ("cgmul", 2), ("cgmul", 4), ("cgmul", 8),
-                                             ("nearest", 2), ("nearest", 4), ("bilinear", 4)])
+@pytest.mark.parametrize(
+    "upsampler,scale",
+    [("cgmul", 1), ("cgmul", 2), ("cgmul", 4), ("cgmul", 8), ("nearest", 2), ("nearest", 4), ("bilinear", 4)],
+)
 def test_shapes_per_upsampler_and_scale(upsampler, scale):
     cfg = tiny(upsampler=upsampler, scale=scale, clip_len=4, heads=("hr",))
     with torch.no_grad():
@@ -73,15 +93,17 @@ def test_shapes_per_upsampler_and_scale(upsampler, scale):
     assert torch.allclose(out.hr_maps.sum(dim=2), torch.ones(1, 4, 32, 32), atol=1e-5)
 
 
-@pytest.mark.parametrize("upsampler,norm", [("cgmul", "softmax"), ("cgmul", "none"),
-                                            ("nearest", "softmax"), ("bilinear", "softmax")])
+@pytest.mark.parametrize(
+    "upsampler,norm",
+    [("cgmul", "softmax"), ("cgmul", "none"), ("nearest", "softmax"), ("bilinear", "softmax")],
+)
 def test_identity_motion_reconstructs_inputs(upsampler, norm):
     cfg = tiny(upsampler=upsampler, filter_norm=norm, clip_len=4)
     model = set_identity_motion_(CGMNet(cfg).eval())
     clip = clip_for(cfg, seed=1)
     with torch.no_grad():
         out = model(clip)
-        assert out.hr_maps[:, :, cfg.k_hr ** 2 // 2].min() > 1 - 1e-6
+        assert out.hr_maps[:, :, cfg.k_hr**2 // 2].min() > 1 - 1e-6
         assert torch.allclose(warp_frames(clip, out.hr_maps), clip, atol=1e-5)
         lr = torch.nn.functional.avg_pool3d(clip, (1, 4, 4))
         assert torch.allclose(warp_frames(lr, out.lr_maps), lr, atol=1e-5)
@@ -97,9 +119,11 @@ def test_identity_on_a_static_clip_gives_zero_reconstruction_error():
 
 
 def test_fuse_by_hand():
-    logits = {"backbone": torch.tensor([[0.0, math.log(3.0)]]),  # softmax [0.25, 0.75]
-              "lr": torch.tensor([[0.0, 0.0]]),  # [0.5, 0.5]
-              "hr": torch.tensor([[math.log(4.0), 0.0]])}  # [0.8, 0.2]
+    logits = {
+        "backbone": torch.tensor([[0.0, math.log(3.0)]]),  # softmax [0.25, 0.75]
+        "lr": torch.tensor([[0.0, 0.0]]),  # [0.5, 0.5]
+        "hr": torch.tensor([[math.log(4.0), 0.0]]),
+    }  # [0.8, 0.2]
     assert torch.allclose(fuse(logits, "backbone"), torch.tensor([[0.25, 0.75]]))
     assert torch.allclose(fuse(logits, "lr"), torch.tensor([[0.375, 0.625]]))
     assert torch.allclose(fuse(logits, "hr"), torch.tensor([[0.525, 0.475]]))
@@ -110,16 +134,27 @@ def test_fuse_by_hand():
         fuse({"backbone": logits["backbone"]}, "hr")
 
 
-@pytest.mark.parametrize("kw,match", [
-    (dict(backbone="r3d19"), "unknown backbone"), (dict(upsampler="pixelshuffle"), "unknown upsampler"),
-    (dict(filter_norm="sigmoid"), "unknown filter_norm"), (dict(scale=3), "scale must be one of"),
-    (dict(k_lr=4), "odd"), (dict(size=114), "multiple of scale"), (dict(padding="reflect"), "padding"),
-    (dict(heads=("backbone", "flow")), "heads"), (dict(dropout=1.0), "dropout"),
-    (dict(lr_cnn_strides=(1, 2)), "lr_cnn"), (dict(depth=(1, 1)), "depth"), (dict(width=0), "width"),
-    (dict(backbone="slowfast_r50", clip_len=12), "divisible by 8"), (dict(num_classes=0), "num_classes"),
-    (dict(encoder_spatial_stride=3), "encoder_spatial_stride"),
-    (dict(backbone="slowfast_r50", encoder_spatial_stride=4), "encoder_spatial_stride"),
-])
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        (dict(backbone="r3d19"), "unknown backbone"),
+        (dict(upsampler="pixelshuffle"), "unknown upsampler"),
+        (dict(filter_norm="sigmoid"), "unknown filter_norm"),
+        (dict(scale=3), "scale must be one of"),
+        (dict(k_lr=4), "odd"),
+        (dict(size=114), "multiple of scale"),
+        (dict(padding="reflect"), "padding"),
+        (dict(heads=("backbone", "flow")), "heads"),
+        (dict(dropout=1.0), "dropout"),
+        (dict(lr_cnn_strides=(1, 2)), "lr_cnn"),
+        (dict(depth=(1, 1)), "depth"),
+        (dict(width=0), "width"),
+        (dict(backbone="slowfast_r50", clip_len=12), "divisible by 8"),
+        (dict(num_classes=0), "num_classes"),
+        (dict(encoder_spatial_stride=3), "encoder_spatial_stride"),
+        (dict(backbone="slowfast_r50", encoder_spatial_stride=4), "encoder_spatial_stride"),
+    ],
+)
 def test_config_validation(kw, match):
     with pytest.raises(ValueError, match=match):
         CGMConfig(**kw)
@@ -140,10 +175,12 @@ def test_config_round_trip():
 def test_forward_input_validation():
     cfg = tiny(clip_len=4)
     model = CGMNet(cfg)
-    for bad, match in [(torch.zeros(3, 4, 32, 32), "\\(B, 3, T, H, W\\)"),
-                       (torch.zeros(1, 1, 4, 32, 32), "\\(B, 3, T, H, W\\)"),
-                       (torch.zeros(1, 3, 5, 32, 32), "clip_len = 4"),
-                       (torch.zeros(1, 3, 4, 30, 32), "divisible by scale=4")]:
+    for bad, match in [
+        (torch.zeros(3, 4, 32, 32), "\\(B, 3, T, H, W\\)"),
+        (torch.zeros(1, 1, 4, 32, 32), "\\(B, 3, T, H, W\\)"),
+        (torch.zeros(1, 3, 5, 32, 32), "clip_len = 4"),
+        (torch.zeros(1, 3, 4, 30, 32), "divisible by scale=4"),
+    ]:
         with pytest.raises(ValueError, match=match):
             model(bad)
     with pytest.raises(ValueError, match="CGMConfig"):
@@ -153,7 +190,11 @@ def test_forward_input_validation():
 def test_context_extractor_is_resnet18_conv1_to_conv3x_without_maxpool():
     with torch.device("meta"):
         ctx, ref = ContextExtractor(1.0), resnet18(weights=None)
-    ref_keys = {k: v.shape for k, v in ref.state_dict().items() if k.split(".")[0] in ("conv1", "bn1", "layer1", "layer2")}
+    ref_keys = {
+        k: v.shape
+        for k, v in ref.state_dict().items()
+        if k.split(".")[0] in ("conv1", "bn1", "layer1", "layer2")
+    }
     assert {k: v.shape for k, v in ctx.state_dict().items()} == ref_keys
     out = ContextExtractor(0.125)(torch.zeros(2, 3, 32, 48))
     assert out.shape == (2, 16, 8, 12)  # 1/4 resolution: no max-pool

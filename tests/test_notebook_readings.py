@@ -13,16 +13,26 @@ papermill = pytest.importorskip("papermill")
 
 
 def markdown_outputs(nb) -> str:
-    return "\n".join(o.get("data", {}).get("text/markdown", "") for c in nb.cells if c.cell_type == "code"
-                     for o in c.get("outputs", []))
+    return "\n".join(
+        o.get("data", {}).get("text/markdown", "")
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+    )
 
 
 def test_table3_with_slowfast_reads_its_own_table(tmp_path, monkeypatch):
     monkeypatch.setenv("CGM_RESULTS_DIR", str(tmp_path))
     out = tmp_path / "out.ipynb"
-    papermill.execute_notebook(str(tables.NOTEBOOKS / "table3_kinetics.ipynb"), str(out),
-                               parameters={"backbone": "slowfast"}, cwd=str(tables.NOTEBOOKS),
-                               progress_bar=False, kernel_name="python3", start_timeout=300)
+    papermill.execute_notebook(
+        str(tables.NOTEBOOKS / "table3_kinetics.ipynb"),
+        str(out),
+        parameters={"backbone": "slowfast"},
+        cwd=str(tables.NOTEBOOKS),
+        progress_bar=False,
+        kernel_name="python3",
+        start_timeout=300,
+    )
     assert sorted(p.name for p in tmp_path.glob("*.csv")) == ["table3_kinetics__backbone=slowfast.csv"]
     frame = pd.read_csv(tmp_path / "table3_kinetics__backbone=slowfast.csv")
     assert set(frame["parameters"]) == {"backbone=slowfast"}

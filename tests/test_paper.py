@@ -27,8 +27,17 @@ SECTIONS = {
     "Table 8": "table8_cost",
 }
 # Header of a numeric column in paper_tables.md -> column id in cgm.paper.
-COLUMNS = {"ℓ1": "l1", "PSNR": "psnr", "SSIM": "ssim", "UCF101": "ucf101", "HMDB51": "hmdb51",
-           "top-1": "top1", "top-5": "top5", "params": "params_m", "GFLOPs": "gflops"}
+COLUMNS = {
+    "ℓ1": "l1",
+    "PSNR": "psnr",
+    "SSIM": "ssim",
+    "UCF101": "ucf101",
+    "HMDB51": "hmdb51",
+    "top-1": "top1",
+    "top-5": "top5",
+    "params": "params_m",
+    "GFLOPs": "gflops",
+}
 # Table 8 rows are renamed to short pipeline names in cgm.paper.
 ROW_ALIASES = {
     "Baseline (3D-ResNet18)": "Baseline 3D-ResNet18",
@@ -81,9 +90,14 @@ def _parse_tables_md(text: str) -> dict[str, list[dict]]:
         if "data" in record and same:  # Table 2 right: one md row per (method, data)
             same[0]["values"].update(values)
         else:
-            rows.append({"method": method, "values": values,
-                         "attributes": {a: record[a] for a in ATTRIBUTES if a in record},
-                         "uncertain": "uncertain" in record.get("note", "")})
+            rows.append(
+                {
+                    "method": method,
+                    "values": values,
+                    "attributes": {a: record[a] for a in ATTRIBUTES if a in record},
+                    "uncertain": "uncertain" in record.get("note", ""),
+                }
+            )
     return tables
 
 
@@ -110,21 +124,24 @@ def test_every_md_row_is_in_paper_values_with_the_same_numbers(md_tables):
         matched = []
         for md_row in md_rows:
             method = md_row["method"]
-            candidates = [name for name, _ in paper_rows
-                          if name == method or name.startswith(method + " (")]
+            candidates = [name for name, _ in paper_rows if name == method or name.startswith(method + " (")]
             hits = []
             for name in candidates:
                 if not all((table_id, name, c) in KEYS for c in md_row["values"]):
                     continue
                 cells = {c: paper_cell(table_id, name, c) for c in md_row["values"]}
                 same_values = all(_same(cells[c].value, v) for c, v in md_row["values"].items())
-                same_attributes = all(f"{a}: {v}" in cell.note
-                                      for a, v in md_row["attributes"].items() for cell in cells.values())
+                same_attributes = all(
+                    f"{a}: {v}" in cell.note
+                    for a, v in md_row["attributes"].items()
+                    for cell in cells.values()
+                )
                 if same_values and same_attributes:
                     hits.append(name)
             assert len(hits) == 1, f"{table_id}: md row {method} {md_row['values']} matches {hits}"
-            assert all(paper_cell(table_id, hits[0], c).uncertain == md_row["uncertain"]
-                       for c in md_row["values"]), f"{table_id}/{hits[0]}: uncertain flag"
+            assert all(
+                paper_cell(table_id, hits[0], c).uncertain == md_row["uncertain"] for c in md_row["values"]
+            ), f"{table_id}/{hits[0]}: uncertain flag"
             matched.append(hits[0])
         assert sorted(matched) == sorted(name for name, _ in paper_rows), table_id
 
@@ -132,8 +149,9 @@ def test_every_md_row_is_in_paper_values_with_the_same_numbers(md_tables):
 def test_numeric_cells_are_the_same_multiset(md_tables):
     for table_id, md_rows in md_tables.items():
         md_cells = Counter((c, v) for r in md_rows for c, v in r["values"].items() if v is not None)
-        ours = Counter((v.column, v.value) for v in PAPER_VALUES
-                       if v.table == table_id and v.value is not None)
+        ours = Counter(
+            (v.column, v.value) for v in PAPER_VALUES if v.table == table_id and v.value is not None
+        )
         assert md_cells == ours, table_id
 
 
@@ -184,24 +202,36 @@ def test_text_claims_agree_with_the_tables():
     """Each difference the text states is recomputed from the transcribed tables."""
     t2, t3, t8 = "table2_selfsup", "table3_kinetics400", "table8_cost"
     computed = {
-        "Ours (3D-R101)* UCF101 gap to 3D-ResNet101 of Table 5":
-            paper_value("table5_ucf_hmdb", "3D-ResNet101", "ucf101") - paper_value(t2, "Ours (3D-R101)*", "ucf101"),
-        "DynamoNet (S-R101)* over Ours on HMDB51": _diff(t2, "DynamoNet (S-R101)*", "Ours (3D-R101)*", "hmdb51"),
-        "Ours (3D-ResNeXt101) over DynamoNet (3D-ResNeXt101), top-1":
-            _diff(t3, "Ours (3D-ResNeXt101)", "DynamoNet (3D-ResNeXt101)", "top1"),
-        "Ours (3D-ResNeXt101) over DynamoNet (3D-ResNeXt101), top-5":
-            _diff(t3, "Ours (3D-ResNeXt101)", "DynamoNet (3D-ResNeXt101)", "top5"),
-        "Ours (3D-ResNet50) over 3D-ResNet101, top-1": _diff(t3, "Ours (3D-ResNet50)", "3D-ResNet101", "top1"),
-        "Ours (3D-ResNet50) over 3D-ResNet101, top-5": _diff(t3, "Ours (3D-ResNet50)", "3D-ResNet101", "top5"),
-        "Ours (SlowFast 16×8) over the best RGB+flow method, top-1":
-            paper_value(t3, "Ours (SlowFast 16×8)", "top1") - max(
-                v.value for v in PAPER_VALUES
-                if v.table == t3 and v.column == "top1" and "flow: yes" in v.note),
+        "Ours (3D-R101)* UCF101 gap to 3D-ResNet101 of Table 5": paper_value(
+            "table5_ucf_hmdb", "3D-ResNet101", "ucf101"
+        )
+        - paper_value(t2, "Ours (3D-R101)*", "ucf101"),
+        "DynamoNet (S-R101)* over Ours on HMDB51": _diff(
+            t2, "DynamoNet (S-R101)*", "Ours (3D-R101)*", "hmdb51"
+        ),
+        "Ours (3D-ResNeXt101) over DynamoNet (3D-ResNeXt101), top-1": _diff(
+            t3, "Ours (3D-ResNeXt101)", "DynamoNet (3D-ResNeXt101)", "top1"
+        ),
+        "Ours (3D-ResNeXt101) over DynamoNet (3D-ResNeXt101), top-5": _diff(
+            t3, "Ours (3D-ResNeXt101)", "DynamoNet (3D-ResNeXt101)", "top5"
+        ),
+        "Ours (3D-ResNet50) over 3D-ResNet101, top-1": _diff(
+            t3, "Ours (3D-ResNet50)", "3D-ResNet101", "top1"
+        ),
+        "Ours (3D-ResNet50) over 3D-ResNet101, top-5": _diff(
+            t3, "Ours (3D-ResNet50)", "3D-ResNet101", "top5"
+        ),
+        "Ours (SlowFast 16×8) over the best RGB+flow method, top-1": paper_value(
+            t3, "Ours (SlowFast 16×8)", "top1"
+        )
+        - max(
+            v.value for v in PAPER_VALUES if v.table == t3 and v.column == "top1" and "flow: yes" in v.note
+        ),
         "Backbone over Baseline 3D-ResNet18": _diff(t8, "Backbone", "Baseline 3D-ResNet18", "top1"),
         "LR† over Baseline 3D-ResNet18": _diff(t8, "LR†", "Baseline 3D-ResNet18", "top1"),
         "LR† over Baseline 3D-ResNet34": _diff(t8, "LR†", "Baseline 3D-ResNet34", "top1"),
-        "scale 4 over the baseline":
-            paper_value("fig6_scale", "scale 4", "top1") - paper_value("table7_upsampling_action", "Backbone", "top1"),
+        "scale 4 over the baseline": paper_value("fig6_scale", "scale 4", "top1")
+        - paper_value("table7_upsampling_action", "Backbone", "top1"),
     }
     claims = paper_table("text_claims")
     assert set(claims["row"]) == set(computed)

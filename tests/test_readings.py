@@ -10,16 +10,32 @@ from cgm import readings, tables, verdicts
 
 
 def frame(rows, column="top1", clips=400, chance=25.0):
-    return pd.DataFrame([{"table": "table7_upsampling_action", "row": r, "column": column, "measured": m,
-                          "paper": p, "dataset": "synthmotion", "profile": "smoke", "clips": clips,
-                          "chance": chance} for r, m, p in rows])
+    return pd.DataFrame(
+        [
+            {
+                "table": "table7_upsampling_action",
+                "row": r,
+                "column": column,
+                "measured": m,
+                "paper": p,
+                "dataset": "synthmotion",
+                "profile": "smoke",
+                "clips": clips,
+                "chance": chance,
+            }
+            for r, m, p in rows
+        ]
+    )
 
 
-@pytest.mark.parametrize("measured, verdict", [
-    ((60.0, 50.0, 40.0), "agrees with the paper's order**"),
-    ((40.0, 50.0, 60.0), "contradicts the paper's order"),
-    ((60.0, 40.0, 50.0), "agrees with the paper's order only in part"),
-])
+@pytest.mark.parametrize(
+    "measured, verdict",
+    [
+        ((60.0, 50.0, 40.0), "agrees with the paper's order**"),
+        ((40.0, 50.0, 60.0), "contradicts the paper's order"),
+        ((60.0, 40.0, 50.0), "agrees with the paper's order only in part"),
+    ],
+)
 def test_order_reading_follows_the_measured_order(measured, verdict):
     f = frame(zip(["A", "B", "C"], measured, [90.0, 85.0, 80.0]))
     text = readings.order_reading(f, higher_is_better=True, clips=400)
@@ -29,15 +45,20 @@ def test_order_reading_follows_the_measured_order(measured, verdict):
 
 
 def test_order_reading_judges_gaps_against_noise():
-    text = readings.order_reading(frame([("A", 50.0, 90.0), ("B", 52.0, 80.0)]), higher_is_better=True, clips=400)
+    text = readings.order_reading(
+        frame([("A", 50.0, 90.0), ("B", 52.0, 80.0)]), higher_is_better=True, clips=400
+    )
     assert "within noise" in text and "0 of the 1 that do not are beyond noise" in text
-    text = readings.order_reading(frame([("A", 30.0, 90.0), ("B", 60.0, 80.0)]), higher_is_better=True, clips=400)
+    text = readings.order_reading(
+        frame([("A", 30.0, 90.0), ("B", 60.0, 80.0)]), higher_is_better=True, clips=400
+    )
     assert "1 of the 1 that do not are beyond noise" in text
 
 
 def test_chance_reading_puts_each_row_where_its_value_is():
-    text = readings.chance_reading(frame([("A", 57.0, 1.0), ("B", 25.0, 1.0), ("C", 10.0, 1.0)]),
-                                   num_classes=4, clips=400)
+    text = readings.chance_reading(
+        frame([("A", 57.0, 1.0), ("B", 25.0, 1.0), ("C", 10.0, 1.0)]), num_classes=4, clips=400
+    )
     low, high = tables.chance_band(4, 400)
     assert f"[{low:.1f}, {high:.1f}]" in text
     assert "**Above the band**: A 57.0." in text and "**Inside the band**: B 25.0." in text
@@ -47,13 +68,27 @@ def test_chance_reading_puts_each_row_where_its_value_is():
 
 
 def test_contrast_reading_signs():
-    f = pd.concat([frame([("P", 60.0, 88.0), ("S", 25.0, 56.0)], column="ucf101"),
-                   frame([("P", 20.0, 88.0), ("S", 60.0, 56.0)], column="hmdb51")])
-    text = readings.contrast_reading(f, {
-        "ucf": (("table7_upsampling_action", "P", "ucf101"), ("table7_upsampling_action", "S", "ucf101")),
-        "hmdb": (("table7_upsampling_action", "P", "hmdb51"), ("table7_upsampling_action", "S", "hmdb51")),
-        "absent": (("table7_upsampling_action", "X", "ucf101"), ("table7_upsampling_action", "S", "ucf101"))},
-        clips=400)
+    f = pd.concat(
+        [
+            frame([("P", 60.0, 88.0), ("S", 25.0, 56.0)], column="ucf101"),
+            frame([("P", 20.0, 88.0), ("S", 60.0, 56.0)], column="hmdb51"),
+        ]
+    )
+    text = readings.contrast_reading(
+        f,
+        {
+            "ucf": (("table7_upsampling_action", "P", "ucf101"), ("table7_upsampling_action", "S", "ucf101")),
+            "hmdb": (
+                ("table7_upsampling_action", "P", "hmdb51"),
+                ("table7_upsampling_action", "S", "hmdb51"),
+            ),
+            "absent": (
+                ("table7_upsampling_action", "X", "ucf101"),
+                ("table7_upsampling_action", "S", "ucf101"),
+            ),
+        },
+        clips=400,
+    )
     assert "ucf: measured +35.0" in text and "same sign as the paper" in text
     assert "hmdb: measured -40.0" in text and "**opposite sign to the paper**" in text
     assert "absent" not in text
@@ -63,23 +98,39 @@ def test_reference_and_claims_readings():
     text = readings.reference_reading({"r = 1": 0.08, "r = 2": 0.095}, reference=0.086, name="copy")
     assert "better: r = 1 0.08" in text and "**not better**: r = 2 0.095" in text
     text = readings.claims_reading({"a": True, "b": False, "c": None})
-    assert text.startswith("1 of 2 checked claims hold") and "- **fails**: b" in text and "not tested: c" in text
+    assert (
+        text.startswith("1 of 2 checked claims hold") and "- **fails**: b" in text and "not tested: c" in text
+    )
 
 
 def test_result_stem_names_files_by_the_parameters_that_differ():
-    assert tables.result_stem("table3_kinetics", tables.notebook_defaults("table3_kinetics")) == "table3_kinetics"
-    assert tables.result_stem("table3_kinetics", {"backbone": "slowfast", "seed": 0}) == "table3_kinetics__backbone=slowfast"
+    assert (
+        tables.result_stem("table3_kinetics", tables.notebook_defaults("table3_kinetics"))
+        == "table3_kinetics"
+    )
+    assert (
+        tables.result_stem("table3_kinetics", {"backbone": "slowfast", "seed": 0})
+        == "table3_kinetics__backbone=slowfast"
+    )
     # papermill hands text; "600" is the literal 600, and the variant is in the stem already
-    assert tables.result_stem("table3_kinetics", {"variant": "600"}, stem="table4_kinetics600",
-                              ignore=["variant"]) == "table4_kinetics600"
+    assert (
+        tables.result_stem(
+            "table3_kinetics", {"variant": "600"}, stem="table4_kinetics600", ignore=["variant"]
+        )
+        == "table4_kinetics600"
+    )
     assert tables.result_stem("fig6_scale", {"scales": "[1, 2, 4, 8]"}) == "fig6_scale__scales=1,2,4,8"
     assert tables.parameters_label("fig6_scale", {"scales": None, "seed": 1}) == "seed=1"
 
 
 def test_write_results_with_parameters_never_clobbers_the_defaults(tmp_path):
     f = frame([("Backbone", 50.0, 84.4)])
-    a = tables.write_results(f, "table7_upsampling_action", results_dir=tmp_path,
-                             params=tables.notebook_defaults("table7_upsampling_action"))
+    a = tables.write_results(
+        f,
+        "table7_upsampling_action",
+        results_dir=tmp_path,
+        params=tables.notebook_defaults("table7_upsampling_action"),
+    )
     b = tables.write_results(f, "table7_upsampling_action", results_dir=tmp_path, params={"seed": 3})
     assert a.name == "table7_upsampling_action.csv" and b.name == "table7_upsampling_action__seed=3.csv"
     assert pd.read_csv(a)["parameters"].tolist() == ["defaults"]
@@ -97,47 +148,65 @@ def verdict_of(folder, table, claim_start):
 
 def test_verdicts_follow_the_csvs_and_prefer_the_laptop_profile(tmp_path):
     assert verdict_of(tmp_path, "Table 1", "CGM-Net").verdict == verdicts.NOT_MEASURED
-    smoke = [{"method": "cgm", "metric": "l1", "measured": 0.034, "profile": "smoke", "dataset": "natural"},
-             {"method": "tvl1", "metric": "l1", "measured": 0.019, "profile": "smoke", "dataset": "natural"}]
+    smoke = [
+        {"method": "cgm", "metric": "l1", "measured": 0.034, "profile": "smoke", "dataset": "natural"},
+        {"method": "tvl1", "metric": "l1", "measured": 0.019, "profile": "smoke", "dataset": "natural"},
+    ]
     write_t1(tmp_path, smoke)
     assert verdict_of(tmp_path, "Table 1", "CGM-Net").verdict == verdicts.NOT_REPRODUCED
-    laptop = [{**r, "profile": "laptop", "dataset": "footage", "measured": m} for r, m in zip(smoke, (0.01, 0.02))]
+    laptop = [
+        {**r, "profile": "laptop", "dataset": "footage", "measured": m} for r, m in zip(smoke, (0.01, 0.02))
+    ]
     write_t1(tmp_path, smoke + laptop)
     row = verdict_of(tmp_path, "Table 1", "CGM-Net")
     assert row.verdict == verdicts.REPRODUCED and row.profile == "laptop" and row.dataset == "footage"
 
 
 def test_top1_verdicts_use_the_noise_of_the_test_clips(tmp_path):
-    rows = [("+LR+HR (Ours)", 70.0, 90.6), ("+LR", 60.0, 88.2), ("Backbone", 40.0, 84.4),
-            ("+LR+HR (bilinear)", 68.0, 88.2), ("+LR+HR (nearest)", 80.0, 88.2)]
+    rows = [
+        ("+LR+HR (Ours)", 70.0, 90.6),
+        ("+LR", 60.0, 88.2),
+        ("Backbone", 40.0, 84.4),
+        ("+LR+HR (bilinear)", 68.0, 88.2),
+        ("+LR+HR (nearest)", 80.0, 88.2),
+    ]
     tables.write_results(frame(rows), "table7_upsampling_action", results_dir=tmp_path)
     assert verdict_of(tmp_path, "Table 7", "top-1: +LR+HR").verdict == verdicts.REPRODUCED
     assert verdict_of(tmp_path, "Table 7", "top-1: CGMUL > bilinear").verdict == verdicts.INCONCLUSIVE
     row = verdict_of(tmp_path, "Table 7", "top-1: CGMUL > nearest")
     assert row.verdict == verdicts.NOT_REPRODUCED and row.chance.startswith("25%")
     # a run with other parameters does not replace the defaults' numbers
-    tables.write_results(frame([(r, 25.0, p) for r, _, p in rows]), "table7_upsampling_action",
-                         results_dir=tmp_path, params={"seed": 1})
+    tables.write_results(
+        frame([(r, 25.0, p) for r, _, p in rows]),
+        "table7_upsampling_action",
+        results_dir=tmp_path,
+        params={"seed": 1},
+    )
     assert verdict_of(tmp_path, "Table 7", "top-1: +LR+HR").verdict == verdicts.REPRODUCED
 
 
 def test_summary_opens_with_the_verdicts_and_hides_internal_columns(tmp_path):
     from cgm import reproduce
 
-    f = frame([("Backbone", 50.0, 84.4)]).assign(paper_row="Backbone", paper_uncertain=False, evaluated_on="x",
-                                                 experiment="table7/backbone")
+    f = frame([("Backbone", 50.0, 84.4)]).assign(
+        paper_row="Backbone", paper_uncertain=False, evaluated_on="x", experiment="table7/backbone"
+    )
     tables.write_results(f, "table7_upsampling_action", results_dir=tmp_path)
     text = reproduce.write_summary(tmp_path).read_text()
     assert text.index("## Verdicts") < text.index("## Details")
-    details = text[text.index("## Details"):]
+    details = text[text.index("## Details") :]
     for internal in ("paper_row", "paper_uncertain", "evaluated_on", "experiment"):
         assert internal not in details
     assert "| Table 6 " in text and verdicts.NOT_MEASURED in text
 
 
 def test_run_report_puts_baselines_and_the_paper_beside_the_metrics():
-    metrics = {"synthmotion/l1_hr": 0.065, "synthmotion/copy_l1_hr": 0.086, "synthmotion/lr+hr/top1": 55.0,
-               "synthmotion/clips": 400.0}
+    metrics = {
+        "synthmotion/l1_hr": 0.065,
+        "synthmotion/copy_l1_hr": 0.086,
+        "synthmotion/lr+hr/top1": 55.0,
+        "synthmotion/clips": 400.0,
+    }
     text = tables.run_report("table7/cgmul", metrics, profile="smoke", dataset="synthmotion")
     lines = {line.split()[0]: line for line in text.splitlines()[2:]}
     assert "copy the frame 0.086" in lines["synthmotion/l1_hr"]
@@ -166,6 +235,8 @@ def test_a_chain_names_its_missing_pretraining_root_before_any_work(tmp_path, mo
         cache.check_chain(links, "paper")
     cache.use_roots(pretrain_root=str(tmp_path))  # sets CGM_VIDEOFOLDER_ROOT for this process
     monkeypatch.setenv("CGM_VIDEOFOLDER_ROOT", str(tmp_path))  # undone after the test
-    cache.check_chain(cache.chain("table3/r3d50", "paper", runs_dir=tmp_path, data_root=str(tmp_path)), "paper")
+    cache.check_chain(
+        cache.chain("table3/r3d50", "paper", runs_dir=tmp_path, data_root=str(tmp_path)), "paper"
+    )
     with pytest.raises(ValueError, match="unknown data root"):
         cache.use_roots(flow_root="x")

@@ -16,8 +16,11 @@ def _notebook(tmp_path, source, tags=("parameters",)):
 
 
 def test_declared_parameters_reads_commented_and_annotated_lines(tmp_path):
-    path = _notebook(tmp_path, 'data_root = None  # root for dataset="ucf101"\n'
-                               'steps: int = 3\nif steps == 3:\n    pass\nscales = [1, 2]\n')
+    path = _notebook(
+        tmp_path,
+        'data_root = None  # root for dataset="ucf101"\n'
+        "steps: int = 3\nif steps == 3:\n    pass\nscales = [1, 2]\n",
+    )
     assert reproduce.declared_parameters(path) == {"data_root", "steps", "scales"}
 
 
@@ -36,13 +39,17 @@ def test_every_committed_notebook_declares_a_smoke_default():
 
 
 def test_parse_parameters_literals_and_strings():
-    assert reproduce.parse_parameters([["steps", "3"], ["backbone", "slowfast"], ["scales", "[1, 2]"]]) \
-        == {"steps": 3, "backbone": "slowfast", "scales": [1, 2]}
+    assert reproduce.parse_parameters([["steps", "3"], ["backbone", "slowfast"], ["scales", "[1, 2]"]]) == {
+        "steps": 3,
+        "backbone": "slowfast",
+        "scales": [1, 2],
+    }
 
 
 def test_summary_gathers_every_csv(tmp_path):
-    pd.DataFrame({"row": ["a"], "measured": [0.5], "paper_value": [0.4]}).to_csv(tmp_path / "t6.csv",
-                                                                                 index=False)
+    pd.DataFrame({"row": ["a"], "measured": [0.5], "paper_value": [0.4]}).to_csv(
+        tmp_path / "t6.csv", index=False
+    )
     text = reproduce.write_summary(tmp_path, timings={"t6": 12.0}).read_text()
     assert "### `t6.csv`" in text and "12 s" in text and "0.4" in text
     assert text.index("## Verdicts") < text.index("### `t6.csv`")  # the verdict table opens the report

@@ -23,14 +23,28 @@ def test_paper_grid_keeps_the_papers_rows_columns_and_flags():
 
 
 def test_compare_puts_the_paper_value_of_the_same_cell_beside_the_measured_one():
-    frame = compare("table7_upsampling_action", [
-        {"row": "Backbone", "column": "top1", "measured": 31.0, "experiment": "table7/backbone"},
-        {"row": "+LR+HR (Ours)", "column": "top1", "measured": 40.5},
-        {"row": "scratch", "column": "top1", "measured": 12.0, "paper_row": None},
-        {"row": "cgmul", "column": "top1", "measured": 40.5, "paper_row": "+LR+HR (Ours)"},
-    ], dataset="synthmotion", profile="smoke")
-    assert list(frame.columns[:9]) == ["table", "row", "column", "measured", "paper", "paper_row",
-                                       "paper_uncertain", "dataset", "profile"]
+    frame = compare(
+        "table7_upsampling_action",
+        [
+            {"row": "Backbone", "column": "top1", "measured": 31.0, "experiment": "table7/backbone"},
+            {"row": "+LR+HR (Ours)", "column": "top1", "measured": 40.5},
+            {"row": "scratch", "column": "top1", "measured": 12.0, "paper_row": None},
+            {"row": "cgmul", "column": "top1", "measured": 40.5, "paper_row": "+LR+HR (Ours)"},
+        ],
+        dataset="synthmotion",
+        profile="smoke",
+    )
+    assert list(frame.columns[:9]) == [
+        "table",
+        "row",
+        "column",
+        "measured",
+        "paper",
+        "paper_row",
+        "paper_uncertain",
+        "dataset",
+        "profile",
+    ]
     assert "experiment" in frame.columns
     ours = paper_value("table7_upsampling_action", "+LR+HR (Ours)", "top1")
     assert frame["paper"].iloc[0] == paper_value("table7_upsampling_action", "Backbone", "top1")
@@ -41,15 +55,23 @@ def test_compare_puts_the_paper_value_of_the_same_cell_beside_the_measured_one()
 
 
 def test_compare_marks_uncertain_paper_cells():
-    frame = compare("table2_selfsup", [{"row": "3D-R101", "column": "ucf101", "measured": 1.0}],
-                    dataset="synthmotion", profile="smoke")
+    frame = compare(
+        "table2_selfsup",
+        [{"row": "3D-R101", "column": "ucf101", "measured": 1.0}],
+        dataset="synthmotion",
+        profile="smoke",
+    )
     assert bool(frame["paper_uncertain"].iloc[0])
 
 
 def test_compare_rejects_unknown_cells_and_incomplete_records():
     with pytest.raises(KeyError, match="valid rows"):
-        compare("table6_upsampling", [{"row": "Bicubic", "column": "l1", "measured": 0.1}],
-                dataset="d", profile="smoke")
+        compare(
+            "table6_upsampling",
+            [{"row": "Bicubic", "column": "l1", "measured": 0.1}],
+            dataset="d",
+            profile="smoke",
+        )
     with pytest.raises(ValueError, match="measured"):
         compare("table6_upsampling", [{"row": "Nearest", "column": "l1"}], dataset="d", profile="smoke")
     with pytest.raises(ValueError, match="nothing to compare"):
@@ -57,11 +79,16 @@ def test_compare_rejects_unknown_cells_and_incomplete_records():
 
 
 def _l1_frame(nearest: float, bilinear: float, ours: float) -> pd.DataFrame:
-    return compare("table6_upsampling", [
-        {"row": "Nearest", "column": "l1", "measured": nearest},
-        {"row": "Bilinear", "column": "l1", "measured": bilinear},
-        {"row": "Ours (CGMUL)", "column": "l1", "measured": ours},
-    ], dataset="synthmotion", profile="smoke")
+    return compare(
+        "table6_upsampling",
+        [
+            {"row": "Nearest", "column": "l1", "measured": nearest},
+            {"row": "Bilinear", "column": "l1", "measured": bilinear},
+            {"row": "Ours (CGMUL)", "column": "l1", "measured": ours},
+        ],
+        dataset="synthmotion",
+        profile="smoke",
+    )
 
 
 def test_ordering_agrees_when_the_measured_order_is_the_papers():
@@ -81,10 +108,15 @@ def test_ordering_reports_a_disagreement():
 
 
 def test_ordering_treats_paper_ties_as_unordered():
-    frame = compare("table7_upsampling_action", [
-        {"row": "+LR", "column": "top1", "measured": 50.0},
-        {"row": "+LR+HR (nearest)", "column": "top1", "measured": 40.0},
-    ], dataset="synthmotion", profile="smoke")
+    frame = compare(
+        "table7_upsampling_action",
+        [
+            {"row": "+LR", "column": "top1", "measured": 50.0},
+            {"row": "+LR+HR (nearest)", "column": "top1", "measured": 40.0},
+        ],
+        dataset="synthmotion",
+        profile="smoke",
+    )
     pairs = ordering(frame, higher_is_better=True)
     assert len(pairs) == 1 and pairs["paper_gap"].iloc[0] == 0 and pairs["agrees"].iloc[0]
 
@@ -124,8 +156,9 @@ def test_metric_reads_a_metric_after_its_dataset_tag():
 
     from cgm.tables import metric
 
-    result = SimpleNamespace(name="x", metrics={"ucf_flow/l1_hr": 0.02, "ucf_pred/l1_hr": 0.03,
-                                                "synthmotion/lr+hr/top1": 55.0})
+    result = SimpleNamespace(
+        name="x", metrics={"ucf_flow/l1_hr": 0.02, "ucf_pred/l1_hr": 0.03, "synthmotion/lr+hr/top1": 55.0}
+    )
     assert metric(result, "l1_hr") == 0.02  # the first evaluation set listed
     assert metric(result, "lr+hr/top1") == 55.0
     with pytest.raises(KeyError, match="no metric 'hr/top1'"):
@@ -137,8 +170,15 @@ def test_run_overrides_drop_defaults_so_cached_runs_are_shared():
     from cgm.tables import run_overrides
 
     base = resolve("table6/cgmul", "smoke")
-    same = run_overrides("table6/cgmul", "smoke", data_root=None, device=base.train.device,
-                         seed=base.train.seed, steps=None, epochs=None)
+    same = run_overrides(
+        "table6/cgmul",
+        "smoke",
+        data_root=None,
+        device=base.train.device,
+        seed=base.train.seed,
+        steps=None,
+        epochs=None,
+    )
     assert same == {}
     changed = run_overrides("table6/cgmul", "smoke", steps=base.train.steps + 1, seed=base.train.seed + 3)
     assert changed == {"steps": base.train.steps + 1, "seed": base.train.seed + 3}

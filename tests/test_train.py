@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # --------------------------------------------------------------------------- stand-ins
 
+
 class NoisyClips(torch.utils.data.Dataset):
     """Fixed random clips (3, 5, 8, 8) plus augmentation noise drawn from the global RNG."""
 
@@ -84,12 +85,26 @@ def tiny_loss(out, clip, labels):
 
 
 def make_trainer(out_dir, *, steps=6, resume=False, loss_fn=tiny_loss, dataset=None, **kw):
-    cfg = T.TrainConfig(steps=steps, batch_size=4, lr=1e-2, checkpoint_every=3, log_every=1,
-                        progress=False, tensorboard=False, **kw)
+    cfg = T.TrainConfig(
+        steps=steps,
+        batch_size=4,
+        lr=1e-2,
+        checkpoint_every=3,
+        log_every=1,
+        progress=False,
+        tensorboard=False,
+        **kw,
+    )
     torch.manual_seed(0)
     model = TinyMotion()
-    return T.Trainer(model, NoisyClips() if dataset is None else dataset, cfg, out_dir=out_dir,
-                     loss_fn=loss_fn, resume=resume)
+    return T.Trainer(
+        model,
+        NoisyClips() if dataset is None else dataset,
+        cfg,
+        out_dir=out_dir,
+        loss_fn=loss_fn,
+        resume=resume,
+    )
 
 
 def frame_folder_dataset(root, n=8):
@@ -101,13 +116,16 @@ def frame_folder_dataset(root, n=8):
 
 def recording(loss_fn, seen):
     """loss_fn that also records every clip it is given."""
+
     def record(out, clip, labels):
         seen.append(clip.detach().clone())
         return loss_fn(out, clip, labels)
+
     return record
 
 
 # --------------------------------------------------------------------------- config
+
 
 def test_config_validation_names_valid_values():
     with pytest.raises(ValueError, match="selfsup, multitask"):
@@ -137,6 +155,7 @@ def test_batch_must_divide_by_world_size():
 
 
 # --------------------------------------------------------------------------- checkpoints, resume
+
 
 def test_resume_is_bitwise_equal(tmp_path):
     straight = make_trainer(tmp_path / "a", steps=12)  # 24 clips / batch 4 = 6 steps per epoch
@@ -183,8 +202,17 @@ def test_resume_is_bitwise_equal_on_a_real_format_dataset(tmp_path):
 def test_checkpoint_contents_load_weights_only(tmp_path):
     make_trainer(tmp_path, steps=3).fit()
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
-    assert set(state) >= {"model", "optimizer", "scheduler", "rng", "step", "epoch", "position",
-                          "train_config", "model_config"}
+    assert set(state) >= {
+        "model",
+        "optimizer",
+        "scheduler",
+        "rng",
+        "step",
+        "epoch",
+        "position",
+        "train_config",
+        "model_config",
+    }
     assert state["step"] == 3 and state["train_config"]["batch_size"] == 4
     assert set(state["rng"]) == {"torch", "cuda", "numpy", "python"}
     assert not any(k.startswith(("module.", "_orig_mod.")) for k in state["model"])
@@ -194,8 +222,9 @@ def test_checkpoint_contents_load_weights_only(tmp_path):
 def test_resume_refuses_a_different_run(tmp_path):
     make_trainer(tmp_path, steps=3).fit()
     with pytest.raises(ValueError, match="lr"):
-        cfg = T.TrainConfig(steps=6, batch_size=4, lr=5e-2, checkpoint_every=3, progress=False,
-                            tensorboard=False)
+        cfg = T.TrainConfig(
+            steps=6, batch_size=4, lr=5e-2, checkpoint_every=3, progress=False, tensorboard=False
+        )
         T.Trainer(TinyMotion(), NoisyClips(), cfg, out_dir=tmp_path, loss_fn=tiny_loss, resume=True)
 
 
@@ -264,12 +293,31 @@ def test_ddp_two_processes_match_one(tmp_path):
     import json
 
     script = tmp_path / "ddp.py"
-    script.write_text(DDP_SCRIPT.format(tests=str(ROOT / "tests"), out=str(tmp_path / "run"),
-                                        res=str(tmp_path / "res.json")))
+    script.write_text(
+        DDP_SCRIPT.format(
+            tests=str(ROOT / "tests"), out=str(tmp_path / "run"), res=str(tmp_path / "res.json")
+        )
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                    "--master_addr", "127.0.0.1", "--master_port", str(free_port()), str(script)],
-                   check=True, env=env, cwd=ROOT, timeout=120, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_addr",
+            "127.0.0.1",
+            "--master_port",
+            str(free_port()),
+            str(script),
+        ],
+        check=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+        capture_output=True,
+    )
     ddp = json.loads((tmp_path / "res.json").read_text())
     single = make_trainer(tmp_path / "single", steps=4)
     single.fit()
@@ -279,6 +327,7 @@ def test_ddp_two_processes_match_one(tmp_path):
 
 
 # --------------------------------------------------------------------------- real learning
+
 
 def test_selfsup_smoke_beats_the_copy_baseline(tmp_path, seeded_one_thread):
     """200 self-supervised steps of the smoke CGM-Net (Table 6's CGMUL model, 4 frames of 32 px)

@@ -3,16 +3,18 @@
 import pytest
 import torch
 
-from cgm.upsample import BilinearMotionUpsampler, CGMUL, NearestMotionUpsampler, similarity_map
+from cgm.upsample import CGMUL, BilinearMotionUpsampler, NearestMotionUpsampler, similarity_map
 from cgm.warp import identity_motion, upsample_motion
-
 
 pytestmark = pytest.mark.usefixtures("seeded_one_thread")
 
 
 def features(n=2, c=4, h=5, w=6, k=3, dtype=torch.float32):
-    return (torch.randn(n, c, h, w, dtype=dtype), torch.randn(n, k * k, h, w, dtype=dtype),
-            torch.randn(n, c, h, w, dtype=dtype))
+    return (
+        torch.randn(n, c, h, w, dtype=dtype),
+        torch.randn(n, k * k, h, w, dtype=dtype),
+        torch.randn(n, c, h, w, dtype=dtype),
+    )
 
 
 def similarity_by_loops(f_context, m_lr, f_motion):
@@ -62,8 +64,13 @@ def test_cgmul_shapes_and_gradients_reach_all_inputs(scale):
     assert m_hr.shape == (2, k_hr * k_hr, 5 * scale, 6 * scale)
     assert torch.isfinite(m_hr).all()
     m_hr.square().sum().backward()
-    for name, t in [("f_context", f_context), ("m_lr", m_lr), ("f_motion", f_motion),
-                    ("conv.weight", layer.conv.weight), ("conv.bias", layer.conv.bias)]:
+    for name, t in [
+        ("f_context", f_context),
+        ("m_lr", m_lr),
+        ("f_motion", f_motion),
+        ("conv.weight", layer.conv.weight),
+        ("conv.bias", layer.conv.bias),
+    ]:
         assert t.grad is not None and t.grad.abs().sum() > 0, name
 
 
@@ -85,7 +92,9 @@ def test_cgmul_pixel_shuffle_layout():
     assert torch.all(m_hr[0, tap, oy::scale, ox::scale] == tap * scale * scale + scale * oy + ox)
 
 
-@pytest.mark.parametrize("cls,mode", [(NearestMotionUpsampler, "nearest"), (BilinearMotionUpsampler, "bilinear")])
+@pytest.mark.parametrize(
+    "cls,mode", [(NearestMotionUpsampler, "nearest"), (BilinearMotionUpsampler, "bilinear")]
+)
 @pytest.mark.parametrize("scale", [1, 2, 4])
 def test_fixed_upsamplers(cls, mode, scale):
     up = cls(k_lr=3, scale=scale)

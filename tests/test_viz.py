@@ -21,8 +21,9 @@ def test_flow_to_rgb_shape_dtype_and_zero_is_white():
     assert (rgb == 255).all()
 
 
-@pytest.mark.parametrize("u, v, dominant, weakest", [(1, 0, 0, 1), (-1, 0, 2, 0), (0, 1, 0, 2),
-                                                     (0, -1, 2, 1)])
+@pytest.mark.parametrize(
+    "u, v, dominant, weakest", [(1, 0, 0, 1), (-1, 0, 2, 0), (0, 1, 0, 2), (0, -1, 2, 1)]
+)
 def test_flow_to_rgb_directions(u, v, dominant, weakest):
     """Middlebury wheel (y down): right red, left cyan-blue, down orange-yellow, up blue-violet."""
     rgb = flow_to_rgb(uniform_flow(u, v), max_mag=1.0)[0, 0].astype(int)
@@ -33,8 +34,8 @@ def test_flow_to_rgb_magnitude_saturation():
     weak = flow_to_rgb(uniform_flow(0.25, 0), max_mag=1.0)[0, 0].astype(int)
     strong = flow_to_rgb(uniform_flow(1.0, 0), max_mag=1.0)[0, 0].astype(int)
     over = flow_to_rgb(uniform_flow(2.0, 0), max_mag=1.0)[0, 0].astype(int)
-    assert weak.min() > strong.min()        # weaker motion is closer to white
-    assert over.max() < strong.max()        # beyond max_mag: darkened
+    assert weak.min() > strong.min()  # weaker motion is closer to white
+    assert over.max() < strong.max()  # beyond max_mag: darkened
     # default max_mag = the field's largest magnitude: scaling the flow changes nothing
     f = torch.randn(2, 6, 7)
     assert np.abs(flow_to_rgb(f).astype(int) - flow_to_rgb(3 * f)).max() <= 1
@@ -124,8 +125,11 @@ def test_motion_explorer_builds_updates_and_draws_headless():
     def load(dataset, index):
         calls.append((dataset, index))
         clip = torch.rand(3, 4, 16, 16) * 2 - 1
-        return MotionSample(clip, one_hot_maps(9, 0, 1, 16, 16).expand(3, -1, -1, -1),
-                            one_hot_maps(3, 0, 0, 4, 4).expand(3, -1, -1, -1))
+        return MotionSample(
+            clip,
+            one_hot_maps(9, 0, 1, 16, 16).expand(3, -1, -1, -1),
+            one_hot_maps(3, 0, 0, 4, 4).expand(3, -1, -1, -1),
+        )
 
     explorer = MotionExplorer(load, {"natural": 2, "synthmotion": 1})
     assert explorer.frame.max == 2 and explorer.y.max == 15 and explorer.x.max == 15

@@ -11,8 +11,17 @@ _EXPORTS = {
     "sampling": ["sample_train_clip", "sample_test_clips", "sample_windows", "TooShortError"],
     "transforms": ["ClipTransform", "train_transform", "test_transform"],
     # real datasets
-    "datasets": ["UCF101", "HMDB51", "Kinetics", "VideoList", "VideoFolder", "UCFFlow", "UCFPred",
-                 "UCF101_CLASSES", "ucf_subset"],
+    "datasets": [
+        "UCF101",
+        "HMDB51",
+        "Kinetics",
+        "VideoList",
+        "VideoFolder",
+        "UCFFlow",
+        "UCFPred",
+        "UCF101_CLASSES",
+        "ucf_subset",
+    ],
     # embedded datasets
     "synthmotion": ["SynthMotion", "SYNTH_CLASSES"],
     "natural": ["NaturalClips"],

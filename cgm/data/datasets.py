@@ -70,23 +70,30 @@ UCF101_CLASSES = (
 # The one class whose file names are spelled differently from its folder in the real UCF101.
 _UCF_FILE_SPELLING = {"HandstandPushups": "HandStandPushups"}
 
-UCF_LAYOUT = ("<root>/ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi   (or a frame folder "
-              "v_ApplyEyeMakeup_g08_c01/)\n<annotation_dir>/classInd.txt\n"
-              "<annotation_dir>/trainlist01.txt ... testlist03.txt")
-HMDB_LAYOUT = ("<root>/brush_hair/April_09_brush_hair_u_nm_np1_ba_goo_0.avi\n"
-               "<annotation_dir>/brush_hair_test_split1.txt   (lines 'video.avi 1|2|0')\n"
-               "<annotation_dir>/... one file per class and split (51 x 3)")
-KINETICS_LAYOUT = ("<annotation_csv>: label,youtube_id,time_start,time_end,split\n"
-                   "<root>/<split>/<label>/<youtube_id>_<start:06d>_<end:06d>.mp4\n"
-                   "   or <root>/<youtube_id>_<start:06d>_<end:06d>.mp4 (any depth is searched)")
+UCF_LAYOUT = (
+    "<root>/ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi   (or a frame folder "
+    "v_ApplyEyeMakeup_g08_c01/)\n<annotation_dir>/classInd.txt\n"
+    "<annotation_dir>/trainlist01.txt ... testlist03.txt"
+)
+HMDB_LAYOUT = (
+    "<root>/brush_hair/April_09_brush_hair_u_nm_np1_ba_goo_0.avi\n"
+    "<annotation_dir>/brush_hair_test_split1.txt   (lines 'video.avi 1|2|0')\n"
+    "<annotation_dir>/... one file per class and split (51 x 3)"
+)
+KINETICS_LAYOUT = (
+    "<annotation_csv>: label,youtube_id,time_start,time_end,split\n"
+    "<root>/<split>/<label>/<youtube_id>_<start:06d>_<end:06d>.mp4\n"
+    "   or <root>/<youtube_id>_<start:06d>_<end:06d>.mp4 (any depth is searched)"
+)
 
 
 def _require(path, what: str, layout: str) -> Path:
     """The path, or a FileNotFoundError naming it and showing the expected layout."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{what} not found: {path}\nexpected layout:\n  "
-                                + layout.replace("\n", "\n  "))
+        raise FileNotFoundError(
+            f"{what} not found: {path}\nexpected layout:\n  " + layout.replace("\n", "\n  ")
+        )
     return path
 
 
@@ -97,9 +104,11 @@ def _text(path: Path) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        line = data[:e.start].count(b"\n") + 1
-        raise ValueError(f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x}); save the file as "
-                         "UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None
+        line = data[: e.start].count(b"\n") + 1
+        raise ValueError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x}); save the file as "
+            "UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+        ) from None
 
 
 def _lines(path: Path):
@@ -125,16 +134,32 @@ class VideoClipDataset(Dataset):
 
     keyed_items = True
 
-    def __init__(self, samples: list[tuple[str, int | None]], classes: list[str], *, clip_len: int = 16,
-                 stride: int = 1, size: int = 112, resize: int | None = 128, future: bool = False,
-                 train: bool = True, test_clips: int = 1, test_crops: int = 1, seed: int = 0,
-                 short: str = "skip", thread_type: str | None = None, max_failures: int = 50,
-                 max_pixels: int = MAX_PIXELS):
+    def __init__(
+        self,
+        samples: list[tuple[str, int | None]],
+        classes: list[str],
+        *,
+        clip_len: int = 16,
+        stride: int = 1,
+        size: int = 112,
+        resize: int | None = 128,
+        future: bool = False,
+        train: bool = True,
+        test_clips: int = 1,
+        test_crops: int = 1,
+        seed: int = 0,
+        short: str = "skip",
+        thread_type: str | None = None,
+        max_failures: int = 50,
+        max_pixels: int = MAX_PIXELS,
+    ):
         self.classes = list(classes)
         self.clip_len, self.stride, self.future, self.train = clip_len, stride, future, train
         self.test_clips, self.short, self.seed, self.epoch = test_clips, short, seed, 0
         self.thread_type, self.max_failures, self.max_pixels = thread_type, max_failures, max_pixels
-        self.transform = train_transform(size, resize) if train else test_transform(size, resize, crops=test_crops)
+        self.transform = (
+            train_transform(size, resize) if train else test_transform(size, resize, crops=test_crops)
+        )
         self.views = 1 if train else test_clips * self.transform.views
         self.skipped: list[tuple[str, str]] = []
         self._bad: set[int] = set()
@@ -146,9 +171,11 @@ class VideoClipDataset(Dataset):
             else:
                 self.skipped.append((path, "missing file"))
         if self.skipped:
-            warnings.warn(f"{type(self).__name__}: {len(self.skipped)} of {len(samples)} listed videos "
-                          f"are missing and were skipped (see .skipped), e.g. {self.skipped[0][0]}",
-                          stacklevel=3)
+            warnings.warn(
+                f"{type(self).__name__}: {len(self.skipped)} of {len(samples)} listed videos "
+                f"are missing and were skipped (see .skipped), e.g. {self.skipped[0][0]}",
+                stacklevel=3,
+            )
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -159,10 +186,14 @@ class VideoClipDataset(Dataset):
 
     def _clip_indices(self, index: int, num_frames: int, generator) -> list[list[int]]:
         if self.train:
-            return [sample_train_clip(num_frames, self.clip_len, self.stride, self.future,
-                                      generator=generator, short=self.short)]
-        return sample_test_clips(num_frames, self.clip_len, self.stride, self.future,
-                                 num_clips=self.test_clips, short=self.short)
+            return [
+                sample_train_clip(
+                    num_frames, self.clip_len, self.stride, self.future, generator=generator, short=self.short
+                )
+            ]
+        return sample_test_clips(
+            num_frames, self.clip_len, self.stride, self.future, num_clips=self.test_clips, short=self.short
+        )
 
     def _video(self, index: int) -> tuple[str, int | None]:
         return self.samples[index]
@@ -176,8 +207,12 @@ class VideoClipDataset(Dataset):
         except TooShortError as e:
             raise VideoError(path, str(e)) from e
         try:
-            frames = read_frames(path, [i for clip in clips for i in clip], thread_type=self.thread_type,
-                                 max_pixels=self.max_pixels)
+            frames = read_frames(
+                path,
+                [i for clip in clips for i in clip],
+                thread_type=self.thread_type,
+                max_pixels=self.max_pixels,
+            )
         except VideoError as e:
             if e.available is None or not 0 < e.available < info.num_frames:
                 raise
@@ -201,8 +236,11 @@ class VideoClipDataset(Dataset):
         self._bad.add(index)
         if not self._warned:
             self._warned = True
-            warnings.warn(f"{type(self).__name__}: unreadable video skipped ({error}); further skips "
-                          "are recorded in .skipped and in the items' 'skipped' counts", stacklevel=3)
+            warnings.warn(
+                f"{type(self).__name__}: unreadable video skipped ({error}); further skips "
+                "are recorded in .skipped and in the items' 'skipped' counts",
+                stacklevel=3,
+            )
 
     def __getitem__(self, key: int | ItemKey) -> dict:
         key = split_key(key, seed=self.seed, epoch=self.epoch)
@@ -226,9 +264,11 @@ class VideoClipDataset(Dataset):
             item["skipped"], item["skipped_paths"] = found, "\n".join(passed)
             return item
         recent = "; ".join(f"{p}: {r}" for p, r in self.skipped[-3:])
-        raise RuntimeError(f"{type(self).__name__}: {min(len(self), self.max_failures + 1)} videos in a "
-                           f"row from index {index} could not be read; last: {recent}. Check the "
-                           "decoder and the dataset layout.")
+        raise RuntimeError(
+            f"{type(self).__name__}: {min(len(self), self.max_failures + 1)} videos in a "
+            f"row from index {index} could not be read; last: {recent}. Check the "
+            "decoder and the dataset layout."
+        )
 
     def report(self) -> str:
         """Counts of skipped videos by reason (this process's copy)."""
@@ -239,8 +279,10 @@ class VideoClipDataset(Dataset):
         return f"{type(self).__name__}: {len(self)} items, skipped {len(self.skipped)} {counts or ''}"
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}({len(self)} items, {len(self.classes)} classes, "
-                f"train={self.train}, views={self.views}, skipped={len(self.skipped)})")
+        return (
+            f"{type(self).__name__}({len(self)} items, {len(self.classes)} classes, "
+            f"train={self.train}, views={self.views}, skipped={len(self.skipped)})"
+        )
 
 
 class _CaseInsensitivePaths:
@@ -276,14 +318,22 @@ class UCF101(VideoClipDataset):
             raise ValueError(f"UCF101 split={split}; expected 1, 2 or 3")
         root = _require(root, "UCF101 video root", UCF_LAYOUT)
         class_file = _require(Path(annotation_dir) / "classInd.txt", "UCF101 classInd.txt", UCF_LAYOUT)
-        list_file = _require(Path(annotation_dir) / f"{'train' if train else 'test'}list0{split}.txt",
-                             "UCF101 split list", UCF_LAYOUT)
+        list_file = _require(
+            Path(annotation_dir) / f"{'train' if train else 'test'}list0{split}.txt",
+            "UCF101 split list",
+            UCF_LAYOUT,
+        )
         classes = []
         for number, line in _lines(class_file):
             tokens = line.split()
-            if len(tokens) != 2 or _int(tokens[0], f"{class_file}:{number}", "class index") != len(classes) + 1:
-                raise ValueError(f"{class_file}:{number}: expected '{len(classes) + 1} ClassName' (1-based "
-                                 f"index, then the class), got {line!r}")
+            if (
+                len(tokens) != 2
+                or _int(tokens[0], f"{class_file}:{number}", "class index") != len(classes) + 1
+            ):
+                raise ValueError(
+                    f"{class_file}:{number}: expected '{len(classes) + 1} ClassName' (1-based "
+                    f"index, then the class), got {line!r}"
+                )
             classes.append(tokens[1])
         lower = {name.lower(): k for k, name in enumerate(classes)}
         resolve = _CaseInsensitivePaths(root)
@@ -294,8 +344,9 @@ class UCF101(VideoClipDataset):
             if rest:
                 label = _int(rest[0], f"{list_file}:{number}", "label") - 1
                 if not 0 <= label < len(classes):
-                    raise ValueError(f"{list_file}:{number}: label {rest[0]} is not in {class_file} "
-                                     f"(1..{len(classes)})")
+                    raise ValueError(
+                        f"{list_file}:{number}: label {rest[0]} is not in {class_file} (1..{len(classes)})"
+                    )
             elif folder.lower() in lower:
                 label = lower[folder.lower()]
             else:
@@ -340,8 +391,10 @@ class Kinetics(VideoClipDataset):
         rows = list(csv.DictReader(io.StringIO(_text(annotation_csv), newline="")))
         missing = {"youtube_id", "time_start", "time_end"} - set(rows[0] if rows else ())
         if missing:
-            raise ValueError(f"{annotation_csv}: missing columns {sorted(missing)}; expected header "
-                             "label,youtube_id,time_start,time_end,split")
+            raise ValueError(
+                f"{annotation_csv}: missing columns {sorted(missing)}; expected header "
+                "label,youtube_id,time_start,time_end,split"
+            )
         labeled = "label" in rows[0]
         if classes is None:
             classes = sorted({row["label"] for row in rows}) if labeled else []
@@ -354,15 +407,17 @@ class Kinetics(VideoClipDataset):
                 try:
                     times.append(int(float(row[column])))
                 except (TypeError, ValueError):
-                    raise ValueError(f"{annotation_csv}:{number}: {column} {row[column]!r} is not a number "
-                                     "of seconds") from None
+                    raise ValueError(
+                        f"{annotation_csv}:{number}: {column} {row[column]!r} is not a number of seconds"
+                    ) from None
             stem = f"{row['youtube_id']}_{times[0]:06d}_{times[1]:06d}"
             path = files.get(stem) or files.get(row["youtube_id"]) or str(root / (stem + ".mp4"))
             label = None
             if labeled:
                 if row["label"] not in lookup:
-                    raise ValueError(f"{annotation_csv}:{number}: label {row['label']!r} is not in the "
-                                     "classes given")
+                    raise ValueError(
+                        f"{annotation_csv}:{number}: label {row['label']!r} is not in the classes given"
+                    )
                 label = lookup[row["label"]]
             samples.append((path, label))
         super().__init__(samples, classes, train=train, **kw)
@@ -388,8 +443,11 @@ class VideoList(VideoClipDataset):
 
     def __init__(self, root, list_file, train: bool = True, classes: list[str] | None = None, **kw):
         root = _require(root, "video root", "<root>/<path in list>\n<list_file>: 'path label' lines")
-        list_file = _require(list_file, "list file", "<list_file>: 'path label' lines, e.g.\n"
-                                                     "  abseiling/abc_000010_000020.mp4 0")
+        list_file = _require(
+            list_file,
+            "list file",
+            "<list_file>: 'path label' lines, e.g.\n  abseiling/abc_000010_000020.mp4 0",
+        )
         samples = []
         for number, line in _lines(list_file):
             tokens = line.split()
@@ -397,12 +455,14 @@ class VideoList(VideoClipDataset):
                 path, label = tokens[0], tokens[2]
             else:  # the label follows the last comma or whitespace; paths may hold spaces
                 cut = max(line.rfind(","), *(line.rfind(c) for c in " \t"))
-                path, label = (line[:cut].strip(" \t,"), line[cut + 1:]) if cut > 0 else (line, None)
+                path, label = (line[:cut].strip(" \t,"), line[cut + 1 :]) if cut > 0 else (line, None)
             if label is not None:
                 label = _int(label, f"{list_file}:{number}", "label")
                 if label < 0 or (classes is not None and label >= len(classes)):
-                    raise ValueError(f"{list_file}:{number}: label {label} is out of range; labels are "
-                                     "0-based class indices" + (f" below {len(classes)}" if classes else ""))
+                    raise ValueError(
+                        f"{list_file}:{number}: label {label} is out of range; labels are "
+                        "0-based class indices" + (f" below {len(classes)}" if classes else "")
+                    )
             samples.append((str(root / path), label))
         labels = {label for _, label in samples}
         if None in labels and len(labels) > 1:
@@ -417,8 +477,11 @@ class VideoFolder(VideoClipDataset):
     YouTube-8M subset of the paper's self-supervised pretraining)."""
 
     def __init__(self, root, train: bool = True, **kw):
-        root = _require(root, "video folder", "<root>/**/<name>.mp4|.avi|.mkv|.webm|.mov\n"
-                                              "   or <root>/**/<name>/00001.jpg ... (frame folders)")
+        root = _require(
+            root,
+            "video folder",
+            "<root>/**/<name>.mp4|.avi|.mkv|.webm|.mov\n   or <root>/**/<name>/00001.jpg ... (frame folders)",
+        )
         samples = []
         for folder, dirs, names in os.walk(root):
             if folder != str(root) and is_frame_folder(folder):
@@ -433,6 +496,7 @@ class VideoFolder(VideoClipDataset):
 
 
 # ------------------------------------------------------------------ UCF-Flow / UCF-Pred (Table 1)
+
 
 def ucf_subset(name: str) -> list[str]:
     """The rule behind data/ucf_flow.txt and data/ucf_pred.txt: clip c01 of group g01 (in the test
@@ -450,14 +514,31 @@ class _UCFSubset(VideoClipDataset):
 
     subset = ""
 
-    def __init__(self, root, clip_len: int = 16, stride: int = 1, size: int = 112,
-                 resize: int | None = 128, future: bool = True, **kw):
+    def __init__(
+        self,
+        root,
+        clip_len: int = 16,
+        stride: int = 1,
+        size: int = 112,
+        resize: int | None = 128,
+        future: bool = True,
+        **kw,
+    ):
         root = _require(root, f"UCF101 video root for {self.subset}", UCF_LAYOUT)
         resolve = _CaseInsensitivePaths(root)
         classes = {c.lower(): k for k, c in enumerate(UCF101_CLASSES)}
         samples = [(resolve(p), classes[p.split("/")[0].lower()]) for p in ucf_subset(self.subset)]
-        super().__init__(samples, list(UCF101_CLASSES), clip_len=clip_len, stride=stride, size=size,
-                         resize=resize, future=future, train=False, **kw)
+        super().__init__(
+            samples,
+            list(UCF101_CLASSES),
+            clip_len=clip_len,
+            stride=stride,
+            size=size,
+            resize=resize,
+            future=future,
+            train=False,
+            **kw,
+        )
         self.windows = []  # (video, frame indices)
         for video, (path, _) in enumerate(self.samples):
             try:

@@ -45,6 +45,7 @@ class VideoInfo:
 
 # ------------------------------------------------------------------ frame folders
 
+
 def natural_key(name: str) -> list:
     """Sort key that orders img_2 before img_10."""
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
@@ -80,8 +81,11 @@ def _read_image(path: str, max_pixels: int) -> np.ndarray:
 
 def _check_size(path: str, width: int, height: int, max_pixels: int) -> None:
     if width * height > max_pixels:
-        raise VideoError(path, f"frames of {width}x{height} exceed max_pixels={max_pixels} "
-                               f"({width * height} pixels); resize the video or raise max_pixels")
+        raise VideoError(
+            path,
+            f"frames of {width}x{height} exceed max_pixels={max_pixels} "
+            f"({width * height} pixels); resize the video or raise max_pixels",
+        )
 
 
 # ------------------------------------------------------------------ probing
@@ -98,6 +102,7 @@ def _stat_key(path: str) -> tuple[int, int]:
 # raising: FFmpeg decoder threads exist only in the process that started them, and a codec context
 # freed in a forked DataLoader worker (reached, say, through a traceback kept alive in a reference
 # cycle in the parent) deadlocks that worker. So no exception we raise references a frame holding one.
+
 
 def _open(path: str):
     """(container, None), or (None, reason) when FFmpeg cannot read it."""
@@ -175,13 +180,13 @@ def correct_frame_count(path: str, num_frames: int) -> None:
 
 # ------------------------------------------------------------------ reading
 
+
 def _read_folder(path: str, indices: Sequence[int], max_pixels: int) -> np.ndarray:
     files = list_frames(path)
     if not files:
         raise VideoError(path, "no frames")
     if max(indices) >= len(files):
-        raise VideoError(path, f"frame {max(indices)} wanted, folder has {len(files)}",
-                         available=len(files))
+        raise VideoError(path, f"frame {max(indices)} wanted, folder has {len(files)}", available=len(files))
     cache = {i: _read_image(files[i], max_pixels) for i in sorted(set(indices))}
     shapes = {f.shape for f in cache.values()}
     if len(shapes) != 1:
@@ -217,8 +222,9 @@ def _decode_range(container, stream, first: int, last: int, wanted: set[int], *,
     return out, count, True
 
 
-def _decode_file(path: str, first: int, last: int, wanted: set[int], thread_type: str | None,
-                 max_pixels: int):
+def _decode_file(
+    path: str, first: int, last: int, wanted: set[int], thread_type: str | None, max_pixels: int
+):
     """({index: frame}, frames decoded when counting from 0 (else None), None) or (..., reason)."""
     import av
 
@@ -229,8 +235,14 @@ def _decode_file(path: str, first: int, last: int, wanted: set[int], thread_type
         stream = container.streams.video[0]
         width, height = stream.codec_context.width or 0, stream.codec_context.height or 0
         if width * height > max_pixels:
-            return {}, None, (f"frames of {width}x{height} exceed max_pixels={max_pixels} "
-                              f"({width * height} pixels); resize the video or raise max_pixels")
+            return (
+                {},
+                None,
+                (
+                    f"frames of {width}x{height} exceed max_pixels={max_pixels} "
+                    f"({width * height} pixels); resize the video or raise max_pixels"
+                ),
+            )
         if thread_type is not None:
             stream.codec_context.thread_type = thread_type
         try:
@@ -252,8 +264,9 @@ def _read_video(path: str, indices: Sequence[int], thread_type: str | None, max_
     if reason is not None:
         raise VideoError(path, reason)
     if last not in frames:
-        raise VideoError(path, f"truncated: frame {last} wanted, video ends after {count} frames",
-                         available=count)
+        raise VideoError(
+            path, f"truncated: frame {last} wanted, video ends after {count} frames", available=count
+        )
     decoded = sorted(frames)
     # Variable frame rate leaves gaps in the pts grid: take the nearest earlier decoded frame.
     filled = {}
@@ -263,8 +276,9 @@ def _read_video(path: str, indices: Sequence[int], thread_type: str | None, max_
     return np.stack([filled[i] for i in indices])  # (T, H, W, 3)
 
 
-def read_frames(path: str, indices: Sequence[int], *, thread_type: str | None = None,
-                max_pixels: int = MAX_PIXELS) -> torch.Tensor:
+def read_frames(
+    path: str, indices: Sequence[int], *, thread_type: str | None = None, max_pixels: int = MAX_PIXELS
+) -> torch.Tensor:
     """Frames `indices` (any order, repeats allowed) of a video file or frame folder -> uint8 (T, H, W, 3).
 
     thread_type: PyAV decoder threading ("AUTO", "FRAME", "SLICE") or None for FFmpeg's default;

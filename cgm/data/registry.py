@@ -13,26 +13,37 @@ from pathlib import Path
 
 from . import datasets
 
-DATASETS = ("synthmotion", "natural", "footage", "ucf101", "hmdb51", "kinetics400", "kinetics600",
-            "videolist", "videofolder", "ucf_flow", "ucf_pred")
+DATASETS = (
+    "synthmotion",
+    "natural",
+    "footage",
+    "ucf101",
+    "hmdb51",
+    "kinetics400",
+    "kinetics600",
+    "videolist",
+    "videofolder",
+    "ucf_flow",
+    "ucf_pred",
+)
 SPLITS = ("train", "val", "test")
 
 LAYOUTS = {
     "ucf101": "<data_root>/videos/<Class>/v_<Class>_gGG_cCC.avi   (or UCF-101/ as extracted)\n"
-              "<data_root>/annotations/classInd.txt, trainlist01.txt ... testlist03.txt   "
-              "(or ucfTrainTestlist/)",
+    "<data_root>/annotations/classInd.txt, trainlist01.txt ... testlist03.txt   "
+    "(or ucfTrainTestlist/)",
     "hmdb51": "<data_root>/videos/<class>/<video>.avi\n"
-              "<data_root>/annotations/<class>_test_split{1,2,3}.txt   (or testTrainMulti_7030_splits/)",
+    "<data_root>/annotations/<class>_test_split{1,2,3}.txt   (or testTrainMulti_7030_splits/)",
     "kinetics": "<data_root>/annotations/train.csv, validate.csv (or val.csv), test.csv\n"
-                "<data_root>/videos/**/<youtube_id>_<start:06d>_<end:06d>.mp4   "
-                "(e.g. videos/train/<label>/...; any depth)",
+    "<data_root>/videos/**/<youtube_id>_<start:06d>_<end:06d>.mp4   "
+    "(e.g. videos/train/<label>/...; any depth)",
     "videolist": "<data_root>/train.csv, val.csv, test.csv   ('path label' lines, PySlowFast; "
-                 ".txt also read)\n<data_root>/<path in list>   (or root=... for another prefix)",
+    ".txt also read)\n<data_root>/<path in list>   (or root=... for another prefix)",
     "videofolder": "<data_root>/**/*.mp4|.avi|.mkv|.webm|.mov, or frame folders of JPEG/PNG",
     "ucf_flow": "<data_root>/videos/<Class>/v_<Class>_g01_c01.avi   (or UCF-101/; only the 20 listed "
-                "in data/ucf_flow.txt are needed)",
+    "in data/ucf_flow.txt are needed)",
     "ucf_pred": "<data_root>/videos/<Class>/v_<Class>_g01_c01.avi   (or UCF-101/; only the 101 listed "
-                "in data/ucf_pred.txt are needed)",
+    "in data/ucf_pred.txt are needed)",
 }
 
 
@@ -49,8 +60,9 @@ def _kinetics_csv(annotations: Path, split: str) -> Path:
     return _first(annotations, names)
 
 
-def build_dataset(name: str, split: str, *, data_root=None, clip_len: int = 16, size: int = 112,
-                  future: bool = False, **kw):
+def build_dataset(
+    name: str, split: str, *, data_root=None, clip_len: int = 16, size: int = 112, future: bool = False, **kw
+):
     """The dataset `name` for `split` ("train" | "val" | "test"); see LAYOUTS for data_root."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)}")
@@ -66,12 +78,15 @@ def build_dataset(name: str, split: str, *, data_root=None, clip_len: int = 16, 
 
     layout = LAYOUTS["kinetics" if name.startswith("kinetics") else name]
     if data_root is None:
-        raise ValueError(f"dataset {name!r} needs data_root, a folder laid out as:\n  "
-                         + layout.replace("\n", "\n  "))
+        raise ValueError(
+            f"dataset {name!r} needs data_root, a folder laid out as:\n  " + layout.replace("\n", "\n  ")
+        )
     root = Path(data_root).expanduser()
     if not root.is_dir():
-        raise FileNotFoundError(f"data_root {root} for {name!r} is not a folder; expected layout:\n  "
-                                + layout.replace("\n", "\n  "))
+        raise FileNotFoundError(
+            f"data_root {root} for {name!r} is not a folder; expected layout:\n  "
+            + layout.replace("\n", "\n  ")
+        )
     train = split == "train"
     if name in ("ucf101", "hmdb51"):
         fold = kw.pop("fold", 1)
@@ -80,11 +95,13 @@ def build_dataset(name: str, split: str, *, data_root=None, clip_len: int = 16, 
             "hmdb51": (("videos", "hmdb51_org"), ("annotations", "testTrainMulti_7030_splits")),
         }[name]
         cls = datasets.UCF101 if name == "ucf101" else datasets.HMDB51
-        return cls(_first(root, video_names), _first(root, annotation_names), split=fold, train=train,
-                   **common, **kw)
+        return cls(
+            _first(root, video_names), _first(root, annotation_names), split=fold, train=train, **common, **kw
+        )
     if name.startswith("kinetics"):
-        return datasets.Kinetics(_first(root, ("videos",)), _kinetics_csv(root / "annotations", split),
-                                 train=train, **common, **kw)
+        return datasets.Kinetics(
+            _first(root, ("videos",)), _kinetics_csv(root / "annotations", split), train=train, **common, **kw
+        )
     if name == "videolist":
         list_file = kw.pop("list_file", None) or _first(root, (f"{split}.csv", f"{split}.txt"))
         return datasets.VideoList(kw.pop("root", root), list_file, train=train, **common, **kw)

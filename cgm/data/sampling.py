@@ -37,8 +37,10 @@ def _clip_at(start: int, num_frames: int, clip_len: int, stride: int, future: bo
     """Indices of the clip starting at `start`, applying the short-video policy."""
     span = clip_span(clip_len, stride, future)
     if num_frames < span and short == "skip":
-        raise TooShortError(f"too short: {num_frames} frames, a clip needs {span} "
-                            f"(clip_len={clip_len}, stride={stride}, future={future})")
+        raise TooShortError(
+            f"too short: {num_frames} frames, a clip needs {span} "
+            f"(clip_len={clip_len}, stride={stride}, future={future})"
+        )
     indices = [start + t * stride for t in range(clip_len + int(future))]
     if short == "loop":
         return [i % num_frames for i in indices]
@@ -52,9 +54,15 @@ def _randint(high: int, generator) -> int:
     return int(torch.randint(high, (), generator=generator))
 
 
-def sample_train_clip(num_frames: int, clip_len: int, stride: int = 1, future: bool = False, *,
-                      generator: torch.Generator | np.random.Generator | None = None,
-                      short: str = "skip") -> list[int]:
+def sample_train_clip(
+    num_frames: int,
+    clip_len: int,
+    stride: int = 1,
+    future: bool = False,
+    *,
+    generator: torch.Generator | np.random.Generator | None = None,
+    short: str = "skip",
+) -> list[int]:
     """One clip at a uniformly random start -> list of clip_len (+1 if future) frame indices."""
     _check(num_frames, clip_len, stride, short)
     span = clip_span(clip_len, stride, future)
@@ -62,8 +70,15 @@ def sample_train_clip(num_frames: int, clip_len: int, stride: int = 1, future: b
     return _clip_at(start, num_frames, clip_len, stride, future, short)
 
 
-def sample_test_clips(num_frames: int, clip_len: int, stride: int = 1, future: bool = False, *,
-                      num_clips: int = 1, short: str = "skip") -> list[list[int]]:
+def sample_test_clips(
+    num_frames: int,
+    clip_len: int,
+    stride: int = 1,
+    future: bool = False,
+    *,
+    num_clips: int = 1,
+    short: str = "skip",
+) -> list[list[int]]:
     """`num_clips` evenly spaced clips, first at frame 0 and last at the end (one clip: centred)."""
     _check(num_frames, clip_len, stride, short)
     if num_clips < 1:
@@ -82,5 +97,6 @@ def sample_windows(num_frames: int, clip_len: int, stride: int = 1, future: bool
     frame pair (at this stride) appears in exactly one clip: the Table 1 evaluation protocol."""
     _check(num_frames, clip_len, stride, "skip")
     span, step = clip_span(clip_len, stride, future), clip_len * stride
-    return [[s + t * stride for t in range(clip_len + int(future))]
-            for s in range(0, num_frames - span + 1, step)]
+    return [
+        [s + t * stride for t in range(clip_len + int(future))] for s in range(0, num_frames - span + 1, step)
+    ]

@@ -36,8 +36,16 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 SYNTH_CLASSES = (
-    "translate_right", "translate_left", "translate_up", "translate_down",
-    "rotate_cw", "rotate_ccw", "zoom_in", "zoom_out", "oscillate_horizontal", "static",
+    "translate_right",
+    "translate_left",
+    "translate_up",
+    "translate_down",
+    "rotate_cw",
+    "rotate_ccw",
+    "zoom_in",
+    "zoom_out",
+    "oscillate_horizontal",
+    "static",
 )
 SPLITS = ("train", "val", "test")
 DEFAULT_N = {"train": 2000, "val": 200, "test": 500}
@@ -45,34 +53,45 @@ DEFAULT_N = {"train": 2000, "val": 200, "test": 500}
 # Images that scikit-image ships inside its wheel (skimage/data/*); the ones it would fetch with
 # pooch are not used.
 SKIMAGE_TEXTURES = (
-    "astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "camera.png", "brick.png",
-    "grass.png", "gravel.png", "motorcycle_left.png", "hubble_deep_field.jpg",
+    "astronaut.png",
+    "coffee.png",
+    "chelsea.png",
+    "rocket.jpg",
+    "camera.png",
+    "brick.png",
+    "grass.png",
+    "gravel.png",
+    "motorcycle_left.png",
+    "hubble_deep_field.jpg",
 )
 NUM_NOISE_TEXTURES = 4
 
 # Motion magnitudes in pixels per frame at 112 px (scaled with size): the fastest point of any
 # object moves at most ~3.5 px/frame, so a 9x9 filter (+-4 px) can represent every motion.
-SPEED = (1.0, 3.0)            # translation
-ROTATION_DEG = (2.0, 4.5)     # per frame; shape points lie within 1.6 * 0.26 * size of the centre
-ZOOM_RATE = (0.025, 0.05)     # log-scale per frame
-OSC_PEAK_SPEED = (1.5, 3.0)   # peak speed of the oscillation
-OSC_PERIOD = (5.0, 9.0)       # frames
+SPEED = (1.0, 3.0)  # translation
+ROTATION_DEG = (2.0, 4.5)  # per frame; shape points lie within 1.6 * 0.26 * size of the centre
+ZOOM_RATE = (0.025, 0.05)  # log-scale per frame
+OSC_PEAK_SPEED = (1.5, 3.0)  # peak speed of the oscillation
+OSC_PERIOD = (5.0, 9.0)  # frames
 BACKGROUND_SPEED = (0.1, 0.5)
-MAX_TRAVEL = 0.6              # translation paths stay within 0.6*size over the clip
-MAX_ZOOM = 2.5                # total zoom factor over the clip
-CAMERA_P = 0.5                # share of clips whose background drifts (a panning camera)
+MAX_TRAVEL = 0.6  # translation paths stay within 0.6*size over the clip
+MAX_ZOOM = 2.5  # total zoom factor over the clip
+CAMERA_P = 0.5  # share of clips whose background drifts (a panning camera)
 
 
 # ---------------------------------------------------------------------------------------------
 # Textures
 # ---------------------------------------------------------------------------------------------
 
+
 def skimage_data_dir() -> str:
     """The folder of images bundled with scikit-image (no network access)."""
     spec = importlib.util.find_spec("skimage")
     if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError("SynthMotion needs scikit-image installed (its bundled images "
-                                  "are the textures); `pip install scikit-image`")
+        raise ModuleNotFoundError(
+            "SynthMotion needs scikit-image installed (its bundled images "
+            "are the textures); `pip install scikit-image`"
+        )
     return os.path.join(list(spec.submodule_search_locations)[0], "data")
 
 
@@ -81,16 +100,19 @@ def _load_image(path: str, side: int) -> torch.Tensor:
     from PIL import Image
 
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"SynthMotion texture {path} is missing from the installed "
-                                "scikit-image package; reinstall scikit-image")
+        raise FileNotFoundError(
+            f"SynthMotion texture {path} is missing from the installed "
+            "scikit-image package; reinstall scikit-image"
+        )
     with Image.open(path) as im:
         rgb = np.asarray(im.convert("RGB"), dtype=np.float32)
     h, w = rgb.shape[:2]
     c = min(h, w)
-    rgb = rgb[(h - c) // 2:(h - c) // 2 + c, (w - c) // 2:(w - c) // 2 + c]
+    rgb = rgb[(h - c) // 2 : (h - c) // 2 + c, (w - c) // 2 : (w - c) // 2 + c]
     x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None] / 127.5 - 1.0
-    return F.interpolate(x, size=(side, side), mode="bilinear", antialias=True,
-                         align_corners=False)[0].clamp(-1, 1)
+    return F.interpolate(x, size=(side, side), mode="bilinear", antialias=True, align_corners=False)[0].clamp(
+        -1, 1
+    )
 
 
 def _noise_texture(side: int, seed: int) -> torch.Tensor:
@@ -99,8 +121,7 @@ def _noise_texture(side: int, seed: int) -> torch.Tensor:
     out = torch.zeros(1, 3, side, side)
     for octave, cells in enumerate((4, 8, 16, 32)):
         grid = torch.rand(1, 3, cells, cells, generator=g) * 2 - 1
-        out += 0.5 ** octave * F.interpolate(grid, size=(side, side), mode="bicubic",
-                                             align_corners=False)
+        out += 0.5**octave * F.interpolate(grid, size=(side, side), mode="bicubic", align_corners=False)
     out = out / out.abs().amax().clamp_min(1e-6)
     return out[0]
 
@@ -119,6 +140,7 @@ def texture_atlas(size: int) -> torch.Tensor:
 # Per-clip parameters (numpy, cheap scalars)
 # ---------------------------------------------------------------------------------------------
 
+
 def _similarity(c: np.ndarray, s: np.ndarray, theta: np.ndarray) -> np.ndarray:
     """Per-frame motions M_t q = c_t + s_t R(theta_t) q as (T, 3, 3) homogeneous matrices."""
     m = np.zeros((len(c), 3, 3))
@@ -131,8 +153,9 @@ def _similarity(c: np.ndarray, s: np.ndarray, theta: np.ndarray) -> np.ndarray:
     return m
 
 
-def _object_motion(label: int, t: np.ndarray, size: int, rng: np.random.Generator,
-                   speed_factor: float = 1.0) -> np.ndarray:
+def _object_motion(
+    label: int, t: np.ndarray, size: int, rng: np.random.Generator, speed_factor: float = 1.0
+) -> np.ndarray:
     """Motions (T, 3, 3) of one object following the pattern of class `label`."""
     scale = size / 112.0 * speed_factor
     frames = len(t)
@@ -146,8 +169,12 @@ def _object_motion(label: int, t: np.ndarray, size: int, rng: np.random.Generato
     if name.startswith("translate"):
         hi = min(SPEED[1] * scale, MAX_TRAVEL * size / max(frames - 1, 1))
         speed = rng.uniform(min(SPEED[0] * scale, hi), hi)
-        direction = {"translate_right": (1, 0), "translate_left": (-1, 0),
-                     "translate_up": (0, -1), "translate_down": (0, 1)}[name]
+        direction = {
+            "translate_right": (1, 0),
+            "translate_left": (-1, 0),
+            "translate_up": (0, -1),
+            "translate_down": (0, 1),
+        }[name]
         c = centre + speed * mid[:, None] * np.asarray(direction, dtype=np.float64)
     elif name.startswith("rotate"):
         omega = math.radians(rng.uniform(*ROTATION_DEG) * speed_factor)
@@ -179,8 +206,11 @@ def _random_shape(radius: float, rng: np.random.Generator) -> tuple[str, np.ndar
     # Jitter keeps neighbouring normals within 120 degrees, so vertices stay within ~2h of the
     # centre (a wider gap would stretch a vertex far out, or leave the polygon unbounded).
     jitter = min(0.25, (n / 3 - 1) / 2)
-    angles = (np.linspace(0, 2 * math.pi, n, endpoint=False) + rng.uniform(0, 2 * math.pi)
-              + rng.uniform(-jitter, jitter, n) * 2 * math.pi / n)
+    angles = (
+        np.linspace(0, 2 * math.pi, n, endpoint=False)
+        + rng.uniform(0, 2 * math.pi)
+        + rng.uniform(-jitter, jitter, n) * 2 * math.pi / n
+    )
     h = radius * rng.uniform(0.6, 0.8, n)
     return "polygon", np.stack([np.cos(angles), np.sin(angles), h], axis=1)
 
@@ -205,6 +235,7 @@ def _shape_mask(shape: tuple[str, np.ndarray], q: torch.Tensor, pixel: torch.Ten
 # Rendering and ground truth
 # ---------------------------------------------------------------------------------------------
 
+
 def _apply(mats: np.ndarray, size: int) -> torch.Tensor:
     """Affine maps (N, 3, 3) of pixel coordinates, evaluated on the size x size pixel grid.
 
@@ -216,10 +247,16 @@ def _apply(mats: np.ndarray, size: int) -> torch.Tensor:
     return F.affine_grid(theta, [len(mats), 1, size, size], align_corners=True)
 
 
-def render_clip(label: int, frames: int, size: int, rng: np.random.Generator, *,
-                speed: float = 1.0, camera: float = CAMERA_P,
-                camera_speed: tuple[float, float] = BACKGROUND_SPEED
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def render_clip(
+    label: int,
+    frames: int,
+    size: int,
+    rng: np.random.Generator,
+    *,
+    speed: float = 1.0,
+    camera: float = CAMERA_P,
+    camera_speed: tuple[float, float] = BACKGROUND_SPEED,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One clip of class `label`: (clip (3,T,H,W), flow (T-1,2,H,W), occlusion (T-1,1,H,W)).
 
     `speed` multiplies every motion; `camera` is the chance that the background drifts, at
@@ -237,8 +274,9 @@ def render_clip(label: int, frames: int, size: int, rng: np.random.Generator, *,
         drift = rng.uniform(*camera_speed) * scale * np.array([math.cos(angle), math.sin(angle)])
     motions = [_similarity(drift * (t[:, None] - (frames - 1) / 2), np.ones(frames), np.zeros(frames))]
     # Texture placement per layer: texel u = offset + step * R(phi) q.
-    placements = [(rng.uniform(0.7, 1.0), 0.0, side / 2 + rng.uniform(-0.1, 0.1, 2) * side
-                   - size / 2 * np.ones(2))]
+    placements = [
+        (rng.uniform(0.7, 1.0), 0.0, side / 2 + rng.uniform(-0.1, 0.1, 2) * side - size / 2 * np.ones(2))
+    ]
     shapes = [None]
     for _ in range(int(rng.integers(1, 4))):
         radius = rng.uniform(0.12, 0.26) * size
@@ -246,8 +284,7 @@ def render_clip(label: int, frames: int, size: int, rng: np.random.Generator, *,
         motions.append(_object_motion(label, t, size, rng, speed))
         step = rng.uniform(0.7, 1.3)
         reach = 2.0 * radius * step  # farthest shape point (a triangle vertex) in texels
-        placements.append((step, rng.uniform(-math.pi, math.pi),
-                           rng.uniform(reach, side - 1 - reach, 2)))
+        placements.append((step, rng.uniform(-math.pi, math.pi), rng.uniform(reach, side - 1 - reach, 2)))
     layers = len(motions)
     texture_idx = rng.integers(0, atlas.shape[0], layers)
     gain = rng.uniform(0.6, 1.1, (layers, 3))
@@ -256,27 +293,41 @@ def render_clip(label: int, frames: int, size: int, rng: np.random.Generator, *,
     # All affine maps of pixel coordinates, composed in float64 and evaluated in one call:
     # texel grids N P M_t^-1 (P: texture placement, N: texels -> grid_sample's [-1, 1]),
     # object coordinates M_t^-1 (for the masks), and p(t+1) -> p(t) = M_t M_{t+1}^-1 (for flow).
-    m = np.stack(motions)                              # (L, T, 3, 3), q -> p
-    m_inv = np.linalg.inv(m)                           # p -> q
+    m = np.stack(motions)  # (L, T, 3, 3), q -> p
+    m_inv = np.linalg.inv(m)  # p -> q
     to_grid = np.array([[2.0 / (side - 1), 0, -1.0], [0, 2.0 / (side - 1), -1.0], [0, 0, 1]])
-    place = np.array([[[st * math.cos(phi), -st * math.sin(phi), off[0]],
-                       [st * math.sin(phi), st * math.cos(phi), off[1]], [0, 0, 1.0]]
-                      for st, phi, off in placements])  # (L, 3, 3)
-    texel = (to_grid @ place)[:, None] @ m_inv         # (L, T, 3, 3)
-    back = m[:, :-1] @ m_inv[:, 1:]                    # (L, T-1, 3, 3)
-    maps = _apply(np.concatenate([texel.reshape(-1, 3, 3), m_inv[1:].reshape(-1, 3, 3),
-                                  back.reshape(-1, 3, 3)]), size)
-    grid, q, source = maps.split([layers * frames, (layers - 1) * frames,
-                                  layers * (frames - 1)])
+    place = np.array(
+        [
+            [
+                [st * math.cos(phi), -st * math.sin(phi), off[0]],
+                [st * math.sin(phi), st * math.cos(phi), off[1]],
+                [0, 0, 1.0],
+            ]
+            for st, phi, off in placements
+        ]
+    )  # (L, 3, 3)
+    texel = (to_grid @ place)[:, None] @ m_inv  # (L, T, 3, 3)
+    back = m[:, :-1] @ m_inv[:, 1:]  # (L, T-1, 3, 3)
+    maps = _apply(
+        np.concatenate([texel.reshape(-1, 3, 3), m_inv[1:].reshape(-1, 3, 3), back.reshape(-1, 3, 3)]), size
+    )
+    grid, q, source = maps.split([layers * frames, (layers - 1) * frames, layers * (frames - 1)])
 
     # Backward sampling: one grid_sample for all layers and frames (time stacked along height).
-    tex = atlas[torch.as_tensor(texture_idx)]          # (L, 3, S, S)
-    tex = (tex * torch.as_tensor(gain, dtype=torch.float32)[:, :, None, None]
-           + torch.as_tensor(bias, dtype=torch.float32)[:, :, None, None]).clamp(-1, 1)
-    colour = F.grid_sample(tex, grid.reshape(layers, frames * size, size, 2), mode="bilinear",
-                           padding_mode="border", align_corners=True)
+    tex = atlas[torch.as_tensor(texture_idx)]  # (L, 3, S, S)
+    tex = (
+        tex * torch.as_tensor(gain, dtype=torch.float32)[:, :, None, None]
+        + torch.as_tensor(bias, dtype=torch.float32)[:, :, None, None]
+    ).clamp(-1, 1)
+    colour = F.grid_sample(
+        tex,
+        grid.reshape(layers, frames * size, size, 2),
+        mode="bilinear",
+        padding_mode="border",
+        align_corners=True,
+    )
     colour = colour.reshape(layers, 3, frames, size, size)
-    q = q.reshape(layers - 1, frames, size, size, 2)   # object coordinates per object layer
+    q = q.reshape(layers - 1, frames, size, size, 2)  # object coordinates per object layer
     clip = colour[0]
     top = torch.zeros(frames, size, size, dtype=torch.long)  # topmost layer per pixel
     for layer in range(1, layers):
@@ -289,9 +340,10 @@ def render_clip(label: int, frames: int, size: int, rng: np.random.Generator, *,
     # Flow on frame t+1's grid, from the topmost layer there: p - M_t M_{t+1}^-1 p.
     source = source.reshape(layers, frames - 1, size, size, 2)
     idx = top[1:][None, ..., None].expand(1, -1, -1, -1, 2)
-    source = source.gather(0, idx)[0]                  # (T-1, H, W, 2)
-    ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float32),
-                            torch.arange(size, dtype=torch.float32), indexing="ij")
+    source = source.gather(0, idx)[0]  # (T-1, H, W, 2)
+    ys, xs = torch.meshgrid(
+        torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32), indexing="ij"
+    )
     flow = torch.stack([xs - source[..., 0], ys - source[..., 1]], dim=1)  # (T-1, 2, H, W)
 
     # Occlusion: the source falls outside frame t, or another layer is on top there in frame t.
@@ -307,6 +359,7 @@ def render_clip(label: int, frames: int, size: int, rng: np.random.Generator, *,
 # ---------------------------------------------------------------------------------------------
 # Dataset
 # ---------------------------------------------------------------------------------------------
+
 
 @contextlib.contextmanager
 def _one_thread():
@@ -340,10 +393,19 @@ class SynthMotion(Dataset):
     `n` defaults to 2000 / 200 / 500 for train / val / test.
     """
 
-    def __init__(self, split: str = "train", n: int | None = None, clip_len: int = 16,
-                 size: int = 112, seed: int = 0, future: bool = False,
-                 num_classes: int | None = None, speed: float = 1.0, camera: float = CAMERA_P,
-                 camera_speed: tuple[float, float] = BACKGROUND_SPEED):
+    def __init__(
+        self,
+        split: str = "train",
+        n: int | None = None,
+        clip_len: int = 16,
+        size: int = 112,
+        seed: int = 0,
+        future: bool = False,
+        num_classes: int | None = None,
+        speed: float = 1.0,
+        camera: float = CAMERA_P,
+        camera_speed: tuple[float, float] = BACKGROUND_SPEED,
+    ):
         if split not in SPLITS:
             raise ValueError(f"SynthMotion: unknown split {split!r}; expected one of {SPLITS}")
         n = DEFAULT_N[split] if n is None else n
@@ -355,17 +417,22 @@ class SynthMotion(Dataset):
             raise ValueError(f"SynthMotion: size must be >= 16 pixels, got {size}")
         num_classes = len(SYNTH_CLASSES) if num_classes is None else int(num_classes)
         if not 2 <= num_classes <= len(SYNTH_CLASSES):
-            raise ValueError(f"SynthMotion: num_classes must be in 2..{len(SYNTH_CLASSES)}, "
-                             f"got {num_classes}")
+            raise ValueError(
+                f"SynthMotion: num_classes must be in 2..{len(SYNTH_CLASSES)}, got {num_classes}"
+            )
         if not 0 < float(speed) <= 10:
             raise ValueError(f"SynthMotion: speed must be in (0, 10], got {speed}")
         if not 0 <= float(camera) <= 1:
             raise ValueError(f"SynthMotion: camera must be a probability in [0, 1], got {camera}")
         if len(camera_speed) != 2 or not 0 <= float(camera_speed[0]) <= float(camera_speed[1]):
-            raise ValueError(f"SynthMotion: camera_speed must be (low, high) with 0 <= low <= high, "
-                             f"got {camera_speed!r}")
-        self.motion = {"speed": float(speed), "camera": float(camera),
-                       "camera_speed": (float(camera_speed[0]), float(camera_speed[1]))}
+            raise ValueError(
+                f"SynthMotion: camera_speed must be (low, high) with 0 <= low <= high, got {camera_speed!r}"
+            )
+        self.motion = {
+            "speed": float(speed),
+            "camera": float(camera),
+            "camera_speed": (float(camera_speed[0]), float(camera_speed[1])),
+        }
         self.split, self.n, self.clip_len, self.size = split, int(n), int(clip_len), int(size)
         self.seed, self.future = int(seed), bool(future)
         self.classes = list(SYNTH_CLASSES[:num_classes])

@@ -55,8 +55,10 @@ class ClipTransform:
         if self.size < 1:
             raise ValueError(f"size must be >= 1, got {self.size}")
         if self.resize is not None and self.resize < self.size:
-            raise ValueError(f"resize={self.resize} is smaller than the crop size={self.size}; "
-                             "the short side must be at least the crop")
+            raise ValueError(
+                f"resize={self.resize} is smaller than the crop size={self.size}; "
+                "the short side must be at least the crop"
+            )
 
     @property
     def views(self) -> int:
@@ -73,8 +75,9 @@ class ClipTransform:
             frames = TF.resize(frames, [self.resize], antialias=True)
         height, width = frames.shape[-2:]
         if min(height, width) < self.size:
-            raise ValueError(f"frames {height}x{width} are smaller than the crop size {self.size}; "
-                             "set resize >= size")
+            raise ValueError(
+                f"frames {height}x{width} are smaller than the crop size {self.size}; set resize >= size"
+            )
         if self.crop == "five":
             origins = five_crop_origins(height, width, self.size)
             origins = [origins[int(torch.randint(5, (), generator=generator))]]

@@ -67,9 +67,13 @@ class DataSpec(_ReadAsDict):
         if self.name not in DATASETS:
             raise ValueError(f"unknown dataset {self.name!r}; valid: {', '.join(DATASETS)}")
         if self.split not in SPLITS:
-            raise ValueError(f"dataset {self.name!r}: unknown split {self.split!r}; valid: {', '.join(SPLITS)}")
+            raise ValueError(
+                f"dataset {self.name!r}: unknown split {self.split!r}; valid: {', '.join(SPLITS)}"
+            )
         if not isinstance(self.kw, Mapping):
-            raise ValueError(f"dataset {self.name!r}: kw must be a dict of keyword arguments, got {self.kw!r}")
+            raise ValueError(
+                f"dataset {self.name!r}: kw must be a dict of keyword arguments, got {self.kw!r}"
+            )
         object.__setattr__(self, "kw", dict(self.kw))
         n, fold = self.kw.get("n"), self.kw.get("fold")
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
@@ -77,11 +81,14 @@ class DataSpec(_ReadAsDict):
         if fold is not None and fold not in (1, 2, 3):
             raise ValueError(f"dataset {self.name!r}: fold must be 1, 2 or 3, got {fold!r}")
         if self.data_root is not None and self.name in EMBEDDED:
-            raise ValueError(f"dataset {self.name!r} is embedded and reads no data_root (got "
-                             f"{self.data_root!r}); the smoke profile trains on embedded data: use "
-                             "--profile paper for a real dataset")
-        if self.max_clips is not None and (isinstance(self.max_clips, bool) or not isinstance(self.max_clips, int)
-                                           or self.max_clips < 1):
+            raise ValueError(
+                f"dataset {self.name!r} is embedded and reads no data_root (got "
+                f"{self.data_root!r}); the smoke profile trains on embedded data: use "
+                "--profile paper for a real dataset"
+            )
+        if self.max_clips is not None and (
+            isinstance(self.max_clips, bool) or not isinstance(self.max_clips, int) or self.max_clips < 1
+        ):
             raise ValueError(f"max_clips must be an integer >= 1 (or None for all), got {self.max_clips!r}")
         if self.pipelines is not None:
             pipelines = (self.pipelines,) if isinstance(self.pipelines, str) else tuple(self.pipelines)
@@ -107,10 +114,19 @@ class DataSpec(_ReadAsDict):
             return d
         unknown = set(d) - {*DATA_FIELDS, "max_clips", "pipelines"}
         if unknown:
-            raise ValueError(f"dataset spec: unknown fields {sorted(unknown)}; valid: "
-                             f"{', '.join(DATA_FIELDS)}, max_clips, pipelines")
-        return cls(name=d["name"], split=d["split"], kw=d.get("kw", {}), data_root=d.get("data_root"),
-                   max_clips=d.get("max_clips"), pipelines=d.get("pipelines"), root_key="data_root" in d)
+            raise ValueError(
+                f"dataset spec: unknown fields {sorted(unknown)}; valid: "
+                f"{', '.join(DATA_FIELDS)}, max_clips, pipelines"
+            )
+        return cls(
+            name=d["name"],
+            split=d["split"],
+            kw=d.get("kw", {}),
+            data_root=d.get("data_root"),
+            max_clips=d.get("max_clips"),
+            pipelines=d.get("pipelines"),
+            root_key="data_root" in d,
+        )
 
 
 @dataclass(frozen=True)
@@ -129,11 +145,16 @@ class EvalSpec(_ReadAsDict):
         object.__setattr__(self, "action", {t: DataSpec.from_dict(s) for t, s in self.action.items()})
         missing = [t for t, s in self.action.items() if s.pipelines is None]
         if missing:
-            raise ValueError(f"action evaluation sets {missing} name no pipelines; valid: {', '.join(PIPELINES)}")
+            raise ValueError(
+                f"action evaluation sets {missing} name no pipelines; valid: {', '.join(PIPELINES)}"
+            )
 
     def to_dict(self) -> dict:
-        return {"batch_size": self.batch_size, "motion": {t: s.to_dict() for t, s in self.motion.items()},
-                "action": {t: s.to_dict() for t, s in self.action.items()}}
+        return {
+            "batch_size": self.batch_size,
+            "motion": {t: s.to_dict() for t, s in self.motion.items()},
+            "action": {t: s.to_dict() for t, s in self.action.items()},
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping) -> EvalSpec:
@@ -141,12 +162,16 @@ class EvalSpec(_ReadAsDict):
             return d
         unknown = set(d) - {"batch_size", "motion", "action"}
         if unknown:
-            raise ValueError(f"eval spec: unknown fields {sorted(unknown)}; valid: batch_size, motion, action")
+            raise ValueError(
+                f"eval spec: unknown fields {sorted(unknown)}; valid: batch_size, motion, action"
+            )
         return cls(batch_size=d.get("batch_size", 8), motion=d.get("motion", {}), action=d.get("action", {}))
 
     def sets(self):
         """(kind, tag, spec) of every evaluation set, motion first."""
-        return [("motion", t, s) for t, s in self.motion.items()] + [("action", t, s) for t, s in self.action.items()]
+        return [("motion", t, s) for t, s in self.motion.items()] + [
+            ("action", t, s) for t, s in self.action.items()
+        ]
 
 
 @dataclass(frozen=True)
@@ -166,8 +191,13 @@ class ExperimentConfig:
         object.__setattr__(self, "eval", EvalSpec.from_dict(self.eval))
 
     def to_dict(self) -> dict:
-        return {"model": self.model.to_dict(), "train": config_dict(self.train), "data": self.data.to_dict(),
-                "eval": self.eval.to_dict(), "pretrain_from": self.pretrain_from}
+        return {
+            "model": self.model.to_dict(),
+            "train": config_dict(self.train),
+            "data": self.data.to_dict(),
+            "eval": self.eval.to_dict(),
+            "pretrain_from": self.pretrain_from,
+        }
 
 
 def config_hash(cfg: ExperimentConfig, pretrain_hash: str | None = None) -> str:
@@ -180,6 +210,7 @@ def config_hash(cfg: ExperimentConfig, pretrain_hash: str | None = None) -> str:
 
 # --------------------------------------------------------------------------- overrides
 
+
 def _owner(key: str, model: dict, train: dict) -> tuple[str, str]:
     """(section, field) of an override key: `section__field`, or a plain field one section owns."""
     if "__" in key:
@@ -190,9 +221,14 @@ def _owner(key: str, model: dict, train: dict) -> tuple[str, str]:
     owners = [s for s, fields in (("model", model), ("train", train), ("data", DATA_KEYS)) if key in fields]
     if len(owners) != 1:
         valid = sorted(set(model) | set(train) | set(DATA_KEYS))
-        raise ValueError(f"override {key!r} is " + ("ambiguous (in " + ", ".join(owners) + "); "
-                         "prefix it with model__/train__/data__" if owners else
-                         f"not a config field; valid: {', '.join(valid)}"))
+        raise ValueError(
+            f"override {key!r} is "
+            + (
+                "ambiguous (in " + ", ".join(owners) + "); prefix it with model__/train__/data__"
+                if owners
+                else f"not a config field; valid: {', '.join(valid)}"
+            )
+        )
     return owners[0], key
 
 
@@ -224,9 +260,13 @@ def apply_overrides(cfg: ExperimentConfig, overrides: dict[str, Any]) -> Experim
             elif name in DATA_FIELDS:
                 data[name] = value
             else:
-                raise ValueError(f"override {key!r}: data has no field {name!r}; valid: {', '.join(DATA_KEYS)}")
+                raise ValueError(
+                    f"override {key!r}: data has no field {name!r}; valid: {', '.join(DATA_KEYS)}"
+                )
         elif name not in sections[section]:
-            raise ValueError(f"override {key!r}: {section} has no field {name!r}; valid: {sorted(sections[section])}")
+            raise ValueError(
+                f"override {key!r}: {section} has no field {name!r}; valid: {sorted(sections[section])}"
+            )
         else:
             sections[section][name] = value
     if "steps" in overrides or "train__steps" in overrides:
@@ -240,10 +280,18 @@ def apply_overrides(cfg: ExperimentConfig, overrides: dict[str, Any]) -> Experim
             d["kw"]["fold"] = fold
         return DataSpec.from_dict(d)
 
-    evaluation = EvalSpec(batch_size=eval_batch, motion={t: eval_set(s) for t, s in cfg.eval.motion.items()},
-                          action={t: eval_set(s) for t, s in cfg.eval.action.items()})
+    evaluation = EvalSpec(
+        batch_size=eval_batch,
+        motion={t: eval_set(s) for t, s in cfg.eval.motion.items()},
+        action={t: eval_set(s) for t, s in cfg.eval.action.items()},
+    )
     try:
-        return ExperimentConfig(CGMConfig.from_dict(model), TrainConfig(**train), DataSpec.from_dict(data),
-                                evaluation, cfg.pretrain_from)
+        return ExperimentConfig(
+            CGMConfig.from_dict(model),
+            TrainConfig(**train),
+            DataSpec.from_dict(data),
+            evaluation,
+            cfg.pretrain_from,
+        )
     except TypeError as err:  # a value of the wrong type compared or converted inside a config
         raise ValueError(f"overrides {overrides}: a value has the wrong type ({err})") from None

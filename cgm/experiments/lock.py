@@ -38,8 +38,11 @@ def _holder(lock: Path) -> dict:
 
 
 def _stale(holder: dict) -> bool:
-    return (holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int)
-            and not _alive(holder["pid"]))
+    return (
+        holder.get("host") == socket.gethostname()
+        and isinstance(holder.get("pid"), int)
+        and not _alive(holder["pid"])
+    )
 
 
 @contextmanager
@@ -55,13 +58,24 @@ def run_lock(lock: str | os.PathLike, what: str):
             if _stale(holder):
                 lock.unlink(missing_ok=True)  # its process is gone
                 continue
-            who = (f"pid {holder.get('pid')} on {holder.get('host')} since {holder.get('started')}"
-                   if holder else "an unknown process")
-            raise RunLockedError(f"{what} is being computed by {who}; wait for it to finish, or delete "
-                                 f"{lock} if that process is gone") from None
+            who = (
+                f"pid {holder.get('pid')} on {holder.get('host')} since {holder.get('started')}"
+                if holder
+                else "an unknown process"
+            )
+            raise RunLockedError(
+                f"{what} is being computed by {who}; wait for it to finish, or delete "
+                f"{lock} if that process is gone"
+            ) from None
         with os.fdopen(fd, "w") as f:
-            json.dump({"pid": os.getpid(), "host": socket.gethostname(),
-                       "started": time.strftime("%Y-%m-%dT%H:%M:%S")}, f)
+            json.dump(
+                {
+                    "pid": os.getpid(),
+                    "host": socket.gethostname(),
+                    "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                },
+                f,
+            )
         break
     else:
         raise RunLockedError(f"{what}: could not take the lock {lock}")

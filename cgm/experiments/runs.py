@@ -37,6 +37,7 @@ RUNS = ROOT / "results" / "runs"
 
 # --------------------------------------------------------------------------- data and models
 
+
 def _root(spec: DataSpec, cfg: ExperimentConfig) -> str | None:
     if spec.name in EMBEDDED:
         return None
@@ -47,8 +48,10 @@ def check_device(device: str) -> None:
     """A ValueError before any work when `device` names a GPU this machine does not have."""
     if str(device).startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} requested but CUDA is not available here; use device='cpu' "
-                             "(CLI: --device cpu) or run on a machine with a GPU")
+            raise ValueError(
+                f"device {device!r} requested but CUDA is not available here; use device='cpu' "
+                "(CLI: --device cpu) or run on a machine with a GPU"
+            )
         index = torch.device(device).index
         if index is not None and index >= torch.cuda.device_count():
             raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} GPU(s)")
@@ -62,17 +65,30 @@ def check_data(cfg: ExperimentConfig) -> None:
             continue
         root = _root(spec, cfg)
         if root is None or not Path(root).expanduser().is_dir():
-            env = "CGM_" + {"ucf_flow": "ucf101", "ucf_pred": "ucf101"}.get(spec.name, spec.name).upper() + "_ROOT"
+            env = (
+                "CGM_"
+                + {"ucf_flow": "ucf101", "ucf_pred": "ucf101"}.get(spec.name, spec.name).upper()
+                + "_ROOT"
+            )
             layout = LAYOUTS["kinetics" if spec.name.startswith("kinetics") else spec.name]
             what = "is not given" if root is None else f"{root} is not a folder"
-            raise ValueError(f"dataset {spec.name!r}: data root {what}; pass data_root=... (CLI: "
-                             f"--data-root) or set {env}. Expected layout:\n  " + layout.replace("\n", "\n  "))
+            raise ValueError(
+                f"dataset {spec.name!r}: data root {what}; pass data_root=... (CLI: "
+                f"--data-root) or set {env}. Expected layout:\n  " + layout.replace("\n", "\n  ")
+            )
 
 
 def build_data(spec: DataSpec, cfg: ExperimentConfig, *, future: bool):
     spec = DataSpec.from_dict(spec)
-    return build_dataset(spec.name, spec.split, data_root=_root(spec, cfg), clip_len=cfg.model.clip_len,
-                         size=cfg.model.size, future=future, **spec.kw)
+    return build_dataset(
+        spec.name,
+        spec.split,
+        data_root=_root(spec, cfg),
+        clip_len=cfg.model.clip_len,
+        size=cfg.model.size,
+        future=future,
+        **spec.kw,
+    )
 
 
 def build_model(cfg: ExperimentConfig) -> CGMNet:
@@ -92,8 +108,13 @@ def fresh_heads(model_cfg: CGMConfig, stored: dict | None) -> tuple[str, ...]:
     return tuple(f"{h}_head" for h in HEADS if h in changed)
 
 
-def init_from_checkpoint(model: CGMNet, path: str | os.PathLike, *, skip: tuple[str, ...] | None = None,
-                         fresh: tuple[str, ...] = ()) -> tuple[list[str], list[str]]:
+def init_from_checkpoint(
+    model: CGMNet,
+    path: str | os.PathLike,
+    *,
+    skip: tuple[str, ...] | None = None,
+    fresh: tuple[str, ...] = (),
+) -> tuple[list[str], list[str]]:
     """Start `model` from another run's weights (weights_only). `skip`: the modules expected to
     start fresh; by default the action heads that `fresh_heads` names from the checkpoint's model
     config, plus `fresh` (the experiment's, `Experiment.fresh`). Anything else that does not fit
@@ -111,8 +132,11 @@ def model_from_checkpoint(model_cfg: CGMConfig, path: str | os.PathLike) -> CGMN
     if stored:
         differ = checkpoints.config_differences(stored, model_cfg.to_dict())
         if differ:
-            raise checkpoints.CheckpointError(f"checkpoint {path} was trained with another model config: "
-                                              + "; ".join(differ) + " (checkpoint -> this run)")
+            raise checkpoints.CheckpointError(
+                f"checkpoint {path} was trained with another model config: "
+                + "; ".join(differ)
+                + " (checkpoint -> this run)"
+            )
     model = CGMNet(model_cfg)
     checkpoints.load_weights(model, path)
     return model
@@ -128,23 +152,32 @@ def evaluate_config(model, cfg: ExperimentConfig, *, device: str = "cpu") -> dic
         if kind == "motion":
             r = evaluate_motion(model, ds, batch_size=bs, max_clips=spec.max_clips, device=device)
         else:
-            r = evaluate_action(model, ds, spec.pipelines, batch_size=bs, max_clips=spec.max_clips,
-                                device=device)
+            r = evaluate_action(
+                model, ds, spec.pipelines, batch_size=bs, max_clips=spec.max_clips, device=device
+            )
         results.update({f"{tag}/{k}": v for k, v in r.items()})
     return results
 
 
-def train_experiment(cfg: ExperimentConfig, out_dir: str | os.PathLike, *, resume: bool = False,
-                     init_from: str | os.PathLike | None = None, fresh: tuple[str, ...] = (),
-                     progress: bool | None = None) -> Trainer:
+def train_experiment(
+    cfg: ExperimentConfig,
+    out_dir: str | os.PathLike,
+    *,
+    resume: bool = False,
+    init_from: str | os.PathLike | None = None,
+    fresh: tuple[str, ...] = (),
+    progress: bool | None = None,
+) -> Trainer:
     """Train the config's model into out_dir (checkpoint.pt, metrics.csv, tb/), starting from the
     weights at `init_from` (`fresh`: see init_from_checkpoint). Returns the Trainer."""
     check_device(cfg.train.device)
     check_data(cfg)
     train_set = build_data(cfg.data, cfg, future=True)
     if cfg.train.stage != "selfsup" and len(train_set.classes) != cfg.model.num_classes:
-        raise ValueError(f"{cfg.data.name} has {len(train_set.classes)} classes but the model "
-                         f"num_classes={cfg.model.num_classes}; set num_classes={len(train_set.classes)}")
+        raise ValueError(
+            f"{cfg.data.name} has {len(train_set.classes)} classes but the model "
+            f"num_classes={cfg.model.num_classes}; set num_classes={len(train_set.classes)}"
+        )
     model = build_model(cfg)
     if init_from is not None:
         init_from_checkpoint(model, init_from, fresh=fresh)
@@ -155,6 +188,7 @@ def train_experiment(cfg: ExperimentConfig, out_dir: str | os.PathLike, *, resum
 
 
 # --------------------------------------------------------------------------- cached runs
+
 
 @dataclass
 class RunResult:
@@ -178,20 +212,36 @@ class RunResult:
     def load_model(self, device: str = "cpu") -> CGMNet:
         """The trained CGM-Net (eval mode) from the run's checkpoint."""
         if self.checkpoint is None:
-            raise FileNotFoundError(f"run {self.name} ({self.hash}) kept no checkpoint; "
-                                    f"call run(..., need_checkpoint=True)")
-        return model_from_checkpoint(CGMConfig.from_dict(self.config["model"]), self.checkpoint).to(device).eval()
+            raise FileNotFoundError(
+                f"run {self.name} ({self.hash}) kept no checkpoint; call run(..., need_checkpoint=True)"
+            )
+        return (
+            model_from_checkpoint(CGMConfig.from_dict(self.config["model"]), self.checkpoint)
+            .to(device)
+            .eval()
+        )
 
     def __repr__(self) -> str:
-        return (f"RunResult({self.name!r}, profile={self.profile!r}, dataset={self.dataset!r}, "
-                f"hash={self.hash!r}, source={self.source!r}, metrics={len(self.metrics)} values)")
+        return (
+            f"RunResult({self.name!r}, profile={self.profile!r}, dataset={self.dataset!r}, "
+            f"hash={self.hash!r}, source={self.source!r}, metrics={len(self.metrics)} values)"
+        )
 
 
 def _read_result(path: Path, name: str, source: str) -> RunResult:
     r = json.loads((path / "result.json").read_text())
     config = json.loads((path / "config.json").read_text())
-    return RunResult(name=name, profile=r["profile"], hash=r["hash"], dataset=r["dataset"],
-                     metrics=r["metrics"], train=r["train"], config=config, source=source, path=path)
+    return RunResult(
+        name=name,
+        profile=r["profile"],
+        hash=r["hash"],
+        dataset=r["dataset"],
+        metrics=r["metrics"],
+        train=r["train"],
+        config=config,
+        source=source,
+        path=path,
+    )
 
 
 def find_cached(h: str, runs_dir: Path = RUNS, *, need_checkpoint: bool = False) -> Path | None:
@@ -205,7 +255,16 @@ def find_cached(h: str, runs_dir: Path = RUNS, *, need_checkpoint: bool = False)
 # Overrides a fine-tuning run hands to its pretraining run: the architecture must match for the
 # weights to load, and device/steps/batch/data size keep a scaled-down chain scaled down throughout.
 PRETRAIN_PASS = ({f.name for f in dataclasses.fields(CGMConfig)} - {"num_classes", "heads"}) | {
-    "device", "steps", "batch_size", "seed", "n", "max_clips", "amp", "compile", "num_workers"}
+    "device",
+    "steps",
+    "batch_size",
+    "seed",
+    "n",
+    "max_clips",
+    "amp",
+    "compile",
+    "num_workers",
+}
 
 
 def pretrain_overrides(overrides: dict) -> dict:
@@ -213,8 +272,17 @@ def pretrain_overrides(overrides: dict) -> dict:
     return {k: v for k, v in overrides.items() if k.split("__")[-1] in PRETRAIN_PASS}
 
 
-def run(name: str, /, profile: str = "smoke", *, need_checkpoint: bool = False, force: bool = False,
-        runs_dir: str | os.PathLike = RUNS, progress: bool = False, **overrides) -> RunResult:
+def run(
+    name: str,
+    /,
+    profile: str = "smoke",
+    *,
+    need_checkpoint: bool = False,
+    force: bool = False,
+    runs_dir: str | os.PathLike = RUNS,
+    progress: bool = False,
+    **overrides,
+) -> RunResult:
     """Train and evaluate experiment `name`, or load its cached result (same config hash).
 
     `need_checkpoint`: recompute when the cached run kept no checkpoint. `force`: recompute.
@@ -234,10 +302,15 @@ def run(name: str, /, profile: str = "smoke", *, need_checkpoint: bool = False, 
     if not force:
         for where in ([out] if (out / "result.json").is_file() else []) + [find_cached(h, runs_dir)]:
             if where is not None and (not need_checkpoint or (where / "checkpoint.pt").is_file()):
-                return _read_result(where, name, "cache" if where == out else f"cache:{where.parent.parent.name}/{where.parent.name}")
+                return _read_result(
+                    where,
+                    name,
+                    "cache" if where == out else f"cache:{where.parent.parent.name}/{where.parent.name}",
+                )
     if pre is not None and pre.checkpoint is None:  # training needs the pretrained weights
-        pre = run(cfg.pretrain_from, profile, need_checkpoint=True, runs_dir=runs_dir,
-                  progress=progress, **passed)
+        pre = run(
+            cfg.pretrain_from, profile, need_checkpoint=True, runs_dir=runs_dir, progress=progress, **passed
+        )
     check_device(cfg.train.device)
     check_data(cfg)
     info = cgm_dist.env_world()
@@ -247,8 +320,17 @@ def run(name: str, /, profile: str = "smoke", *, need_checkpoint: bool = False, 
         return _compute(name, profile, cfg, h, pre, out, force=force, progress=progress)
 
 
-def _compute(name: str, profile: str, cfg: ExperimentConfig, h: str, pre: RunResult | None, out: Path, *,
-             force: bool, progress: bool) -> RunResult:
+def _compute(
+    name: str,
+    profile: str,
+    cfg: ExperimentConfig,
+    h: str,
+    pre: RunResult | None,
+    out: Path,
+    *,
+    force: bool,
+    progress: bool,
+) -> RunResult:
     """Train and evaluate into `.<hash>.partial` beside `out` (resumed if an interrupted
     computation left a training checkpoint there), then put it in place of `out` whole: an
     interrupted recompute never loses the cached run."""
@@ -258,34 +340,73 @@ def _compute(name: str, profile: str, cfg: ExperimentConfig, h: str, pre: RunRes
         if force and work.exists():
             shutil.rmtree(work)
         work.mkdir(parents=True, exist_ok=True)
-        (work / "config.json").write_text(json.dumps(
-            {**cfg.to_dict(), "profile": profile, "name": name, "pretrain_hash": pre.hash if pre else None},
-            indent=1, default=str))
+        (work / "config.json").write_text(
+            json.dumps(
+                {
+                    **cfg.to_dict(),
+                    "profile": profile,
+                    "name": name,
+                    "pretrain_hash": pre.hash if pre else None,
+                },
+                indent=1,
+                default=str,
+            )
+        )
         (work / "result.json").unlink(missing_ok=True)
         ckpt = work / "checkpoint.pt"
         if ckpt.is_file() and not checkpoints.is_training_state(checkpoints.load(ckpt)):
             ckpt.unlink()  # weights of a finished computation that was not put in place: train again
     cgm_dist.barrier()
     start = time.time()
-    trainer = train_experiment(cfg, work, resume=True, progress=progress,
-                               init_from=pre.checkpoint if pre else None, fresh=get_experiment(name).fresh)
+    trainer = train_experiment(
+        cfg,
+        work,
+        resume=True,
+        progress=progress,
+        init_from=pre.checkpoint if pre else None,
+        fresh=get_experiment(name).fresh,
+    )
     seconds = time.time() - start
     device = str(trainer.device)
     metrics = evaluate_config(trainer.model, cfg, device=device) if info.is_main else {}
-    train = {**(trainer.history[-1] if trainer.history else {}), "seconds": seconds,
-             "steps": trainer.step, "device": device, "world_size": info.world_size}
+    train = {
+        **(trainer.history[-1] if trainer.history else {}),
+        "seconds": seconds,
+        "steps": trainer.step,
+        "device": device,
+        "world_size": info.world_size,
+    }
     if info.is_main:
         (work / "metrics.json").write_text(json.dumps(trainer.history, indent=1))
         checkpoints.slim(work / "checkpoint.pt")
-        (work / "result.json").write_text(json.dumps(
-            {"name": name, "profile": profile, "hash": h, "dataset": cfg.data.name,
-             "metrics": metrics, "train": train, "torch": torch.__version__,
-             "created": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=1))
+        (work / "result.json").write_text(
+            json.dumps(
+                {
+                    "name": name,
+                    "profile": profile,
+                    "hash": h,
+                    "dataset": cfg.data.name,
+                    "metrics": metrics,
+                    "train": train,
+                    "torch": torch.__version__,
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                },
+                indent=1,
+            )
+        )
         _replace_folder(work, out)
     cgm_dist.barrier()
-    return RunResult(name=name, profile=profile, hash=h, dataset=cfg.data.name, metrics=metrics,
-                     train=train, config=json.loads((out / "config.json").read_text()) if info.is_main else {},
-                     source="computed", path=out)
+    return RunResult(
+        name=name,
+        profile=profile,
+        hash=h,
+        dataset=cfg.data.name,
+        metrics=metrics,
+        train=train,
+        config=json.loads((out / "config.json").read_text()) if info.is_main else {},
+        source="computed",
+        path=out,
+    )
 
 
 def _replace_folder(new: Path, target: Path) -> None:
