@@ -43,8 +43,8 @@ def test_list_names_experiments_and_profiles(capsys):
             "unknown experiment 'table9/x'; valid: table1/cgm",
         ),
         (
-            ["train", "--experiment", "table6/cgmul", "--profile", "laptop", "--out", "o"],
-            "valid: smoke, paper",
+            ["train", "--experiment", "table6/cgmul", "--profile", "huge", "--out", "o"],
+            "valid: smoke, laptop, paper",
         ),
         (["run", "--experiment", "table6/cgmul", "--set", "backbone=r3d19"], "unknown backbone 'r3d19'"),
         (["train", "--experiment", "table6/cgmul", "--out", "o", "--steps", "0"], "--steps must be >= 1"),

@@ -71,8 +71,10 @@ def test_overrides_change_the_hash_and_are_checked():
         ex.resolve("table6/cgmul", backbone="r3d19")
     with pytest.raises(ValueError, match="unknown experiment 'table9/x'; valid: table1/cgm"):
         ex.resolve("table9/x")
-    with pytest.raises(ValueError, match="valid: smoke, paper"):
-        ex.resolve("table6/cgmul", "laptop")
+    with pytest.raises(ValueError, match="valid: smoke, laptop, paper"):
+        ex.resolve("table6/cgmul", "huge")
+    with pytest.raises(ValueError, match="laptop profile covers the self-supervised motion"):
+        ex.resolve("table7/cgmul", "laptop")
 
 
 def test_paper_profile_needs_data_roots(monkeypatch):
