@@ -38,7 +38,11 @@ def test_registry_covers_the_paper():
         assert name in names
     for e in ex.list_experiments():
         for profile in ex.PROFILES:
-            cfg = e.build(profile)
+            try:
+                cfg = e.build(profile)
+            except ValueError as err:  # the laptop profile covers the self-supervised runs only
+                assert profile == "laptop" and "laptop profile covers" in str(err), (e.name, profile)
+                continue
             assert cfg.model.size % cfg.model.scale == 0
             if cfg.pretrain_from:
                 assert cfg.pretrain_from in names
