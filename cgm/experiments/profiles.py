@@ -211,7 +211,7 @@ LAPTOP_MOTION_EVAL = {"footage": DataSpec("footage", "test", {"n": LAPTOP_TEST_N
 
 
 def laptop(r: Recipe) -> ExperimentConfig:
-    if r.stage != "selfsup" or r.action:
+    if r.stage != "selfsup" or r.action or not r.motion or r.dataset != "ucf101":
         raise ValueError(
             "the laptop profile covers the self-supervised motion experiments (Table 1, "
             "Table 6: table1/cgm, table6/<upsampler>); use --profile smoke or paper for "
