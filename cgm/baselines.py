@@ -311,6 +311,15 @@ TABLE1_DATA = {
 }
 
 
+def check_motion_parameters(dataset: str, resolution: int | None) -> None:
+    """A motion notebook's `dataset` (a key of TABLE1_DATA) and `resolution` (None, or one of the
+    paper's inputs 112 / 256), or a ValueError naming what was expected."""
+    if dataset not in TABLE1_DATA:
+        raise ValueError(f"dataset must be one of {list(TABLE1_DATA)}, got {dataset!r}")
+    if resolution not in (None, 112, 256):
+        raise ValueError(f"resolution must be None, 112 or 256 (the paper's two inputs), got {resolution!r}")
+
+
 def test_clips(
     dataset: str, kind: str, *, clip_len: int, size: int, max_pairs: int, data_root: str | None = None
 ) -> list[dict]:
