@@ -30,7 +30,13 @@ from cgm.backbones import (  # shared
     _init_weights,
     build_backbone,
 )
-from cgm.upsample import CGMUL, BilinearMotionUpsampler, NearestMotionUpsampler, lr_flow_prior
+from cgm.upsample import (
+    CGMUL,
+    BilinearMotionUpsampler,
+    NearestMotionUpsampler,
+    lr_flow_prior,
+    matching_cost,
+)
 from cgm.warp import softmax_filters
 
 log = logging.getLogger(__name__)
@@ -60,7 +66,10 @@ PIPELINE_MODULES = {
 
 # Fields added after the committed runs were cached, with their defaults (see CGMConfig.to_dict).
 ADDED_FIELDS = {"encoder_temporal_stride": None, "hr_prior": "none", "context_input": "frame"}
-HR_PRIORS = ("none", "lr_flow")
+HR_PRIORS = ("none", "lr_flow", "cost")
+# hr_prior="cost": the start of the learned inverse temperature of the matching cost (1 / 0.01;
+# frames in [-1, 1]), the best of 0.003-0.03 at 64 px after 0.003 (docs/training.md).
+COST_PRIOR_INIT = 100.0
 CONTEXT_INPUTS = ("frame", "pair")
 
 
@@ -408,6 +417,8 @@ class CGMNet(nn.Module):
             self.context = ContextExtractor(ctx_width, 6 if cfg.context_input == "pair" else 3)
             self.motion_features = nn.Conv2d(self.decoder.out_channels, cfg.context_channels, 3, padding=1)
             self.upsampler = CGMUL(cfg.context_channels, cfg.k_lr, cfg.k_hr, cfg.scale)
+            if cfg.hr_prior == "cost":  # log of the learned inverse temperature of the matching cost
+                self.cost_scale = nn.Parameter(torch.tensor(COST_PRIOR_INIT).log())
         else:
             up = NearestMotionUpsampler if cfg.upsampler == "nearest" else BilinearMotionUpsampler
             self.context, self.motion_features = None, None
@@ -461,12 +472,19 @@ class CGMNet(nn.Module):
         m_lr = normalize_filters(self.lr_motion(f_lr), cfg.filter_norm)  # (B*T, k^2, h, w)
         if self.context is not None:
             frames = clip.transpose(1, 2)  # (B, T, 3, H, W)
-            if cfg.context_input == "pair":  # frame t and t+1; the last frame has no successor: itself
-                frames = torch.cat([frames, torch.cat([frames[:, 1:], frames[:, -1:]], dim=1)], dim=2)
-            f_context = to_grid(self.context(frames.flatten(0, 1)), lr_grid)  # (B*T, C, h, w)
+            # frame t+1 of each frame t; the last frame has no successor in the clip: itself
+            successors = torch.cat([frames[:, 1:], frames[:, -1:]], dim=1)  # (B, T, 3, H, W)
+            if cfg.context_input == "pair":
+                context_in = torch.cat([frames, successors], dim=2)  # (B, T, 6, H, W)
+            else:
+                context_in = frames
+            f_context = to_grid(self.context(context_in.flatten(0, 1)), lr_grid)  # (B*T, C, h, w)
             m_hr = self.upsampler(f_context, m_lr, self.motion_features(f_lr))
             if cfg.hr_prior == "lr_flow":  # start from the LR motion as a sub-pixel shift
                 m_hr = m_hr + lr_flow_prior(m_lr, cfg.scale, cfg.k_hr)
+            elif cfg.hr_prior == "cost":  # soft block matching of frame t+1 in frame t, learned tau
+                cost = matching_cost(frames.flatten(0, 1), successors.flatten(0, 1), cfg.k_hr)
+                m_hr = m_hr - self.cost_scale.exp() * cost  # (B*T, k^^2, H, W)
             m_hr = normalize_filters(m_hr, cfg.filter_norm)  # (B*T, k^^2, H, W)
         else:  # dilating a normalised filter keeps it normalised: no second softmax
             m_hr = self.upsampler(None, m_lr, None)

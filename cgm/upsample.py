@@ -166,3 +166,41 @@ def lr_flow_prior(m_lr: torch.Tensor, scale: int, k_hr: int, floor: float = 0.01
     flow = motion_to_flow(m_lr) * scale  # (N, 2, h, w) in HR px
     flow = F.interpolate(flow, scale_factor=scale, mode="bilinear", align_corners=False)  # (N, 2, H, W)
     return torch.log(flow_kernel(flow, k_hr) + floor)
+
+
+# Patch of the matching cost (`hr_prior="cost"`): 3 x 3 px, measured on held-out footage at 64 px
+# against 1 and 5 (docs/training.md, "A matching cue"): 1 px picks the best tap per pixel (lowest
+# ℓ1, but the motion is noise: EPE of zero flow), 5 px smooths the motion and loses ℓ1.
+COST_PATCH = 3
+
+
+def matching_cost(prev: torch.Tensor, nxt: torch.Tensor, k: int, patch: int = COST_PATCH) -> torch.Tensor:
+    """The local matching cost of every tap of a k x k motion map: per pixel of `nxt` and tap
+    (dy, dx), the channel-mean |nxt(p) - prev(p - (dy, dx))|, averaged over a patch x patch box
+    (border padding, Eq. 1's sign and tap order). prev, nxt (N, C, H, W) -> (N, k*k, H, W).
+
+    A softmax of -cost / tau over the taps is a soft block matching; with patch = 1 and tau -> 0
+    its Eq. 1 reconstruction is the tap oracle (`cgm.reference.best_tap`).
+    """
+    if prev.shape != nxt.shape or prev.ndim != 4:
+        raise ValueError(
+            f"expected two (N, C, H, W) frames of one shape, got {tuple(prev.shape)} and {tuple(nxt.shape)}"
+        )
+    if not isinstance(k, int) or k < 1 or k % 2 == 0:
+        raise ValueError(f"k must be a positive odd filter size, got {k!r}")
+    if not isinstance(patch, int) or patch < 1 or patch % 2 == 0:
+        raise ValueError(f"patch must be a positive odd box size, got {patch!r}")
+    r, h, w = k // 2, prev.shape[-2], prev.shape[-1]
+    padded = F.pad(prev, (r, r, r, r), mode="replicate")
+    cost = torch.cat(
+        [
+            (padded[..., r - dy : r - dy + h, r - dx : r - dx + w] - nxt).abs().mean(dim=1, keepdim=True)
+            for dy in range(-r, r + 1)
+            for dx in range(-r, r + 1)
+        ],
+        dim=1,
+    )  # (N, k*k, H, W), tap (dy + r) * k + (dx + r)
+    if patch > 1:
+        p = patch // 2
+        cost = F.avg_pool2d(F.pad(cost, (p, p, p, p), mode="replicate"), patch, stride=1)
+    return cost

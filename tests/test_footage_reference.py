@@ -8,7 +8,7 @@ from cgm.data import footage
 from cgm.losses import photometric_loss
 from cgm.network import CGMConfig, CGMNet
 from cgm.reference import KernelPredictor, best_tap
-from cgm.upsample import flow_kernel, lr_flow_prior
+from cgm.upsample import flow_kernel, lr_flow_prior, matching_cost
 from cgm.warp import adaptive_warp, motion_to_flow
 
 needs_footage = pytest.mark.skipif(not footage.footage_ready(), reason="run `make data` first")
@@ -41,6 +41,8 @@ def test_lr_flow_prior_peaks_at_the_scaled_lr_motion():
         dict(encoder_temporal_stride=1),
         dict(context_input="pair"),
         dict(hr_prior="lr_flow", context_input="pair"),
+        dict(hr_prior="cost", context_input="pair"),
+        dict(hr_prior="cost"),
     ],
 )
 def test_laptop_model_options_give_maps_of_the_right_shape(options):
@@ -58,6 +60,49 @@ def test_laptop_model_options_give_maps_of_the_right_shape(options):
     out = CGMNet(cfg)(torch.rand(2, 3, 4, 32, 32) * 2 - 1)
     assert out.hr_maps.shape == (2, 4, 81, 32, 32)
     assert torch.allclose(out.hr_maps.sum(2), torch.ones(2, 4, 32, 32), atol=1e-5)
+
+
+def test_matching_cost_is_zero_at_the_true_shift_and_its_argmin_is_the_tap_oracle():
+    torch.manual_seed(0)
+    img = torch.rand(2, 3, 16, 16)
+    moved = adaptive_warp(
+        img, flow_kernel(torch.tensor([2.0, -1.0]).view(1, 2, 1, 1).expand(2, 2, 16, 16), 9)
+    )
+    cost = matching_cost(img, moved, 9, patch=3)
+    assert cost.shape == (2, 81, 16, 16)
+    tap = (-1 + 4) * 9 + (2 + 4)  # (dy=-1, dx=+2)
+    assert torch.allclose(cost[:, tap, 2:-2, 3:-3], torch.zeros(()), atol=1e-6)
+    assert (cost[:, :, 2:-2, 3:-3].argmin(dim=1) == tap).all()
+    # patch 1, tau -> 0: a one-hot map on the cheapest tap reconstructs as the tap oracle does
+    nxt = torch.rand(2, 3, 16, 16)
+    one_hot = torch.nn.functional.one_hot(matching_cost(img, nxt, 5, patch=1).argmin(1), 25)
+    recon = adaptive_warp(img, one_hot.permute(0, 3, 1, 2).float())
+    oracle, _ = best_tap(img, nxt, 5)
+    assert torch.allclose((recon - nxt).abs().mean(), (oracle - nxt).abs().mean(), atol=1e-6)
+    for bad in (dict(k=4), dict(patch=2)):
+        with pytest.raises(ValueError, match="odd"):
+            matching_cost(img, nxt, **{"k": 5, **bad})
+    with pytest.raises(ValueError, match="one shape"):
+        matching_cost(img, nxt[..., :8], 5)
+
+
+def test_cost_prior_starts_as_soft_block_matching_and_learns_its_temperature():
+    torch.manual_seed(0)
+    cfg = CGMConfig(
+        width=0.125, depth=(1, 1, 1, 1), clip_len=3, size=32, encoder_spatial_stride=8, heads=(),
+        num_classes=1, hr_prior="cost",
+    )  # fmt: skip
+    model = CGMNet(cfg)
+    with torch.no_grad():
+        model.upsampler.conv.weight.zero_()  # CGMUL adds nothing: the map is the prior alone
+    clip = torch.rand(1, 3, 3, 32, 32) * 2 - 1
+    out = model(clip)
+    frames = clip[0].transpose(0, 1)  # (T, 3, H, W)
+    successors = torch.cat([frames[1:], frames[-1:]])
+    expected = torch.softmax(-model.cost_scale.exp() * matching_cost(frames, successors, 9), dim=1)
+    assert torch.allclose(out.hr_maps[0], expected, atol=1e-5)
+    (out.hr_maps * torch.randn_like(out.hr_maps)).sum().backward()
+    assert model.cost_scale.grad is not None and model.cost_scale.grad.abs() > 0
 
 
 def test_temporal_stride_one_keeps_one_feature_per_frame():
