@@ -6,9 +6,9 @@ If not, what will train and for about how long? `run_all` is the notebooks' way 
 experiments: it says what will train, with the expected CPU time, before any training starts, and
 shows a text progress bar (in the cell's output and on papermill's `--log-output`).
 
-`environment()` is what a result should record so that a rerun can be matched to its machine:
-torch's thread count (it changes the reduction order of CPU convolutions, hence the last digits,
-and after a few hundred steps the trained model) and the library versions.
+`pinned_threads`, `train_threads` and `environment` (re-exported from
+`cgm.experiments.environment`): every computed run trains under pinned torch threads and records
+them with the library versions in its result.json, so a rerun on the same machine matches.
 """
 
 from __future__ import annotations
@@ -16,13 +16,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import platform
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cgm import experiments as ex
+from cgm.experiments.environment import (  # noqa: F401  (re-exported: cache.pinned_threads, ...)
+    TRAIN_THREADS,
+    environment,
+    pinned_threads,
+    train_threads,
+)
 
 
 @dataclass(frozen=True)
@@ -227,101 +232,10 @@ def run_all(runs: Mapping, profile: str, overrides: Mapping | None = None) -> di
     return results
 
 
-# CPU runs train with this many torch threads whatever the machine's core count or OMP_NUM_THREADS:
-# the thread count changes the reduction order of CPU convolutions, hence the last digits of every
-# step and, after a few hundred steps, the trained model (measured: table6/cgmul, 40 steps, ℓ1 0.08220
-# with 1 thread, 0.08264 with 2; two runs with the same count agree to every digit). 2 is the count
-# the committed smoke runs were computed with (the 2-core development machine). CGM_THREADS overrides.
-TRAIN_THREADS = 2
-
-
-def train_threads() -> int:
-    """The torch thread count CPU training uses: $CGM_THREADS, else TRAIN_THREADS."""
-    value = os.environ.get("CGM_THREADS", str(TRAIN_THREADS))
-    if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"CGM_THREADS must be a positive integer, got {value!r}")
-    return int(value)
-
-
-@contextlib.contextmanager
-def pinned_threads(device: str = "cpu"):
-    """Run the block with `train_threads()` torch threads on a CPU device (restored after), so a
-    rerun on the same machine gives the same numbers."""
-    import torch
-
-    if not str(device).startswith("cpu"):
-        yield
-        return
-    saved = torch.get_num_threads()
-    torch.set_num_threads(train_threads())
-    try:
-        yield
-    finally:
-        torch.set_num_threads(saved)
-
-
-def _git_commit() -> str | None:
-    import subprocess
-
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=ex.ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "cgm"],
-            cwd=ex.ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return (head + ("+modified" if dirty else "")) or None
-
-
-def environment() -> dict:
-    """What a result should record besides its config: torch threads, library versions, CPU and
-    the code's commit. The config hash does not cover these; a rerun matches only under the same."""
-    import numpy
-    import torch
-
-    return {
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "torch_interop_threads": torch.get_num_interop_threads(),
-        "numpy": numpy.__version__,
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "processor": platform.processor() or None,
-        "code": _git_commit(),
-    }
-
-
-def record_environment(result, env: dict) -> None:
-    """Add `environment` to a freshly computed run's result.json (cached runs keep theirs)."""
-    if result.source != "computed":
-        return
-    path = Path(result.path) / "result.json"
-    data = json.loads(path.read_text())
-    data["environment"] = env
-    path.write_text(json.dumps(data, indent=1))
-
-
 def run_pinned(name: str, profile: str = "smoke", **kwargs):
-    """`experiments.run` with pinned CPU threads, recording the environment of a computed run
-    (the notebooks' and the CLI's way to run)."""
-    device = ex.resolve(
-        name, profile, **{k: v for k, v in kwargs.items() if k not in RUN_OPTIONS}
-    ).train.device
-    with pinned_threads(device):
-        env = environment()
-        result = ex.run(name, profile, **kwargs)
-    record_environment(result, env)
-    return result
+    """`experiments.run`, which computes under pinned CPU threads and records the environment in
+    every result.json it writes (pretraining runs of a chain included); kept for callers."""
+    return ex.run(name, profile, **kwargs)
 
 
 RUN_OPTIONS = ("need_checkpoint", "force", "runs_dir", "progress")

@@ -12,15 +12,33 @@ TINY = dict(steps=3, width=0.125, size=16, clip_len=4, batch_size=2, n=8, eval__
 
 
 def test_two_short_runs_give_the_same_metrics_and_record_their_environment(tmp_path, monkeypatch):
+    from cgm import experiments
+
     monkeypatch.setenv("CGM_THREADS", "2")
+    torch.set_num_threads(1)  # the caller's count: the run must not depend on it
     before = torch.get_num_threads()
-    a = cache.run_pinned("table6/cgmul", "smoke", runs_dir=tmp_path / "a", **TINY)
-    b = cache.run_pinned("table6/cgmul", "smoke", runs_dir=tmp_path / "b", **TINY)
+    a = experiments.run("table6/cgmul", "smoke", runs_dir=tmp_path / "a", **TINY)
+    torch.set_num_threads(2)
+    b = experiments.run("table6/cgmul", "smoke", runs_dir=tmp_path / "b", **TINY)
+    torch.set_num_threads(before)
     assert a.source == b.source == "computed" and a.hash == b.hash
     assert a.metrics == b.metrics and a.metrics["synthmotion/l1_hr"] > 0
     env = json.loads((a.path / "result.json").read_text())["environment"]
     assert env["torch_threads"] == 2 and env["torch"] == torch.__version__ and "numpy" in env
     assert torch.get_num_threads() == before  # restored
+
+
+def test_a_chain_records_the_environment_of_its_pretraining_run_too(tmp_path, monkeypatch):
+    from cgm import experiments
+
+    monkeypatch.setenv("CGM_THREADS", "1")
+    r = cache.run_pinned("table7/cgmul", "smoke", runs_dir=tmp_path, **TINY)
+    assert r.source == "computed"
+    for result in sorted(tmp_path.glob("*/*/*/result.json")):  # table6/cgmul (pretraining), table7/cgmul
+        env = json.loads(result.read_text())["environment"]
+        assert env["torch_threads"] == 1 and env["numpy"], result
+    assert len(list(tmp_path.glob("*/*/*/result.json"))) == 2
+    assert experiments.run("table7/cgmul", "smoke", runs_dir=tmp_path, **TINY).metrics == r.metrics
 
 
 def test_thread_setting_is_checked(monkeypatch):

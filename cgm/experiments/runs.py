@@ -28,6 +28,7 @@ from cgm.protocols import evaluate_action, evaluate_motion
 from cgm.train import Trainer
 
 from .config import EMBEDDED, DataSpec, ExperimentConfig, config_hash
+from .environment import environment, pinned_threads
 from .lock import run_lock
 from .registry import get_experiment, resolve
 
@@ -333,7 +334,8 @@ def _compute(
 ) -> RunResult:
     """Train and evaluate into `.<hash>.partial` beside `out` (resumed if an interrupted
     computation left a training checkpoint there), then put it in place of `out` whole: an
-    interrupted recompute never loses the cached run."""
+    interrupted recompute never loses the cached run. CPU work runs under `pinned_threads` and
+    result.json records the `environment` (threads, versions, commit)."""
     info = cgm_dist.env_world()
     work = out.with_name(f".{h}.partial")
     if info.is_main:
@@ -357,18 +359,20 @@ def _compute(
         if ckpt.is_file() and not checkpoints.is_training_state(checkpoints.load(ckpt)):
             ckpt.unlink()  # weights of a finished computation that was not put in place: train again
     cgm_dist.barrier()
-    start = time.time()
-    trainer = train_experiment(
-        cfg,
-        work,
-        resume=True,
-        progress=progress,
-        init_from=pre.checkpoint if pre else None,
-        fresh=get_experiment(name).fresh,
-    )
-    seconds = time.time() - start
-    device = str(trainer.device)
-    metrics = evaluate_config(trainer.model, cfg, device=device) if info.is_main else {}
+    with pinned_threads(cfg.train.device):  # a rerun on the same machine gives the same numbers
+        env = environment()
+        start = time.time()
+        trainer = train_experiment(
+            cfg,
+            work,
+            resume=True,
+            progress=progress,
+            init_from=pre.checkpoint if pre else None,
+            fresh=get_experiment(name).fresh,
+        )
+        seconds = time.time() - start
+        device = str(trainer.device)
+        metrics = evaluate_config(trainer.model, cfg, device=device) if info.is_main else {}
     train = {
         **(trainer.history[-1] if trainer.history else {}),
         "seconds": seconds,
@@ -389,6 +393,7 @@ def _compute(
                     "metrics": metrics,
                     "train": train,
                     "torch": torch.__version__,
+                    "environment": env,
                     "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
                 },
                 indent=1,
