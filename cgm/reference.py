@@ -3,6 +3,8 @@
 - `best_tap(prev, nxt, k)` (the tap oracle): per pixel, the best single tap of the k x k window (the lowest
   ℓ1 that any one-hot motion map reaches, Eq. 1 with border padding), averaged. A motion map that
   blends taps can go lower; a method that moves whole pixels cannot.
+- `block_matching_motion(k)`: soft block matching of frame t+1 in frame t over the k x k taps, no
+  learning (the prior of CGM-Net's `hr_prior="cost"` before training).
 - `KernelPredictor`: a small 2D U-Net that sees frames t and t+1 (6 channels) and predicts a
   k x k softmax kernel per pixel, applied with Eq. 1. It has the same output and loss as CGM-Net's
   HR branch, without the video encoder, the LR decoder or CGMUL: a yardstick for what a budget buys.
@@ -54,6 +56,25 @@ def oracle_motion(k: int):
     def motion(clip: torch.Tensor) -> tuple[torch.Tensor, None]:
         frames = clip.transpose(0, 1).float()  # (T, 3, H, W)
         return best_tap(frames[:-1], frames[1:], k)[0], None
+
+    return motion
+
+
+def block_matching_motion(k: int, *, patch: int = 3, tau: float = 0.01):
+    """Soft block matching as a `MotionFn`, no learning: per pixel, a softmax over the k x k taps of
+    -cost / tau, the 3x3-patch matching cost of frame t+1 in frame t (`cgm.upsample.matching_cost`).
+    This is CGM-Net's `hr_prior="cost"` at its initial temperature with CGMUL adding nothing: the
+    line a trained model with that prior has to improve on. Frames in [-1, 1]."""
+    from cgm.upsample import matching_cost
+
+    if tau <= 0:
+        raise ValueError(f"tau must be > 0, got {tau}")
+
+    @torch.no_grad()
+    def motion(clip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        frames = clip.transpose(0, 1).float()  # (T, 3, H, W)
+        maps = torch.softmax(-matching_cost(frames[:-1], frames[1:], k, patch) / tau, dim=1)
+        return adaptive_warp(frames[:-1], maps), motion_to_flow(maps)
 
     return motion
 

@@ -212,11 +212,14 @@ def test_table1_reading_follows_the_numbers():
     text = " ".join(baselines.table1_reading(motion, pred))
     assert "33% below copying" in text and "disagrees with the paper" in text
     assert "the same order" in text and "(above) and constant velocity (TV-L1) 31.00 dB (not above)" in text
+    assert "block matching" not in text  # not scored: no line
     scores["cgm"]["l1"] = 0.01
+    scores["block_matching"] = {**scores["cgm"], "l1": 0.0125}
     motion = baselines.table1_frame(
         "table1_motion", scores, dataset="footage", profile="laptop", resolution=64
     )
-    assert "at or below TV-L1" in " ".join(baselines.table1_reading(motion, pred))
+    text = " ".join(baselines.table1_reading(motion, pred))
+    assert "at or below TV-L1" in text and "CGM-Net is 20% below it: what training adds" in text
 
 
 def test_psnr_of_a_held_frame_is_capped_in_the_protocols():
@@ -225,3 +228,21 @@ def test_psnr_of_a_held_frame_is_capped_in_the_protocols():
     frame = torch.rand(2, 3, 8, 8)
     assert psnr(frame, frame, max_db=PSNR_CAP) == PSNR_CAP
     assert psnr(frame, frame + 0.1, max_db=PSNR_CAP) == psnr(frame, frame + 0.1)
+
+
+def test_block_matching_recovers_a_shift_and_its_flow():
+    from cgm.reference import block_matching_motion
+
+    torch.manual_seed(0)
+    img = torch.rand(3, 1, 24, 24) * 2 - 1
+    shift = torch.tensor([1.0, 2.0]).view(1, 2, 1, 1).expand(1, 2, 24, 24)  # x +1, y +2 px per frame
+    frames = [img]
+    for _ in range(2):
+        frames.append(adaptive_warp(frames[-1][None, :, 0], flow_kernel(shift, 9))[0][:, None])
+    clip = torch.cat(frames, dim=1)  # (3, T=3, H, W)
+    recon, flow = block_matching_motion(9, tau=0.001)(clip)
+    inner = (slice(None), slice(None), slice(6, -6), slice(6, -6))
+    assert torch.allclose(recon[inner], clip[:, 1:].transpose(0, 1)[inner], atol=1e-4)
+    assert torch.allclose(flow[inner], shift.expand(2, 2, 24, 24)[inner], atol=1e-3)
+    with pytest.raises(ValueError, match="tau"):
+        block_matching_motion(9, tau=0)
