@@ -100,6 +100,12 @@ class CGMConfig:
     8x8 instead of 2x2 (see cgm.backbones). `width` scales the backbone, the decoder and both
     action CNNs; `context_width` (default: width) the context extractor and F_motion, so smoke runs
     shrink everything.
+
+    Options that depart from the paper (the laptop profile, docs/training.md): `encoder_temporal_stride`
+    (1: one F_v per frame), `context_input="pair"` (the context extractor sees frames t and t+1),
+    `hr_prior` added to CGMUL's raw HR logits before the softmax: "lr_flow" (the LR map's flow as a
+    bilinear shift) or "cost" (minus a learned inverse temperature times `upsample.matching_cost` of
+    frame t+1 in frame t: the HR maps start as soft block matching).
     """
 
     backbone: str = "r3d18"
