@@ -91,6 +91,8 @@ ROOT_PARAMETERS = {
     "ucf101_root": "ucf101",
     "hmdb51_root": "hmdb51",
 }
+# The parameter that gives each dataset's root (UCF-Flow and UCF-Pred read UCF101's).
+ROOT_OF = {**{d: k for k, d in ROOT_PARAMETERS.items()}, "ucf_flow": "ucf101_root", "ucf_pred": "ucf101_root"}
 
 
 def use_roots(**roots: str | None) -> dict:
@@ -119,8 +121,15 @@ def check_chain(links: list[Link], profile: str) -> None:
         try:
             ex.check_data(cfg)
         except ValueError as err:
-            flag = next((k for k, d in ROOT_PARAMETERS.items() if f"'{d}'" in str(err).split(":")[0]), None)
-            hint = f" (notebook parameter / CLI flag: {flag})" if flag else ""
+            head = str(err).split(":")[0]
+            flag = next((k for d, k in ROOT_OF.items() if f"'{d}'" in head), None)
+            if f"'{cfg.data.name}'" in head and link is links[-1]:  # the training set of the run asked for
+                flag = "data_root" + (f" or {flag}" if flag else "")
+            hint = (
+                f" (notebook parameter {flag}; CLI --{flag.split(' or ')[0].replace('_', '-')})"
+                if flag
+                else ""
+            )
             raise ValueError(f"{link.name} ({profile}) must train and needs its data{hint}: {err}") from None
 
 

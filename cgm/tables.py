@@ -98,6 +98,35 @@ def compare(table: str, records: Iterable[Mapping], *, dataset: str, profile: st
     return frame[list(COLUMNS) + [c for c in frame.columns if c not in COLUMNS]]
 
 
+COST_DATASET = "none (counted on a random clip)"
+
+
+def cost_compare(report: pd.DataFrame) -> pd.DataFrame:
+    """Table 8's cost report (`flops.table8_report`, one wide row per pipeline) in the `compare`
+    layout every results CSV shares: one row per pipeline and quantity, `params_m` and `gflops`
+    beside the paper's cells, `gflops_ratio` (GFLOPs over the backbone's) beside the paper's ratio
+    of its own GFLOPs. Extra columns: network (when the report has it), frames, size."""
+    records = []
+    extra = [c for c in ("network", "frames", "size") if c in report.columns]
+    for _, r in report.iterrows():
+        for column in ("params_m", "gflops", "gflops_ratio"):
+            known = column != "gflops_ratio" and not pd.isna(r[f"paper_{column}"])
+            records.append(
+                {
+                    "row": r["pipeline"],
+                    "column": column,
+                    "measured": r[column],
+                    **({} if known else {"paper_row": None}),
+                    **{c: r[c] for c in extra},
+                }
+            )
+    profile = str(report["profile"].iloc[0]) if "profile" in report.columns else "smoke"
+    frame = compare("table8_cost", records, dataset=COST_DATASET, profile=profile)
+    ratio = frame["column"] == "gflops_ratio"
+    frame.loc[ratio, "paper"] = report["paper_gflops_ratio"].to_numpy()
+    return frame
+
+
 def ordering(frame: pd.DataFrame, *, higher_is_better: bool) -> pd.DataFrame:
     """For every pair of cells of one column with both a measured and a paper value: does the
     measured order agree with the paper's? Ties in the paper (e.g. three rows at 88.2) count as
@@ -326,22 +355,16 @@ def notebook_params(notebook: str, namespace: Mapping) -> dict:
 
 # --------------------------------------------------------------------------- rows from the registry
 
-# Registry rows that name a paper cell in other words: the registry labels Table 7's CGMUL row by
-# its upsampler, Table 2 (right) puts the label fraction in the row, the paper in the column.
-_ROW_ALIASES = {("table7_upsampling_action", "+LR+HR (cgmul)"): "+LR+HR (Ours)"}
 
-
-def paper_cell_of(name: str) -> tuple[str, str, str | None]:
-    """(paper table, paper row, column or None) of experiment `name`, from the registry's
-    `paper_table`/`paper_row`: the cell a notebook compares the experiment's main number with."""
+def paper_cell_of(name: str) -> tuple[str, str | None, str | None]:
+    """(paper table, paper row, paper column) of experiment `name`, from the registry's
+    `paper_table`/`paper_row`/`paper_column`: the cell a notebook compares the experiment's main
+    number with. The row is None where the paper gives no number (Fig. 6 beyond r = 4), the
+    column None where the run has no main number of its own (a pretraining run)."""
     from cgm.experiments import get_experiment
 
     e = get_experiment(name)
-    row, column = e.paper_row, None
-    for part in ("half", "full"):
-        if row.endswith(f" ({part})"):
-            row, column = row[: -len(part) - 3], part
-    return e.paper_table, _ROW_ALIASES.get((e.paper_table, row), row), column
+    return e.paper_table, e.paper_row, e.paper_column
 
 
 def test_size(result) -> tuple[int, int]:
@@ -391,6 +414,9 @@ def run_report(
     table, row, column = paper_cell_of(name)
     paper_columns = set(paper_table(table)["column"])
     main_pipe = main_pipeline(name, profile)
+    if column is None:  # an entry without its column: the table's own metric
+        column = "l1" if "l1" in paper_columns else "top1" if "top1" in paper_columns else None
+    main = "l1_hr" if column == "l1" else f"{main_pipe}/top1"  # the metric the paper's cell reports
     lines = [
         f"{name} ({profile} profile, trained on {dataset}){' — ' + source if source else ''}",
         f"{'metric':28s} {'measured':>10s}  {'baseline':30s} paper",
@@ -411,21 +437,9 @@ def run_report(
                 low, high = chance_band(classes, int(metrics[f"{tag}/clips"]))
                 baseline = f"chance {100 / classes:.0f} (band {low:.1f}-{high:.1f})"
         paper = ""
-        wanted = column or (
-            "l1"
-            if m == "l1_hr" and "l1" in paper_columns
-            else "top1"
-            if m == f"{main_pipe}/top1" and "top1" in paper_columns
-            else None
-        )
-        if column is None and m == f"{main_pipe}/top1" and "top1" not in paper_columns:
-            wanted = tag if tag in paper_columns else next(iter(sorted(paper_columns)), None)
-        if wanted and (m == "l1_hr" or m == f"{main_pipe}/top1") and not shown:  # the first set scored
+        if m == main and row is not None and column is not None and not shown:  # the first set scored
             shown = True
-            try:
-                value_p = paper_cell(table, row, wanted).value
-                paper = f"{value_p:g} ({table}, {row}, {wanted})" if value_p is not None else ""
-            except KeyError:
-                paper = ""
+            value_p = paper_cell(table, row, column).value
+            paper = f"{value_p:g} ({table}, {row}, {column})" if value_p is not None else ""
         lines.append(f"{key:28s} {value:10.4g}  {baseline:30s} {paper}")
     return "\n".join(lines)

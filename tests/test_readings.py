@@ -228,15 +228,60 @@ def test_cache_chain_names_what_would_train(tmp_path):
 def test_a_chain_names_its_missing_pretraining_root_before_any_work(tmp_path, monkeypatch):
     from cgm import cache
 
-    for var in ("CGM_VIDEOFOLDER_ROOT", "CGM_KINETICS400_ROOT"):
+    for var in ("CGM_VIDEOFOLDER_ROOT", "CGM_KINETICS400_ROOT", "CGM_UCF101_ROOT"):
         monkeypatch.delenv(var, raising=False)
     links = cache.chain("table3/r3d50", "paper", runs_dir=tmp_path, data_root=str(tmp_path))
-    with pytest.raises(ValueError, match=r"pretrain/r3d50 .*pretrain_root.*'videofolder'"):
+    with pytest.raises(ValueError, match=r"pretrain/r3d50 .*pretrain_root.*'videofolder'.*Expected layout"):
         cache.check_chain(links, "paper")
     cache.use_roots(pretrain_root=str(tmp_path))  # sets CGM_VIDEOFOLDER_ROOT for this process
     monkeypatch.setenv("CGM_VIDEOFOLDER_ROOT", str(tmp_path))  # undone after the test
+    # the pretraining's motion evaluation reads UCF-Flow from UCF101's root, not the video folder's
+    links = cache.chain("table3/r3d50", "paper", runs_dir=tmp_path, data_root=str(tmp_path))
+    with pytest.raises(
+        ValueError, match=r"pretrain/r3d50 .*ucf101_root; CLI --ucf101-root.*'ucf_flow'.*CGM_UCF101_ROOT"
+    ):
+        cache.check_chain(links, "paper")
+    monkeypatch.setenv("CGM_UCF101_ROOT", str(tmp_path))
     cache.check_chain(
         cache.chain("table3/r3d50", "paper", runs_dir=tmp_path, data_root=str(tmp_path)), "paper"
     )
-    with pytest.raises(ValueError, match="unknown data root"):
-        cache.use_roots(flow_root="x")
+
+
+def test_a_chain_names_the_training_root_of_the_run_asked_for(tmp_path, monkeypatch):
+    from cgm import cache
+
+    for var in ("CGM_VIDEOFOLDER_ROOT", "CGM_KINETICS400_ROOT", "CGM_UCF101_ROOT"):
+        monkeypatch.setenv(var, str(tmp_path)) if var != "CGM_KINETICS400_ROOT" else monkeypatch.delenv(
+            var, raising=False
+        )
+    links = cache.chain("table3/r3d50", "paper", runs_dir=tmp_path)
+    with pytest.raises(
+        ValueError, match=r"table3/r3d50 .*data_root or kinetics_root; CLI --data-root.*'kinetics400'"
+    ):
+        cache.check_chain(links, "paper")
+
+
+def test_every_root_a_paper_chain_reads_is_a_parameter_of_its_notebook():
+    from cgm import cache, experiments
+    from cgm.experiments.runs import root_dataset
+    from cgm.tables import notebook_defaults
+
+    notebooks = {
+        "table2_selfsupervised": "table2/",
+        "table3_kinetics": "table3/",
+        "table5_ucf_hmdb": "table5/",
+        "table7_upsampling_action": "table7/",
+        "fig6_scale": "fig6/",
+    }
+    for notebook, prefix in notebooks.items():
+        params = notebook_defaults(notebook)
+        assert "data_root" in params, notebook
+        for e in experiments.list_experiments():
+            if not e.name.startswith(prefix):
+                continue
+            for link in cache.chain(e.name, "paper"):
+                cfg = experiments.resolve(link.name, "paper")
+                for spec in [cfg.data] + [s for _, _, s in cfg.eval.sets()]:
+                    if link.name == e.name and root_dataset(spec.name) == root_dataset(cfg.data.name):
+                        continue  # data_root
+                    assert cache.ROOT_OF[spec.name] in params, (notebook, link.name, spec.name)

@@ -18,17 +18,18 @@ class Experiment:
 
     name: str
     paper_table: str  # a table id of cgm.paper
-    paper_row: str
+    paper_row: str | None  # the row's name in cgm.paper, exactly; None: the paper gives no number
     description: str
     build: Callable[[str], ExperimentConfig] = field(repr=False)
     fresh: tuple[str, ...] = ()
+    paper_column: str | None = None  # the paper column of the run's main number (l1, top1, ucf101, half, ...)
 
 
 EXPERIMENTS: dict[str, Experiment] = {}
 
 
-def _register(name, paper_table, paper_row, description, build, fresh=()):
-    EXPERIMENTS[name] = Experiment(name, paper_table, paper_row, description, build, tuple(fresh))
+def _register(name, paper_table, paper_row, description, build, fresh=(), column=None):
+    EXPERIMENTS[name] = Experiment(name, paper_table, paper_row, description, build, tuple(fresh), column)
 
 
 def list_experiments() -> list[Experiment]:
@@ -83,6 +84,7 @@ def _define():
             lambda p, up=up: _config(
                 p, stage="selfsup", dataset="ucf101", motion=True, model={"upsampler": up}
             ),
+            column="l1",
         )
     # Smoke: each multi-task row starts from the self-supervised run of its upsampler (the paper's
     # pretrain-then-multitask order), the Backbone row from table6/cgmul's encoder: the rows then
@@ -92,64 +94,39 @@ def _define():
         "table7_upsampling_action",
         "Backbone",
         "plain 3D-ResNet18 classifier (cross-entropy on the backbone head only)",
-        lambda p: _config(
-            p,
-            stage="supervised",
-            dataset="ucf101",
-            action=True,
-            model={"heads": ("backbone",)},
-            pipelines=("backbone",),
-            pretrain_from="table6/cgmul" if p == "smoke" else None,
-        ),
+        lambda p: _classifier(p, "ucf101", pretrain_from="table6/cgmul" if p == "smoke" else None),
+        column="top1",
     )
     for up in ("nearest", "bilinear", "cgmul"):
         _register(
             f"table7/{up}",
             "table7_upsampling_action",
-            f"+LR+HR ({up})",
+            "+LR+HR (Ours)" if up == "cgmul" else f"+LR+HR ({up})",
             f"multi-task CGM-Net (λ1 = 1, λ2 = 10) with the {up} upsampler, all pipelines",
-            lambda p, up=up: _config(
-                p,
-                stage="multitask",
-                dataset="ucf101",
-                action=True,
-                motion=True,
-                model={"upsampler": up},
-                pretrain_from=f"table6/{up}" if p == "smoke" else None,
-            ),
+            lambda p, up=up: _ucf101_multitask(p, {"upsampler": up}, f"table6/{up}"),
+            column="top1",
         )
     _register(
         "table8/baseline_r3d34",
         "table8_cost",
-        "Baseline (3D-ResNet34)",
+        "Baseline 3D-ResNet34",
         "plain 3D-ResNet34 classifier",
-        lambda p: _config(
-            p,
-            stage="supervised",
-            dataset="ucf101",
-            action=True,
-            model={"backbone": "r3d34", "heads": ("backbone",)},
-            pipelines=("backbone",),
-        ),
+        lambda p: _classifier(p, "ucf101", model={"backbone": "r3d34"}),
+        column="top1",
     )
     for scale in (1, 2, 4, 8, 16):
         _register(
             f"fig6/scale{scale}",
             "fig6_scale",
-            f"scale {scale}",
+            "scale 4" if scale == 4 else None,  # the text gives r = 4's top-1 only
             f"multi-task CGM-Net with HR/LR scale factor {scale}: ℓ1 and top-1",
-            lambda p, s=scale: _config(
-                p,
-                stage="multitask",
-                dataset="ucf101",
-                action=True,
-                motion=True,
-                model={"scale": s},
-                pretrain_from="table6/cgmul" if p == "smoke" else None,
-            ),
-            fresh=("upsampler",),
-        )  # CGMUL's weights depend on the scale
+            lambda p, s=scale: _ucf101_multitask(p, {"scale": s}, "table6/cgmul"),
+            fresh=("upsampler",),  # CGMUL's weights depend on the scale
+            column="top1",
+        )
     # Table 2: self-supervised pretraining (YouTube-8M-style unlabeled folder) -> fine-tuning.
+    # Left: top-1 on UCF101 / HMDB51 (the column is the dataset); right: Kinetics-400 with half or
+    # the full labels (the column is the fraction).
     r101 = {"backbone": "r3d101"}
     _register(
         "table2/pretrain",
@@ -160,45 +137,33 @@ def _define():
             p, stage="selfsup", dataset="videofolder", motion=True, model=r101 if p == "paper" else {}
         ),
     )
-    for ds, table in (
-        ("ucf101", "table2_selfsup"),
-        ("hmdb51", "table2_selfsup"),
-        ("kinetics400", "table2_labels"),
+    for ds, frac, tag in (
+        ("ucf101", 1.0, ""),
+        ("hmdb51", 1.0, ""),
+        ("kinetics400", 1.0, "_full"),
+        ("kinetics400", 0.5, "_half"),
     ):
-        for frac, tag in ((1.0, "full"), (0.5, "half")):
-            if ds != "kinetics400" and frac < 1:
-                continue
-            name = f"table2/{ds}" + (f"_{tag}" if ds == "kinetics400" else "")
-            _register(
-                f"{name}_scratch",
-                table,
-                "3D-R101" + (f" ({tag})" if ds == "kinetics400" else ""),
-                f"plain 3D-ResNet101 trained from scratch on {ds} ({tag} labels)",
-                lambda p, ds=ds, frac=frac: _config(
-                    p,
-                    stage="supervised",
-                    dataset=ds,
-                    action=True,
-                    labeled_fraction=frac,
-                    model={**(r101 if p == "paper" else {}), "heads": ("backbone",)},
-                    pipelines=("backbone",),
-                ),
-            )
-            _register(
-                f"{name}_pretrained",
-                table,
-                "Ours (3D-R101)" + (f" ({tag})" if ds == "kinetics400" else "*"),
-                f"CGM-Net fine-tuned (multi-task) on {ds} ({tag} labels) from table2/pretrain",
-                lambda p, ds=ds, frac=frac: _config(
-                    p,
-                    stage="multitask",
-                    dataset=ds,
-                    action=True,
-                    labeled_fraction=frac,
-                    model=r101 if p == "paper" else {},
-                    pretrain_from="table2/pretrain",
-                ),
-            )
+        table, column = ("table2_labels", tag[1:]) if tag else ("table2_selfsup", ds)
+        _register(
+            f"table2/{ds}{tag}_scratch",
+            table,
+            "3D-R101",
+            f"plain 3D-ResNet101 trained from scratch on {ds} ({tag[1:] or 'full'} labels)",
+            lambda p, ds=ds, frac=frac: _classifier(
+                p, ds, model=r101 if p == "paper" else {}, labeled_fraction=frac
+            ),
+            column=column,
+        )
+        _register(
+            f"table2/{ds}{tag}_pretrained",
+            table,
+            "Ours (3D-R101)" + ("" if tag else "*"),
+            f"CGM-Net fine-tuned (multi-task) on {ds} ({tag[1:] or 'full'} labels) from table2/pretrain",
+            lambda p, ds=ds, frac=frac: _multitask(
+                p, ds, r101 if p == "paper" else {}, "table2/pretrain", labeled_fraction=frac
+            ),
+            column=column,
+        )
     # Tables 3-5: backbones on Kinetics-400/600 and UCF101/HMDB51, each pretrained self-supervised
     # (paper: on Y500K; smoke: on SynthMotion). Table 5 starts from the Kinetics-400 model in the
     # paper profile and, to stay within minutes, from the self-supervised model in smoke.
@@ -220,14 +185,8 @@ def _define():
                 f"{table}_{ds}",
                 f"Ours ({label})",
                 f"multi-task {label} CGM-Net on {ds}, pretrained on unlabeled videos",
-                lambda p, bb=bb, ds=ds, short=short: _config(
-                    p,
-                    stage="multitask",
-                    dataset=ds,
-                    action=True,
-                    model={"backbone": bb},
-                    pretrain_from=f"pretrain/{short}",
-                ),
+                lambda p, bb=bb, ds=ds, short=short: _multitask(p, ds, {"backbone": bb}, f"pretrain/{short}"),
+                column="top1",
             )
     for ds in ("ucf101", "hmdb51"):
         _register(
@@ -235,15 +194,48 @@ def _define():
             "table5_ucf_hmdb",
             "Ours (32), 3D-ResNeXt101",
             f"3D-ResNeXt101 CGM-Net (32 frames) fine-tuned on {ds} from the Kinetics-400 model",
-            lambda p, ds=ds: _config(
+            lambda p, ds=ds: _multitask(
                 p,
-                stage="multitask",
-                dataset=ds,
-                action=True,
-                model={"backbone": "rx3d101", **({"clip_len": 32} if p == "paper" else {})},
-                pretrain_from="table3/rx3d101" if p == "paper" else "pretrain/rx3d101",
+                ds,
+                {"backbone": "rx3d101", **({"clip_len": 32} if p == "paper" else {})},
+                "table3/rx3d101" if p == "paper" else "pretrain/rx3d101",
             ),
+            column=ds,
         )
+
+
+def _classifier(profile: str, dataset: str, *, model: dict | None = None, **recipe) -> ExperimentConfig:
+    """A plain classifier: cross-entropy on the backbone head only (Tables 2, 7, 8)."""
+    return _config(
+        profile,
+        stage="supervised",
+        dataset=dataset,
+        action=True,
+        model={**(model or {}), "heads": ("backbone",)},
+        pipelines=("backbone",),
+        **recipe,
+    )
+
+
+def _multitask(
+    profile: str, dataset: str, model: dict, pretrain_from: str | None, **recipe
+) -> ExperimentConfig:
+    """Multi-task CGM-Net (motion and action losses) starting from `pretrain_from`'s weights."""
+    return _config(
+        profile,
+        stage="multitask",
+        dataset=dataset,
+        action=True,
+        model=model,
+        pretrain_from=pretrain_from,
+        **recipe,
+    )
+
+
+def _ucf101_multitask(profile: str, model: dict, smoke_pretrain: str) -> ExperimentConfig:
+    """Table 7 / Fig. 6: multi-task on UCF101, motion evaluated too; smoke starts from
+    `smoke_pretrain` (a self-supervised run), the paper profile from scratch."""
+    return _multitask(profile, "ucf101", model, smoke_pretrain if profile == "smoke" else None, motion=True)
 
 
 _define()

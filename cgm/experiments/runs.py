@@ -39,10 +39,20 @@ RUNS = ROOT / "results" / "runs"
 # --------------------------------------------------------------------------- data and models
 
 
+def root_dataset(name: str) -> str:
+    """The dataset whose root `name` reads: UCF-Flow and UCF-Pred are UCF101 videos."""
+    return {"ucf_flow": "ucf101", "ucf_pred": "ucf101"}.get(name, name)
+
+
 def _root(spec: DataSpec, cfg: ExperimentConfig) -> str | None:
+    """The spec's own root; else the training set's root when the spec reads the same dataset
+    (its test split, or UCF-Flow/-Pred of a UCF101 run), never another dataset's (a pretraining
+    run on a video folder does not read UCF-Flow from that folder)."""
     if spec.name in EMBEDDED:
         return None
-    return spec.data_root or cfg.data.data_root
+    if spec.data_root:
+        return spec.data_root
+    return cfg.data.data_root if root_dataset(spec.name) == root_dataset(cfg.data.name) else None
 
 
 def check_device(device: str) -> None:
@@ -66,16 +76,17 @@ def check_data(cfg: ExperimentConfig) -> None:
             continue
         root = _root(spec, cfg)
         if root is None or not Path(root).expanduser().is_dir():
-            env = (
-                "CGM_"
-                + {"ucf_flow": "ucf101", "ucf_pred": "ucf101"}.get(spec.name, spec.name).upper()
-                + "_ROOT"
-            )
+            env = f"CGM_{root_dataset(spec.name).upper()}_ROOT"
             layout = LAYOUTS["kinetics" if spec.name.startswith("kinetics") else spec.name]
             what = "is not given" if root is None else f"{root} is not a folder"
+            how = (
+                f"pass data_root=... (CLI: --data-root) or set {env}"
+                if root_dataset(spec.name) == root_dataset(cfg.data.name)
+                else f"set {env} (it is not the training set {cfg.data.name!r}, whose data_root it does not read)"
+            )
             raise ValueError(
-                f"dataset {spec.name!r}: data root {what}; pass data_root=... (CLI: "
-                f"--data-root) or set {env}. Expected layout:\n  " + layout.replace("\n", "\n  ")
+                f"dataset {spec.name!r}: data root {what}; {how}. Expected layout:\n  "
+                + layout.replace("\n", "\n  ")
             )
 
 
