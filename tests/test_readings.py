@@ -285,3 +285,54 @@ def test_every_root_a_paper_chain_reads_is_a_parameter_of_its_notebook():
                     if link.name == e.name and root_dataset(spec.name) == root_dataset(cfg.data.name):
                         continue  # data_root
                     assert cache.ROOT_OF[spec.name] in params, (notebook, link.name, spec.name)
+
+
+def test_table8_verdicts_read_the_compare_layout(tmp_path):
+    report = pd.DataFrame(
+        {
+            "pipeline": ["Backbone", "LR†"],
+            "params_m": [33.3, 45.0],
+            "gflops": [40.0, 62.0],
+            "paper_params_m": [33.2, 45.73],
+            "paper_gflops": [19.3, 30.3],
+            "gflops_ratio": [1.0, 1.55],
+            "paper_gflops_ratio": [1.0, 30.3 / 19.3],
+            "profile": ["smoke", "smoke"],
+        }
+    )
+    frame8 = tables.cost_compare(report)
+    assert set(frame8["column"]) == {"params_m", "gflops", "gflops_ratio"} and len(frame8) == 6
+    assert frame8.loc[frame8["column"] == "gflops_ratio", "paper"].round(3).tolist() == [1.0, 1.57]
+    tables.write_results(frame8, "table8_cost", results_dir=tmp_path)
+    row = verdict_of(tmp_path, "Table 8", "parameter counts")
+    assert row.verdict == verdicts.REPRODUCED and row.dataset == tables.COST_DATASET
+    report["params_m"] = [33.3, 52.0]  # 14% off the paper's LR†
+    tables.write_results(tables.cost_compare(report), "table8_cost", results_dir=tmp_path)
+    row = verdict_of(tmp_path, "Table 8", "parameter counts")
+    assert row.verdict == verdicts.NOT_REPRODUCED and "LR†" in row.measured
+
+
+def test_a_claim_falls_back_to_the_next_profile_that_holds_its_rows(tmp_path):
+    smoke = [("Nearest", 0.078, 0.042), ("Bilinear", 0.076, 0.037), ("Ours (CGMUL)", 0.065, 0.024)]
+    f = frame(smoke).assign(
+        column="l1", profile="smoke", dataset="synthmotion", clips=math.nan, chance=math.nan
+    )
+    tables.write_results(f, "table6_upsampling", results_dir=tmp_path)
+    row = verdict_of(tmp_path, "Table 6", "ℓ1: CGMUL < bilinear")
+    assert row.verdict == verdicts.REPRODUCED and row.profile == "smoke"
+    laptop = f.assign(profile="laptop", dataset="footage", measured=[0.030, 0.031, 0.024])
+    tables.write_results(
+        laptop, "table6_upsampling", results_dir=tmp_path, stem="table6_upsampling__profile=laptop"
+    )
+    row = verdict_of(tmp_path, "Table 6", "ℓ1: CGMUL < bilinear")
+    assert row.verdict == verdicts.NOT_REPRODUCED and (row.profile, row.dataset) == ("laptop", "footage")
+    assert verdict_of(tmp_path, "Table 6", "ℓ1: CGMUL below both").verdict == verdicts.REPRODUCED
+    # a laptop file without the rows a claim needs leaves the claim to the smoke rows
+    tables.write_results(
+        laptop[laptop.row != "Nearest"],
+        "table6_upsampling",
+        results_dir=tmp_path,
+        stem="table6_upsampling__profile=laptop",
+    )
+    row = verdict_of(tmp_path, "Table 6", "ℓ1: CGMUL < bilinear")
+    assert row.verdict == verdicts.REPRODUCED and row.profile == "smoke"
