@@ -435,28 +435,14 @@ class CGMNet(nn.Module):
             if "backbone" in cfg.heads
             else None
         )
-        self.lr_head = (
-            ActionCNN(
-                k2_lr,
-                tuple(_ch(c, cfg.width) for c in cfg.lr_cnn_channels),
-                cfg.lr_cnn_strides,
-                cfg.num_classes,
-                cfg.dropout,
-            )
-            if "lr" in cfg.heads
-            else None
-        )
-        self.hr_head = (
-            ActionCNN(
-                k2_hr,
-                tuple(_ch(c, cfg.width) for c in cfg.hr_cnn_channels),
-                cfg.hr_cnn_strides,
-                cfg.num_classes,
-                cfg.dropout,
-            )
-            if "hr" in cfg.heads
-            else None
-        )
+        self.lr_head = self._action_cnn("lr", k2_lr) if "lr" in cfg.heads else None
+        self.hr_head = self._action_cnn("hr", k2_hr) if "hr" in cfg.heads else None
+
+    def _action_cnn(self, name: str, taps: int) -> ActionCNN:
+        """The action CNN on the `name` ("lr" / "hr") motion maps of `taps` channels (§3.4)."""
+        cfg = self.cfg
+        channels = tuple(_ch(c, cfg.width) for c in getattr(cfg, f"{name}_cnn_channels"))
+        return ActionCNN(taps, channels, getattr(cfg, f"{name}_cnn_strides"), cfg.num_classes, cfg.dropout)
 
     def _check_clip(self, clip: torch.Tensor) -> None:
         cfg = self.cfg

@@ -11,6 +11,13 @@ from cgm.reference import KernelPredictor, best_tap
 from cgm.upsample import flow_kernel, lr_flow_prior, matching_cost
 from cgm.warp import adaptive_warp, motion_to_flow
 
+
+def tiny_config(**options) -> CGMConfig:
+    """A CGM-Net small enough for a test: 4 frames of 32 px unless `options` say otherwise."""
+    kw = dict(width=0.125, depth=(1, 1, 1, 1), clip_len=4, size=32, encoder_spatial_stride=8, heads=())
+    return CGMConfig(num_classes=1, **{**kw, **options})
+
+
 needs_footage = pytest.mark.skipif(not footage.footage_ready(), reason="run `make data` first")
 
 
@@ -47,17 +54,7 @@ def test_lr_flow_prior_peaks_at_the_scaled_lr_motion():
 )
 def test_laptop_model_options_give_maps_of_the_right_shape(options):
     torch.manual_seed(0)
-    cfg = CGMConfig(
-        width=0.125,
-        depth=(1, 1, 1, 1),
-        clip_len=4,
-        size=32,
-        encoder_spatial_stride=8,
-        heads=(),
-        num_classes=1,
-        **options,
-    )
-    out = CGMNet(cfg)(torch.rand(2, 3, 4, 32, 32) * 2 - 1)
+    out = CGMNet(tiny_config(**options))(torch.rand(2, 3, 4, 32, 32) * 2 - 1)
     assert out.hr_maps.shape == (2, 4, 81, 32, 32)
     assert torch.allclose(out.hr_maps.sum(2), torch.ones(2, 4, 32, 32), atol=1e-5)
 
@@ -88,11 +85,7 @@ def test_matching_cost_is_zero_at_the_true_shift_and_its_argmin_is_the_tap_oracl
 
 def test_cost_prior_starts_as_soft_block_matching_and_learns_its_temperature():
     torch.manual_seed(0)
-    cfg = CGMConfig(
-        width=0.125, depth=(1, 1, 1, 1), clip_len=3, size=32, encoder_spatial_stride=8, heads=(),
-        num_classes=1, hr_prior="cost",
-    )  # fmt: skip
-    model = CGMNet(cfg)
+    model = CGMNet(tiny_config(clip_len=3, hr_prior="cost"))
     with torch.no_grad():
         model.upsampler.conv.weight.zero_()  # CGMUL adds nothing: the map is the prior alone
     clip = torch.rand(1, 3, 3, 32, 32) * 2 - 1
@@ -106,16 +99,7 @@ def test_cost_prior_starts_as_soft_block_matching_and_learns_its_temperature():
 
 
 def test_temporal_stride_one_keeps_one_feature_per_frame():
-    cfg = CGMConfig(
-        width=0.125,
-        depth=(1, 1, 1, 1),
-        clip_len=4,
-        size=32,
-        encoder_temporal_stride=1,
-        heads=(),
-        num_classes=1,
-    )
-    f_v = CGMNet(cfg).encoder(torch.zeros(1, 3, 4, 32, 32))
+    f_v = CGMNet(tiny_config(encoder_temporal_stride=1)).encoder(torch.zeros(1, 3, 4, 32, 32))
     assert f_v.shape[2] == 4
 
 
