@@ -1,14 +1,22 @@
-"""Benchmark of the Eq. 1 warp: fast tap loop vs the unfold reference vs the memory-traffic floor.
+"""Benchmark of the Eq. 1 warp: compiled kernels and tap loop vs the unfold reference vs the
+memory-traffic floor, against issue 12's targets (forward+backward >= 10x faster than the
+reference, <= 3x the floor).
 
-    python benchmarks/warp.py [--device cpu|cuda] [--threads 2] [--repeats 9]
+    python benchmarks/warp.py [--device cpu|cuda] [--threads 1] [--repeats 9]
 
-For each case (N, C, H, W, K) it prints, in milliseconds (median over --repeats, fast and
-reference interleaved so that load from other processes hits both alike):
+Implementations: `native` (cgm.warp.adaptive_warp_native, the compiled CPU kernels that
+adaptive_warp uses on CPU; skipped when they cannot be built, with the reason printed), `taps`
+(cgm.warp.adaptive_warp_taps, the PyTorch tap loop: adaptive_warp before issue 12, and its GPU
+path), `reference` (the unfold formula).
+
+For each case (N, C, H, W, K) it prints, in milliseconds (median over --repeats; every
+implementation and the floor's copy interleaved within each repeat, so that load from other
+processes hits all alike):
   fwd        forward only, under torch.no_grad()
-  fwd+bwd    forward and backward with respect to both x and m
-  floor      bytes that must move / measured copy bandwidth. Forward: read x and m, write out.
-             Forward+backward adds: read grad_out, x and m, write grad_x and grad_m.
-             The copy bandwidth is (bytes read + bytes written) / time of copying a 256 MiB tensor.
+  f+b        forward and backward with respect to both x and m
+  floor      the time of copying the bytes that must move, measured in the same loop: a tensor
+             copy that reads and writes as many bytes as the op must. Forward: read x and m,
+             write out. Forward+backward adds: read grad_out, x and m, write grad_x and grad_m.
   peak MiB   extra memory of one forward+backward call over its inputs. CPU (Linux): growth of
              the peak resident set (VmHWM, reset just before the call) of a fresh subprocess that
              has allocated and touched the inputs; CUDA: torch.cuda.max_memory_allocated above
@@ -29,10 +37,11 @@ from pathlib import Path
 import torch
 from _proc import proc_status_kib  # benchmarks/ is on sys.path when a script runs
 
-from cgm.warp import adaptive_warp, adaptive_warp_reference
+from cgm.warp import adaptive_warp_native, adaptive_warp_reference, adaptive_warp_taps, native_status
 
 CASES = [(16, 3, 112, 112, 9), (16, 128, 28, 28, 3), (8, 3, 224, 224, 9)]
-IMPLS = {"fast": adaptive_warp, "reference": adaptive_warp_reference}
+IMPLS = {"native": adaptive_warp_native, "taps": adaptive_warp_taps, "reference": adaptive_warp_reference}
+TARGET_SPEEDUP, TARGET_FLOOR = 10.0, 3.0  # issue 12: f+b >= 10x the reference, <= 3x the floor
 
 
 def _sync(device: str) -> None:
@@ -58,16 +67,22 @@ def run_once(fn, x, m, grad, *, backward: bool) -> None:
             fn(x, m)
 
 
-def time_impls(case, device, repeats):
-    """{impl: {"fwd": ms, "fwd+bwd": ms}}, medians, impls interleaved within each repeat."""
-    times = {name: {"fwd": [], "fwd+bwd": []} for name in IMPLS}
+def time_impls(case, device, repeats, impls):
+    """{impl: {"fwd": ms, "fwd+bwd": ms}}, medians, impls and the floor's copies interleaved
+    within each repeat ("floor": a copy moving the bytes of floor_bytes)."""
+    times = {name: {"fwd": [], "fwd+bwd": []} for name in [*impls, "floor"]}
     x, m, grad = make_inputs(case, device, requires_grad=True)
+    floor_src = {mode: torch.rand(b // 8, device=device) for mode, b in floor_bytes(case).items()}
+    floor_dst = {mode: torch.empty_like(t) for mode, t in floor_src.items()}
     for rep in range(repeats + 1):  # the first round warms up and is dropped
-        for name, fn in IMPLS.items():
+        for name in [*impls, "floor"]:
             for mode, backward in (("fwd", False), ("fwd+bwd", True)):
                 _sync(device)
                 t0 = time.perf_counter()
-                run_once(fn, x, m, grad, backward=backward)
+                if name == "floor":  # reads and writes b // 2 bytes each
+                    floor_dst[mode].copy_(floor_src[mode])
+                else:
+                    run_once(IMPLS[name], x, m, grad, backward=backward)
                 _sync(device)
                 if rep > 0:
                     times[name][mode].append(1e3 * (time.perf_counter() - t0))
@@ -152,6 +167,10 @@ def main(argv=None) -> None:
         raise SystemExit("--threads and --repeats must be >= 1")
     torch.set_num_threads(args.threads)
 
+    impls = ["native", "taps", "reference"]
+    status = native_status() if args.device == "cpu" else "CPU only"
+    if status != "available":
+        impls.remove("native")
     bandwidth = copy_bandwidth(args.device)
     # Both matter for CPU numbers: other processes steal cores, and fresh multi-MB tensors
     # (grad_m, the unfold copy) cost page faults unless PyTorch's allocator uses huge pages.
@@ -159,30 +178,38 @@ def main(argv=None) -> None:
     print(
         f"torch {torch.__version__} device={args.device} threads={args.threads} repeats={args.repeats} "
         f"float32; THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE', 'unset')}; "
-        f"load average {load}; copy bandwidth (read+write) {bandwidth / 1e9:.1f} GB/s"
+        f"load average {load}; copy bandwidth (read+write) {bandwidth / 1e9:.1f} GB/s; "
+        f"compiled kernels: {status}"
     )
     rows = []
     for case in CASES:
-        t = time_impls(case, args.device, args.repeats)
-        floor = {mode: 1e3 * b / bandwidth for mode, b in floor_bytes(case).items()}
-        row = {
-            "N,C,H,W,K": ",".join(map(str, case)),
-            "fast fwd": f"{t['fast']['fwd']:.1f}",
-            "ref fwd": f"{t['reference']['fwd']:.1f}",
-            "floor fwd": f"{floor['fwd']:.1f}",
-            "fast f+b": f"{t['fast']['fwd+bwd']:.1f}",
-            "ref f+b": f"{t['reference']['fwd+bwd']:.1f}",
-            "floor f+b": f"{floor['fwd+bwd']:.1f}",
-            "speed-up f+b": f"{t['reference']['fwd+bwd'] / t['fast']['fwd+bwd']:.1f}x",
-            "fast/floor f+b": f"{t['fast']['fwd+bwd'] / floor['fwd+bwd']:.1f}x",
-        }
+        t = time_impls(case, args.device, args.repeats, impls)
+        best = impls[0]
+        row = {"N,C,H,W,K": ",".join(map(str, case))}
+        for name in impls:
+            row[f"{name} fwd"] = f"{t[name]['fwd']:.1f}"
+        row["floor fwd"] = f"{t['floor']['fwd']:.1f}"
+        for name in impls:
+            row[f"{name} f+b"] = f"{t[name]['fwd+bwd']:.1f}"
+        row["floor f+b"] = f"{t['floor']['fwd+bwd']:.1f}"
+        for name in impls[:-1]:
+            speedup = t["reference"]["fwd+bwd"] / t[name]["fwd+bwd"]
+            row[f"{name} vs ref f+b"] = f"{speedup:.1f}x"
+        for name in impls[:-1]:
+            row[f"{name}/floor f+b"] = f"{t[name]['fwd+bwd'] / t['floor']['fwd+bwd']:.1f}x"
+        speedup = t["reference"]["fwd+bwd"] / t[best]["fwd+bwd"]
+        over = t[best]["fwd+bwd"] / t["floor"]["fwd+bwd"]
+        row[f"{best}: >=10x ref, <=3x floor"] = (
+            f"{'met' if speedup >= TARGET_SPEEDUP else 'MISSED'}, {'met' if over <= TARGET_FLOOR else 'MISSED'}"
+        )
         if not args.no_memory:
-            row["fast peak MiB"] = f"{peak_memory(case, 'fast', args.device, args.threads):.0f}"
-            row["ref peak MiB"] = f"{peak_memory(case, 'reference', args.device, args.threads):.0f}"
+            for name in (best, "reference"):
+                row[f"{name} peak MiB"] = f"{peak_memory(case, name, args.device, args.threads):.0f}"
         rows.append(row)
         print(f"  done {case}", file=sys.stderr, flush=True)
     print(
-        f"times in ms (medians); f+b = forward+backward w.r.t. x and m; load average now {os.getloadavg()[0]:.1f}"
+        f"times in ms (medians); f+b = forward+backward w.r.t. x and m; floor = a copy of the bytes "
+        f"the op must move, timed in the same loop; load average now {os.getloadavg()[0]:.1f}"
     )
     print(format_table(rows))
 

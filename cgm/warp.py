@@ -16,6 +16,17 @@ tests and benchmarks.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import warnings
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
@@ -189,9 +200,32 @@ class _AdaptiveWarp(torch.autograd.Function):
 
 
 def adaptive_warp(x: torch.Tensor, m: torch.Tensor, padding: str = "border") -> torch.Tensor:
-    """Eq. 1: warp frames x (N, C, H, W) with per-pixel filters m (N, K*K, H, W) -> (N, C, H, W)."""
+    """Eq. 1: warp frames x (N, C, H, W) with per-pixel filters m (N, K*K, H, W) -> (N, C, H, W).
+
+    On CPU in float32/float64 this runs the compiled kernels (`adaptive_warp_native`) unless
+    `set_warp_backend("taps")` or $CGM_WARP=taps chose the PyTorch tap loop (`adaptive_warp_taps`),
+    or the kernels could not be built (no C compiler: a RuntimeWarning, then the tap loop)."""
+    k = _check_warp_inputs(x, m, padding)
+    if _native_ok(x):
+        return _AdaptiveWarpNative.apply(x, m, k, padding)
+    return _AdaptiveWarp.apply(x, m, k, padding)
+
+
+def adaptive_warp_taps(x: torch.Tensor, m: torch.Tensor, padding: str = "border") -> torch.Tensor:
+    """Eq. 1 by the PyTorch tap loop (any device and dtype): the path `adaptive_warp` takes on GPUs,
+    and on CPU with the "taps" backend."""
     k = _check_warp_inputs(x, m, padding)
     return _AdaptiveWarp.apply(x, m, k, padding)
+
+
+def adaptive_warp_native(x: torch.Tensor, m: torch.Tensor, padding: str = "border") -> torch.Tensor:
+    """Eq. 1 by the compiled CPU kernels (float32/float64); RuntimeError if they are unavailable."""
+    k = _check_warp_inputs(x, m, padding)
+    if x.device.type != "cpu" or x.dtype not in _NATIVE_DTYPES:
+        raise RuntimeError(f"the compiled warp runs on CPU in float32/float64, got {x.dtype} on {x.device}")
+    if _load_native() is None:
+        raise RuntimeError(f"the compiled warp is {native_status()}")
+    return _AdaptiveWarpNative.apply(x, m, k, padding)
 
 
 def adaptive_warp_reference(x: torch.Tensor, m: torch.Tensor, padding: str = "border") -> torch.Tensor:
@@ -204,6 +238,232 @@ def adaptive_warp_reference(x: torch.Tensor, m: torch.Tensor, padding: str = "bo
     patches = patches.view(n, c, k * k, h, w)  # patch j = a*K + b reads x[y + a - r, x + b - r]
     # Patch j holds offset (a - r, b - r) = (-dy, -dx) of tap i = K*K - 1 - j: flip the taps.
     return (patches * m.flip(1).unsqueeze(1)).sum(2)
+
+
+# --------------------------------------------------------------------------- native (compiled) path
+
+# One C kernel per direction, compiled at first use with the system's C compiler (cc/gcc, -O3
+# -march=native, OpenMP over the batch) and loaded with ctypes: no PyTorch headers, so it builds in
+# about a second. Forward: per output row, every tap's filter row is read once and multiplied into
+# the C channels' rows in cache. Backward: one pass over (n, y, tap) that writes each grad_m row
+# once (a dot product over channels) and scatters grad_out * m into a padded grad_x buffer whose
+# rows stay in cache. `T` is float or double.
+_NATIVE_SOURCE = r"""
+#include <string.h>
+#define DEF(T, SUF)                                                                              \
+void warp_fwd_##SUF(const T *restrict xp, const T *restrict m, T *restrict out, long N, long C,   \
+                    long H, long W, long K, int nt) {                                             \
+    long r = K / 2, Hp = H + 2 * r, Wp = W + 2 * r, K2 = K * K;                                   \
+    _Pragma("omp parallel for num_threads(nt) collapse(2) schedule(static)")                      \
+    for (long n = 0; n < N; n++)                                                                  \
+        for (long y = 0; y < H; y++) {                                                            \
+            for (long c = 0; c < C; c++) memset(out + ((n * C + c) * H + y) * W, 0, W * sizeof(T)); \
+            for (long dy = -r; dy <= r; dy++)                                                     \
+                for (long dx = -r; dx <= r; dx++) {                                               \
+                    long i = (dy + r) * K + (dx + r);                                             \
+                    const T *mi = m + ((n * K2 + i) * H + y) * W;                                 \
+                    for (long c = 0; c < C; c++) {                                                \
+                        const T *s = xp + ((n * C + c) * Hp + (y - dy + r)) * Wp + (r - dx);      \
+                        T *o = out + ((n * C + c) * H + y) * W;                                   \
+                        for (long x = 0; x < W; x++) o[x] += mi[x] * s[x];                        \
+                    }                                                                             \
+                }                                                                                 \
+        }                                                                                         \
+}                                                                                                 \
+void warp_bwd_##SUF(const T *restrict go, const T *restrict xp, const T *restrict m,              \
+                    T *restrict gxp, T *restrict gm, long N, long C, long H, long W, long K,      \
+                    int nt) {                                                                     \
+    long r = K / 2, Hp = H + 2 * r, Wp = W + 2 * r, K2 = K * K;                                   \
+    _Pragma("omp parallel for num_threads(nt) schedule(static)")                                  \
+    for (long n = 0; n < N; n++)                                                                  \
+        for (long y = 0; y < H; y++)                                                              \
+            for (long dy = -r; dy <= r; dy++)                                                     \
+                for (long dx = -r; dx <= r; dx++) {                                               \
+                    long i = (dy + r) * K + (dx + r);                                             \
+                    const T *mi = m + ((n * K2 + i) * H + y) * W;                                 \
+                    if (gm) {                                                                     \
+                        T *g = gm + ((n * K2 + i) * H + y) * W;                                   \
+                        for (long c = 0; c < C; c++) {                                            \
+                            const T *s = xp + ((n * C + c) * Hp + (y - dy + r)) * Wp + (r - dx);  \
+                            const T *o = go + ((n * C + c) * H + y) * W;                          \
+                            if (c == 0)                                                           \
+                                for (long x = 0; x < W; x++) g[x] = o[x] * s[x];                  \
+                            else                                                                  \
+                                for (long x = 0; x < W; x++) g[x] += o[x] * s[x];                 \
+                        }                                                                         \
+                    }                                                                             \
+                    if (gxp)                                                                      \
+                        for (long c = 0; c < C; c++) {                                            \
+                            T *s = gxp + ((n * C + c) * Hp + (y - dy + r)) * Wp + (r - dx);       \
+                            const T *o = go + ((n * C + c) * H + y) * W;                          \
+                            for (long x = 0; x < W; x++) s[x] += o[x] * mi[x];                    \
+                        }                                                                         \
+                }                                                                                 \
+}
+DEF(float, f32)
+DEF(double, f64)
+"""
+
+_NATIVE_FLAGS = ("-O3", "-march=native", "-std=gnu99", "-shared", "-fPIC")
+_BACKEND_ENV = "CGM_WARP"  # "native" (default) or "taps": which fast path adaptive_warp takes on CPU
+BACKENDS = ("native", "taps")
+_native = {"tried": False, "lib": None, "error": None}
+_backend = [os.environ.get(_BACKEND_ENV, "native")]
+
+
+def _cpu_signature() -> str:
+    """What -march=native depends on: the CPU's model and flags (a cached build is per CPU)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            lines = [ln for ln in f if ln.startswith(("model name", "flags"))][:2]
+    except OSError:
+        lines = []
+    return platform.machine() + platform.processor() + "".join(lines)
+
+
+def _build_native(cc: str, out: Path) -> None:
+    """Compile _NATIVE_SOURCE into the shared library `out` (with OpenMP when the compiler has it)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    src = out.with_suffix(f".{os.getpid()}.c")
+    tmp = out.with_suffix(f".{os.getpid()}.tmp")
+    src.write_text(_NATIVE_SOURCE)
+    try:
+        errors = []
+        for extra in (("-fopenmp",), ()):  # without OpenMP the pragmas are ignored: one thread
+            cmd = [cc, *_NATIVE_FLAGS, *extra, str(src), "-o", str(tmp)]
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode == 0:
+                os.replace(tmp, out)  # atomic: concurrent processes may build the same file
+                return
+            errors.append(f"{' '.join(cmd)}: {done.stderr.strip()[-500:]}")
+        raise RuntimeError("; ".join(errors))
+    finally:
+        src.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
+
+
+def _load_native():
+    """The compiled kernels (ctypes.CDLL), built at first call; None (and the reason in
+    `native_status()`) when no C compiler is found or the build or load fails."""
+    if _native["tried"]:
+        return _native["lib"]
+    _native["tried"] = True
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    try:
+        if cc is None:
+            raise RuntimeError("no C compiler found (cc, gcc or clang on PATH, or $CC)")
+        key = hashlib.sha256(
+            "\n".join([_NATIVE_SOURCE, cc, *_NATIVE_FLAGS, _cpu_signature()]).encode()
+        ).hexdigest()[:16]
+        root = Path(os.environ.get("CGM_NATIVE_CACHE") or Path.home() / ".cache" / "cgm" / "native")
+        path = root / f"warp_{key}.so"
+        if not path.exists():
+            try:
+                _build_native(cc, path)
+            except OSError:  # cache not writable: build in a temporary folder
+                path = Path(tempfile.mkdtemp(prefix="cgm_native_")) / path.name
+                _build_native(cc, path)
+        lib = ctypes.CDLL(str(path))
+        ptr, long_, int_ = ctypes.c_void_p, ctypes.c_long, ctypes.c_int
+        for suffix in ("f32", "f64"):
+            getattr(lib, f"warp_fwd_{suffix}").argtypes = [ptr] * 3 + [long_] * 5 + [int_]
+            getattr(lib, f"warp_bwd_{suffix}").argtypes = [ptr] * 5 + [long_] * 5 + [int_]
+        _native["lib"] = lib
+    except (RuntimeError, OSError, AttributeError) as e:
+        _native["error"] = str(e)
+        warnings.warn(
+            f"cgm.warp: the compiled Eq. 1 kernels are unavailable ({e}); using the PyTorch tap loop",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return _native["lib"]
+
+
+def native_status() -> str:
+    """'available', or why the compiled kernels are not used (builds them if not tried yet)."""
+    if _load_native() is not None:
+        return "available"
+    return f"unavailable: {_native['error']}"
+
+
+def warp_backend() -> str:
+    """The CPU path `adaptive_warp` takes: "native" (compiled kernels, when they build) or "taps"."""
+    return _backend[0]
+
+
+def set_warp_backend(name: str) -> None:
+    """Choose `adaptive_warp`'s CPU path: "native" or "taps" (also $CGM_WARP at import). Both
+    compute Eq. 1 and its gradients; they differ only in speed and float rounding."""
+    if name not in BACKENDS:
+        raise ValueError(f"warp backend must be one of {BACKENDS}, got {name!r}")
+    _backend[0] = name
+
+
+@contextlib.contextmanager
+def use_warp_backend(name: str):
+    """`set_warp_backend(name)` for the duration of a with-block."""
+    saved = warp_backend()
+    set_warp_backend(name)
+    try:
+        yield
+    finally:
+        set_warp_backend(saved)
+
+
+_NATIVE_DTYPES = {torch.float32: "f32", torch.float64: "f64"}
+
+
+def _native_ok(x: torch.Tensor) -> bool:
+    return (
+        _backend[0] == "native"
+        and x.device.type == "cpu"
+        and x.dtype in _NATIVE_DTYPES
+        and _load_native() is not None
+    )
+
+
+class _AdaptiveWarpNative(torch.autograd.Function):
+    """Eq. 1 by the compiled kernels (first-order gradients only)."""
+
+    @staticmethod
+    def forward(ctx, x, m, k: int, padding: str):
+        x, m = x.contiguous(), m.contiguous()
+        n, c, h, w = x.shape
+        xp = _pad(x, k // 2, padding).contiguous()
+        out = torch.empty_like(x)
+        fwd = getattr(_native["lib"], f"warp_fwd_{_NATIVE_DTYPES[x.dtype]}")
+        fwd(xp.data_ptr(), m.data_ptr(), out.data_ptr(), n, c, h, w, k, torch.get_num_threads())
+        ctx.save_for_backward(x, m)
+        ctx.k, ctx.padding = k, padding
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out):
+        x, m = ctx.saved_tensors
+        k, padding, r = ctx.k, ctx.padding, ctx.k // 2
+        n, c, h, w = x.shape
+        go = grad_out.contiguous()
+        xp = _pad(x, r, padding).contiguous()
+        need_x, need_m = ctx.needs_input_grad[:2]
+        grad_xp = torch.zeros_like(xp) if need_x else None
+        grad_m = torch.empty_like(m) if need_m else None
+        bwd = getattr(_native["lib"], f"warp_bwd_{_NATIVE_DTYPES[x.dtype]}")
+        bwd(
+            go.data_ptr(),
+            xp.data_ptr(),
+            m.data_ptr(),
+            grad_xp.data_ptr() if need_x else None,
+            grad_m.data_ptr() if need_m else None,
+            n,
+            c,
+            h,
+            w,
+            k,
+            torch.get_num_threads(),
+        )
+        grad_x = _fold_padding(grad_xp, r, padding) if need_x else None
+        return grad_x, grad_m, None, None
 
 
 # --------------------------------------------------------------------------- filter normalisation

@@ -3,15 +3,19 @@
 import pytest
 import torch
 
+from cgm import warp as warp_module
 from cgm.warp import (
     adaptive_warp,
+    adaptive_warp_native,
     adaptive_warp_reference,
+    adaptive_warp_taps,
     dilate_motion,
     identity_motion,
     motion_to_flow,
     softmax_filters,
     softmax_filters_reference,
     upsample_motion,
+    use_warp_backend,
 )
 
 PADDINGS = ["border", "zeros"]
@@ -36,7 +40,8 @@ def test_gradcheck(padding, k):
     for c in (2, 6):  # both ways of computing grad_m (few / many channels)
         x = torch.randn(2, c, 4, 5, dtype=torch.float64, requires_grad=True)
         m = torch.randn(2, k * k, 4, 5, dtype=torch.float64, requires_grad=True)
-        assert torch.autograd.gradcheck(lambda x, m: adaptive_warp(x, m, padding), (x, m))
+        for warp in (adaptive_warp_taps, adaptive_warp):  # the tap loop, and the CPU default
+            assert torch.autograd.gradcheck(lambda x, m, warp=warp: warp(x, m, padding), (x, m))
 
 
 @pytest.mark.parametrize("padding,k", [("border", 3), ("zeros", 1)])
@@ -65,7 +70,7 @@ def test_fast_matches_reference(padding, k, c, dtype, tol):
     x = torch.randn(3, c, 11, 17, dtype=dtype)  # non-square, H and W both smaller than 2K
     m = torch.randn(3, k * k, 11, 17, dtype=dtype)
     grad = torch.randn(3, c, 11, 17, dtype=dtype)
-    fast = _values_and_grads(adaptive_warp, x, m, grad, padding)
+    fast = _values_and_grads(adaptive_warp_taps, x, m, grad, padding)
     ref = _values_and_grads(adaptive_warp_reference, x, m, grad, padding)
     for a, b, what in zip(fast, ref, ("out", "grad_x", "grad_m")):
         assert a.dtype == dtype and a.shape == b.shape, what
@@ -101,11 +106,81 @@ def test_only_one_input_needs_grad():
     torch.testing.assert_close(m.grad, ref_m.grad)
 
 
+# --------------------------------------------------------------------------- compiled kernels
+
+needs_native = pytest.mark.skipif(
+    warp_module.native_status() != "available", reason=f"compiled warp {warp_module.native_status()}"
+)
+
+
+@needs_native
+@pytest.mark.parametrize("padding", PADDINGS)
+@pytest.mark.parametrize("k", [1, 3, 9])
+@pytest.mark.parametrize("c", [1, 3, 8])
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-4)])
+def test_native_matches_reference(padding, k, c, dtype, tol):
+    x = torch.randn(3, c, 11, 17, dtype=dtype)  # non-square, H and W both smaller than 2K
+    m = torch.randn(3, k * k, 11, 17, dtype=dtype)
+    grad = torch.randn(3, c, 11, 17, dtype=dtype)
+    native = _values_and_grads(adaptive_warp_native, x, m, grad, padding)
+    ref = _values_and_grads(adaptive_warp_reference, x, m, grad, padding)
+    for a, b, what in zip(native, ref, ("out", "grad_x", "grad_m")):
+        assert a.dtype == dtype and a.shape == b.shape, what
+        torch.testing.assert_close(a, b, atol=tol, rtol=tol, msg=what)
+
+
+@needs_native
+@pytest.mark.parametrize("padding", PADDINGS)
+def test_native_gradcheck_and_partial_grads(padding):
+    x = torch.randn(2, 3, 5, 6, dtype=torch.float64, requires_grad=True)
+    m = torch.randn(2, 9, 5, 6, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x, m: adaptive_warp_native(x, m, padding), (x, m))
+    for wants in ((True, False), (False, True)):
+        xs, ms = x.detach().requires_grad_(wants[0]), m.detach().requires_grad_(wants[1])
+        xr, mr = x.detach().requires_grad_(wants[0]), m.detach().requires_grad_(wants[1])
+        adaptive_warp_native(xs, ms, padding).square().sum().backward()
+        adaptive_warp_reference(xr, mr, padding).square().sum().backward()
+        for a, b in ((xs, xr), (ms, mr)):
+            assert (a.grad is None) == (b.grad is None)
+            if a.grad is not None:
+                torch.testing.assert_close(a.grad, b.grad)
+
+
+@needs_native
+def test_backend_switch_picks_the_path(monkeypatch):
+    x, m = torch.randn(1, 2, 5, 5), torch.randn(1, 9, 5, 5)
+    calls = []
+    monkeypatch.setattr(warp_module._AdaptiveWarpNative, "apply", lambda *a: calls.append("native"))
+    monkeypatch.setattr(warp_module._AdaptiveWarp, "apply", lambda *a: calls.append("taps"))
+    with use_warp_backend("taps"):
+        adaptive_warp(x, m)
+    with use_warp_backend("native"):
+        adaptive_warp(x, m)
+        adaptive_warp(x.bfloat16(), m.bfloat16())  # no kernel for bfloat16: the tap loop
+    assert calls == ["taps", "native", "taps"]
+    with pytest.raises(ValueError, match="backend must be one of"):
+        warp_module.set_warp_backend("fused")
+
+
+def test_no_compiler_falls_back_to_the_tap_loop(monkeypatch, tmp_path):
+    for key, value in {"tried": False, "lib": None, "error": None}.items():
+        monkeypatch.setitem(warp_module._native, key, value)
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    monkeypatch.setenv("CGM_NATIVE_CACHE", str(tmp_path / "cache"))
+    x, m = torch.randn(2, 3, 6, 7), torch.randn(2, 25, 6, 7)
+    with pytest.warns(RuntimeWarning, match="compiled Eq. 1 kernels are unavailable"):
+        out = adaptive_warp(x, m)
+    torch.testing.assert_close(out, adaptive_warp_taps(x, m))
+    assert warp_module.native_status().startswith("unavailable: ")
+    with pytest.raises(RuntimeError, match="compiled warp is unavailable"):
+        adaptive_warp_native(x, m)
+
+
 # --------------------------------------------------------------------------- sign convention
 
 
 @pytest.mark.parametrize("dy,dx", [(0, 1), (1, 0), (-2, 1), (2, -2), (-1, -1)])
-@pytest.mark.parametrize("warp", [adaptive_warp, adaptive_warp_reference])
+@pytest.mark.parametrize("warp", [adaptive_warp, adaptive_warp_taps, adaptive_warp_reference])
 def test_one_hot_tap_moves_content_by_dx_dy(warp, dy, dx):
     k, h, w = 5, 12, 15
     x = torch.randn(1, 3, h, w)
