@@ -14,6 +14,7 @@ them with the library versions in its result.json, so a rerun on the same machin
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import sys
@@ -41,6 +42,7 @@ class Link:
     steps: int | None
     backbone: str
     overrides: dict = field(default_factory=dict, compare=False)  # what `run` passes to this link
+    profile: str = "smoke"
 
     @property
     def cached(self) -> bool:
@@ -66,7 +68,7 @@ def chain(
     own = runs_dir / name / h
     path = own if (own / "result.json").is_file() else ex.find_cached(h, runs_dir)
     return links + [
-        Link(name, h, path, cfg.train.stage, cfg.train.steps, cfg.model.backbone, dict(overrides))
+        Link(name, h, path, cfg.train.stage, cfg.train.steps, cfg.model.backbone, dict(overrides), profile)
     ]
 
 
@@ -141,12 +143,28 @@ def _results(runs_dir: Path):
             continue
 
 
+@functools.lru_cache(maxsize=64)
+def _forward_gmac(model_json: str) -> float:
+    """GMACs of one forward of the CGM-Net of a model config (JSON), counted on the meta device."""
+    import torch
+
+    from cgm.flops import module_gflops
+    from cgm.network import CGMConfig, CGMNet
+
+    cfg = CGMConfig.from_dict(json.loads(model_json))
+    with torch.device("meta"):
+        model = CGMNet(cfg)
+    return module_gflops(model, torch.empty(1, 3, cfg.clip_len, cfg.size, cfg.size, device="meta"))["total"]
+
+
 def expected_seconds(link: Link, *, runs_dir: str | Path | None = None) -> float | None:
-    """CPU seconds `link` took when last computed here: a cached run of the same experiment
-    (any hash), else one of the same stage and backbone; scaled by the step count. None if no
-    such run is cached."""
+    """CPU seconds `link` took when last computed here: a cached CPU run of the same experiment
+    and profile (any hash), else one of the same stage, backbone and profile with its time scaled
+    by the two models' forward GMACs (Fig. 6's r = 16 costs 3x r = 8); scaled by the step count.
+    None if no such run is cached."""
     runs_dir = Path(runs_dir or ex.RUNS)
     same_name, similar = [], []
+    mine = json.dumps(ex.resolve(link.name, link.profile, **link.overrides).model.to_dict(), sort_keys=True)
     for path, r in _results(runs_dir):
         if r.get("train", {}).get("device", "cpu") != "cpu" or not r.get("train", {}).get("steps"):
             continue
@@ -154,11 +172,16 @@ def expected_seconds(link: Link, *, runs_dir: str | Path | None = None) -> float
             cfg = json.loads((path / "config.json").read_text())
         except (OSError, json.JSONDecodeError):
             continue
+        if r.get("profile", link.profile) != link.profile:
+            continue
         per_step = r["train"]["seconds"] / r["train"]["steps"]
         if r.get("name") == link.name:
             same_name.append(per_step)
         elif cfg["train"]["stage"] == link.stage and cfg["model"]["backbone"] == link.backbone:
-            similar.append(per_step)
+            theirs = json.dumps(cfg["model"], sort_keys=True)
+            similar.append(
+                per_step * _forward_gmac(mine) / _forward_gmac(theirs) if theirs != mine else per_step
+            )
     found = same_name or similar
     if not found or link.steps is None:
         return None

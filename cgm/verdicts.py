@@ -350,29 +350,23 @@ CLAIMS = (
         "table7_upsampling_action",
         _order_claim("top1", ["+LR+HR (Ours)", "+LR", "Backbone"], higher=True),
     ),
-    Claim(
-        "Table 7",
-        "top-1: CGMUL > bilinear for the HR maps",
-        "table7_upsampling_action",
-        _order_claim("top1", ["+LR+HR (Ours)", "+LR+HR (bilinear)"], higher=True),
+    *(
+        Claim(
+            "Table 7",
+            f"top-1: CGMUL > {up} for the HR maps",
+            "table7_upsampling_action",
+            _order_claim("top1", ["+LR+HR (Ours)", f"+LR+HR ({up})"], higher=True),
+        )
+        for up in ("bilinear", "nearest")
     ),
-    Claim(
-        "Table 7",
-        "top-1: CGMUL > nearest for the HR maps",
-        "table7_upsampling_action",
-        _order_claim("top1", ["+LR+HR (Ours)", "+LR+HR (nearest)"], higher=True),
-    ),
-    Claim(
-        "Table 2",
-        "pretrained > scratch, UCF101",
-        "table2_selfsupervised",
-        _order_claim("ucf101", ["Ours (3D-R101)*", "3D-R101"], higher=True),
-    ),
-    Claim(
-        "Table 2",
-        "pretrained > scratch, HMDB51",
-        "table2_selfsupervised",
-        _order_claim("hmdb51", ["Ours (3D-R101)*", "3D-R101"], higher=True),
+    *(
+        Claim(
+            "Table 2",
+            f"pretrained > scratch, {name}",
+            "table2_selfsupervised",
+            _order_claim(column, ["Ours (3D-R101)*", "3D-R101"], higher=True),
+        )
+        for column, name in (("ucf101", "UCF101"), ("hmdb51", "HMDB51"))
     ),
     Claim(
         "Table 2",

@@ -336,3 +336,16 @@ def test_a_claim_falls_back_to_the_next_profile_that_holds_its_rows(tmp_path):
     )
     row = verdict_of(tmp_path, "Table 6", "ℓ1: CGMUL < bilinear")
     assert row.verdict == verdicts.REPRODUCED and row.profile == "smoke"
+
+
+def test_expected_seconds_come_from_the_same_profile_and_scale_with_the_models_cost():
+    import json
+
+    from cgm import cache
+
+    scale8 = json.loads(next((tables.ROOT / "results/runs/fig6/scale8").glob("*/result.json")).read_text())
+    est16 = cache.expected_seconds(cache.chain("fig6/scale16", "smoke")[-1])
+    assert est16 > 2 * scale8["train"]["seconds"]  # r = 16 counts ~3x r = 8's GMACs
+    selfsup = cache.chain("table6/cgmul", "smoke")[-1]  # the laptop run of the same name is not its cost
+    smoke_s = json.loads((selfsup.path / "result.json").read_text())["train"]["seconds"]
+    assert cache.expected_seconds(selfsup) == pytest.approx(smoke_s)
