@@ -66,7 +66,7 @@ PIPELINE_MODULES = {
 
 # Fields added after the committed runs were cached, with their defaults (see CGMConfig.to_dict).
 ADDED_FIELDS = {"encoder_temporal_stride": None, "hr_prior": "none", "context_input": "frame"}
-HR_PRIORS = ("none", "lr_flow", "cost")
+HR_PRIORS = ("none", "lr_flow", "cost", "cost_local")
 # hr_prior="cost": the start of the learned inverse temperature of the matching cost (1 / 0.01;
 # frames in [-1, 1]), the best of 0.003-0.03 at 64 px after 0.003 (docs/training.md).
 COST_PRIOR_INIT = 100.0
@@ -104,8 +104,9 @@ class CGMConfig:
     Options that depart from the paper (the laptop profile, docs/training.md): `encoder_temporal_stride`
     (1: one F_v per frame), `context_input="pair"` (the context extractor sees frames t and t+1),
     `hr_prior` added to CGMUL's raw HR logits before the softmax: "lr_flow" (the LR map's flow as a
-    bilinear shift) or "cost" (minus a learned inverse temperature times `upsample.matching_cost` of
-    frame t+1 in frame t: the HR maps start as soft block matching).
+    bilinear shift), "cost" (minus a learned inverse temperature times `upsample.matching_cost` of
+    frame t+1 in frame t: the HR maps start as soft block matching) or "cost_local" (the same with
+    the temperature also scaled per pixel by exp of one more map that CGMUL makes, starting at 1).
     """
 
     backbone: str = "r3d18"
@@ -422,8 +423,9 @@ class CGMNet(nn.Module):
             ctx_width = cfg.width if cfg.context_width is None else cfg.context_width
             self.context = ContextExtractor(ctx_width, 6 if cfg.context_input == "pair" else 3)
             self.motion_features = nn.Conv2d(self.decoder.out_channels, cfg.context_channels, 3, padding=1)
-            self.upsampler = CGMUL(cfg.context_channels, cfg.k_lr, cfg.k_hr, cfg.scale)
-            if cfg.hr_prior == "cost":  # log of the learned inverse temperature of the matching cost
+            local = cfg.hr_prior == "cost_local"  # CGMUL also makes a per-pixel log-temperature offset
+            self.upsampler = CGMUL(cfg.context_channels, cfg.k_lr, cfg.k_hr, cfg.scale, extra=int(local))
+            if cfg.hr_prior in ("cost", "cost_local"):  # log of the learned inverse temperature
                 self.cost_scale = nn.Parameter(torch.tensor(COST_PRIOR_INIT).log())
         else:
             up = NearestMotionUpsampler if cfg.upsampler == "nearest" else BilinearMotionUpsampler
@@ -474,9 +476,13 @@ class CGMNet(nn.Module):
             m_hr = self.upsampler(f_context, m_lr, self.motion_features(f_lr))
             if cfg.hr_prior == "lr_flow":  # start from the LR motion as a sub-pixel shift
                 m_hr = m_hr + lr_flow_prior(m_lr, cfg.scale, cfg.k_hr)
-            elif cfg.hr_prior == "cost":  # soft block matching of frame t+1 in frame t, learned tau
+            elif cfg.hr_prior in ("cost", "cost_local"):  # soft block matching of t+1 in t, learned tau
+                log_scale = self.cost_scale
+                if cfg.hr_prior == "cost_local":  # CGMUL's extra map: where to sharpen or soften
+                    m_hr, offset = m_hr[:, :-1], m_hr[:, -1:]  # (B*T, k^^2, H, W), (B*T, 1, H, W)
+                    log_scale = log_scale + offset
                 cost = matching_cost(frames.flatten(0, 1), successors.flatten(0, 1), cfg.k_hr)
-                m_hr = m_hr - self.cost_scale.exp() * cost  # (B*T, k^^2, H, W)
+                m_hr = m_hr - log_scale.exp() * cost  # (B*T, k^^2, H, W)
             m_hr = normalize_filters(m_hr, cfg.filter_norm)  # (B*T, k^^2, H, W)
         else:  # dilating a normalised filter keeps it normalised: no second softmax
             m_hr = self.upsampler(None, m_lr, None)
@@ -529,14 +535,16 @@ def set_identity_motion_(model: CGMNet, logit: float = 30.0) -> CGMNet:
     norm = model.cfg.filter_norm
     value = logit if norm == "softmax" else 1.0
     with torch.no_grad():
-        convs = [(model.lr_motion, model.cfg.k_lr)]
+        convs = [(model.lr_motion, model.cfg.k_lr, 1)]
         if model.context is not None:
-            convs.append((model.upsampler.conv, model.cfg.k_hr))
-        for conv, k in convs:
+            convs.append((model.upsampler.conv, model.cfg.k_hr, model.cfg.scale**2))
+        for conv, k, sub in convs:
             conv.weight.zero_()
             bias = torch.full((conv.out_channels,), -value if norm == "softmax" else 0.0)
-            # CGMUL's conv feeds F.pixel_shuffle: channel = tap * r*r + sub-pixel (tap major).
-            bias.view(k * k, -1)[k * k // 2] = value
+            # CGMUL's conv feeds F.pixel_shuffle: channel = tap * r*r + sub-pixel (tap major); any
+            # extra maps after the taps (hr_prior="cost_local") get a zero bias.
+            bias[k * k * sub :] = 0.0
+            bias[: k * k * sub].view(k * k, sub)[k * k // 2] = value
             conv.bias.copy_(bias)
     return model
 

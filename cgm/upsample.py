@@ -77,13 +77,18 @@ def similarity_map(
 class CGMUL(nn.Module):
     """Context Guided Motion Upsampling Layer (Fig. 2, Eqs. 2-5)."""
 
-    def __init__(self, channels: int, k_lr: int, k_hr: int, scale: int):
+    def __init__(self, channels: int, k_lr: int, k_hr: int, scale: int, extra: int = 0):
         super().__init__()
         _check_scale_and_sizes(k_lr=k_lr, k_hr=k_hr, scale=scale)
         if not isinstance(channels, int) or channels < 1:
             raise ValueError(f"channels must be a positive integer, got {channels!r}")
-        self.channels, self.k_lr, self.k_hr, self.scale = channels, k_lr, k_hr, scale
-        self.conv = nn.Conv2d(4 * channels + 1, scale * scale * k_hr * k_hr, kernel_size=3, padding=1)
+        if not isinstance(extra, int) or extra < 0:
+            raise ValueError(f"extra must be an integer >= 0, got {extra!r}")
+        self.channels, self.k_lr, self.k_hr, self.scale, self.extra = channels, k_lr, k_hr, scale, extra
+        # `extra` HR maps after the k_hr**2 taps (e.g. a per-pixel temperature, hr_prior="cost_local")
+        self.conv = nn.Conv2d(
+            4 * channels + 1, scale * scale * (k_hr * k_hr + extra), kernel_size=3, padding=1
+        )
         # Small start: the default init shrunk tenfold and no bias, so the raw HR filters begin
         # near zero (a softmax on top starts near a uniform filter) whatever the feature scale.
         with torch.no_grad():
@@ -91,7 +96,7 @@ class CGMUL(nn.Module):
             self.conv.bias.zero_()
 
     def forward(self, f_context: torch.Tensor, m_lr: torch.Tensor, f_motion: torch.Tensor) -> torch.Tensor:
-        """-> M_HR (N, k_hr**2, scale*h, scale*w), raw filter values."""
+        """-> M_HR (N, k_hr**2, scale*h, scale*w), raw filter values (then the `extra` maps)."""
         _check_features(f_context, m_lr, f_motion, channels=self.channels, k_lr=self.k_lr)
         s = similarity_map(f_context, m_lr, f_motion)  # (N, 1, h, w)
         features = torch.cat([f_context, f_motion, s, s * f_context, s * f_motion], dim=1)  # (N, 4C+1, h, w)

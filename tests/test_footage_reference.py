@@ -6,7 +6,7 @@ import torch
 
 from cgm.data import footage
 from cgm.losses import photometric_loss
-from cgm.network import CGMConfig, CGMNet
+from cgm.network import CGMConfig, CGMNet, set_identity_motion_
 from cgm.reference import KernelPredictor, best_tap
 from cgm.upsample import flow_kernel, lr_flow_prior, matching_cost
 from cgm.warp import adaptive_warp, motion_to_flow
@@ -50,6 +50,7 @@ def test_lr_flow_prior_peaks_at_the_scaled_lr_motion():
         dict(hr_prior="lr_flow", context_input="pair"),
         dict(hr_prior="cost", context_input="pair"),
         dict(hr_prior="cost"),
+        dict(hr_prior="cost_local", context_input="pair"),
     ],
 )
 def test_laptop_model_options_give_maps_of_the_right_shape(options):
@@ -230,3 +231,24 @@ def test_block_matching_recovers_a_shift_and_its_flow():
     assert torch.allclose(flow[inner], shift.expand(2, 2, 24, 24)[inner], atol=1e-3)
     with pytest.raises(ValueError, match="tau"):
         block_matching_motion(9, tau=0)
+
+
+def test_local_cost_temperature_is_one_more_cgmul_map_that_starts_neutral():
+    torch.manual_seed(0)
+    model = CGMNet(tiny_config(clip_len=3, hr_prior="cost_local"))
+    assert model.upsampler.conv.out_channels == 16 * (81 + 1)
+    clip = torch.rand(1, 3, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        model.upsampler.conv.weight.zero_()  # offset 0 and CGMUL's taps 0: the global prior alone
+    out = model(clip)
+    frames = clip[0].transpose(0, 1)
+    successors = torch.cat([frames[1:], frames[-1:]])
+    prior = torch.softmax(-model.cost_scale.exp() * matching_cost(frames, successors, 9), dim=1)
+    assert torch.allclose(out.hr_maps[0], prior, atol=1e-5)
+    with torch.no_grad():  # a per-pixel offset of log 4 sharpens the prior there by 4
+        model.upsampler.conv.bias[81 * 16 :] = torch.log(torch.tensor(4.0))
+    sharper = torch.softmax(-4 * model.cost_scale.exp() * matching_cost(frames, successors, 9), dim=1)
+    assert torch.allclose(model(clip).hr_maps[0], sharper, atol=1e-5)
+    set_identity_motion_(model)
+    centre = model(clip).hr_maps[0, :, 40]
+    assert (centre > 0.5).float().mean() > 0.9  # the centre tap's logit outweighs most of the prior
