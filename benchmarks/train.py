@@ -3,19 +3,22 @@
     python benchmarks/train.py                                  # table1/cgm, smoke, 300 steps
     python benchmarks/train.py --experiment table6/cgmul --steps 200 --interval 20 --workers 0 2
     python benchmarks/train.py --profile laptop --set size=64 --set batch_size=4
-    python benchmarks/train.py --compare --steps 120            # today's step vs the pre-fix one
-    python benchmarks/train.py --compare --steps 10 --interval 2 --sharpen 100 --threads 1
+    python benchmarks/train.py --profile laptop --compare --steps 20 --interval 2 --threads 1
+    python benchmarks/train.py --profile laptop --set hr_prior=cost --compare old new --steps 20
+    python benchmarks/train.py --compare prefix new --steps 10 --interval 2 --sharpen 100
+    python benchmarks/train.py --paths                          # what each code path is
 
 Plain mode trains the experiment with the Trainer (its own data loader, `--workers` processes)
 and prints, per interval of `--interval` steps, clips/s, the share of the step spent waiting for
 data, and the loss. A flat clips/s column is the target (issue 12: a smoke run fell from ~20 to ~3
 clips/s after 30-50 steps on an Intel CPU; the cause was subnormal floats, docs/performance.md).
 
-`--compare` trains two models from the same initial weights on the same batches, alternating
-intervals between them so that load from other processes hits both alike: `new` is the code as
-it is; `old` swaps in what the code did before issue 12 (`--old` lists what that is), for this
-comparison only. The rate columns then exclude data loading (each batch is loaded once, used by
-both).
+`--compare A B` trains two models from the same initial weights on the same batches, alternating
+intervals between them so that load from other processes hits both alike, each under its code
+path (`--paths` lists them): `new` is the code as it is; `old` the step before issue 12's items
+2-3 (the PyTorch tap-loop warp); `prefix` the step before issue 12 (no subnormal flush either).
+The rate columns then exclude data loading (each batch is loaded once, used by both); the loss
+columns show that the paths train alike. `--path` picks the path of plain mode.
 
 `--set key=value` overrides any config field (`cgm.experiments.resolve`: `size`, `batch_size`,
 `width`, `train__lr`, ...); values are parsed as Python literals when they can be. The machine's
@@ -35,25 +38,40 @@ import time
 import torch
 
 from cgm import experiments as ex
-from cgm import network
+from cgm import network, warp
 
-# --------------------------------------------------------------------------- the pre-issue-12 code
+# --------------------------------------------------------------------------- code variants
 
 
 @contextlib.contextmanager
-def old_code():
+def prefix_code():
     """What the training step did before issue 12: a plain softmax over the taps, so subnormal
-    probabilities (and gradients) reach the warp and CGMUL's conv."""
+    probabilities (and gradients) reach the warp and CGMUL's conv; the PyTorch tap-loop warp."""
     saved = network.softmax_filters
     network.softmax_filters = lambda logits: logits.softmax(dim=1)
     try:
-        yield
+        with warp.use_warp_backend("taps"):
+            yield
     finally:
         network.softmax_filters = saved
 
 
-OLD = {"old": old_code, "new": contextlib.nullcontext}
-OLD_DOC = ["softmax over the taps without flushing subnormal values (cgm.warp.softmax_filters)"]
+@contextlib.contextmanager
+def old_code():
+    """The step before issue 12's items 2-3: subnormal flush, the PyTorch tap-loop warp."""
+    with warp.use_warp_backend("taps"):
+        yield
+
+
+@contextlib.contextmanager
+def new_code():
+    """The code as it is (the compiled warp kernels on CPU when they build)."""
+    with warp.use_warp_backend("native"):
+        yield
+
+
+PATHS = {"prefix": prefix_code, "old": old_code, "new": new_code}
+PATH_DOC = {name: " ".join(fn.__doc__.split()) for name, fn in PATHS.items()}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -113,20 +131,23 @@ def plain(cfg, interval: int) -> None:
 # --------------------------------------------------------------------------- compare mode
 
 
-def compare(cfg, interval: int, sharpen: float = 1.0) -> None:
+def compare(cfg, interval: int, sharpen: float = 1.0, paths: tuple[str, str] = ("old", "new")) -> None:
     from cgm.train import Trainer
 
     ex.check_data(cfg)
     data = ex.build_data(cfg.data, cfg, future=True)
     tcfg = cfg.train
     runs = {}
-    for name in OLD:
+    for name in paths:
+        torch.manual_seed(tcfg.seed)  # the same initial weights for both
         model = ex.build_model(cfg)
         if sharpen != 1 and getattr(model, "context", None) is not None:
             with torch.no_grad():  # CGMUL's conv: sharper HR filters from step 1, as after training
                 model.upsampler.conv.weight.mul_(sharpen)
         with tempfile.TemporaryDirectory() as out:
             runs[name] = Trainer(model, data, tcfg, out_dir=out, model_config=cfg.model)
+    first = next(iter(runs.values())).model.state_dict()
+    same = all(torch.equal(first[k], t.model.state_dict()[k]) for t in runs.values() for k in first)
     g = torch.Generator().manual_seed(tcfg.seed)
     loader = torch.utils.data.DataLoader(
         data, batch_size=tcfg.batch_size, shuffle=True, drop_last=True, generator=g, num_workers=0
@@ -139,12 +160,14 @@ def compare(cfg, interval: int, sharpen: float = 1.0) -> None:
 
     for trainer in runs.values():
         trainer.model.register_forward_hook(keep_maps)
+    a, b = paths
+    print(f"paths: {a} = {PATH_DOC[a]}; {b} = {PATH_DOC[b]}; same initial weights: {same}")
     print(
         f"{'steps':>11s} "
-        + " ".join(f"{n + ' clips/s':>14s} {n + ' subnormal':>14s}" for n in OLD)
-        + f" {'new/old':>7s} {'load':>5s}"
+        + " ".join(f"{n + ' clips/s':>14s} {n + ' subnormal':>14s} {n + ' loss':>10s}" for n in paths)
+        + f" {b + '/' + a:>9s} {'load':>5s}"
     )
-    totals = {n: 0.0 for n in OLD}
+    totals = {n: 0.0 for n in paths}
     done = 0
     while done < tcfg.steps:
         n_steps = min(interval, tcfg.steps - done)
@@ -155,26 +178,26 @@ def compare(cfg, interval: int, sharpen: float = 1.0) -> None:
                 batches = iter(loader)
                 batch = next(batches)
             block.append(batch)
-        rate, sub = {}, {}
+        rate, sub, loss = {}, {}, {}
         for name, trainer in runs.items():
-            with OLD[name]():
+            with PATHS[name]():
                 t0 = time.perf_counter()
                 for batch in block:
-                    trainer.train_step(batch)
+                    loss[name], _ = trainer.train_step(batch)
                 dt = time.perf_counter() - t0
             totals[name] += dt
             rate[name] = n_steps * tcfg.batch_size / dt
             sub[name] = subnormal_share(seen["hr"])
         print(
             f"{done + 1:5d}-{done + n_steps:<5d} "
-            + " ".join(f"{rate[n]:14.2f} {sub[n]:14.2%}" for n in OLD)
-            + f" {rate['new'] / rate['old']:6.2f}x {os.getloadavg()[0]:5.1f}",
+            + " ".join(f"{rate[n]:14.2f} {sub[n]:14.2%} {loss[n]:10.5f}" for n in paths)
+            + f" {rate[b] / rate[a]:8.2f}x {os.getloadavg()[0]:5.1f}",
             flush=True,
         )
         done += n_steps
     print(
-        f"whole run: old {tcfg.steps * tcfg.batch_size / totals['old']:.2f} clips/s, new "
-        f"{tcfg.steps * tcfg.batch_size / totals['new']:.2f} clips/s: {totals['old'] / totals['new']:.2f}x"
+        f"whole run: {a} {tcfg.steps * tcfg.batch_size / totals[a]:.2f} clips/s, {b} "
+        f"{tcfg.steps * tcfg.batch_size / totals[b]:.2f} clips/s: {b}/{a} = {totals[a] / totals[b]:.2f}x"
     )
 
 
@@ -187,8 +210,16 @@ def main() -> None:
     p.add_argument("--interval", type=int, default=25)
     p.add_argument("--workers", type=int, default=0, help="data-loader processes (plain mode)")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
-    p.add_argument("--compare", action="store_true", help="old vs new code, side by side")
-    p.add_argument("--old", action="store_true", help="list what `old` changes, and exit")
+    p.add_argument("--path", choices=PATHS, default="new", help="plain mode: which code path trains")
+    p.add_argument(
+        "--compare",
+        nargs="*",
+        choices=PATHS,
+        default=None,
+        metavar="PATH",
+        help="two code paths side by side (default: old new; prefix = before issue 12)",
+    )
+    p.add_argument("--paths", action="store_true", help="list the code paths, and exit")
     p.add_argument(
         "--sharpen",
         type=float,
@@ -197,11 +228,14 @@ def main() -> None:
         "HR filters are as sharp as after training from the first step",
     )
     args = p.parse_args()
-    if args.old:
-        print("old =", "; ".join(OLD_DOC))
+    if args.paths:
+        for name, doc in PATH_DOC.items():
+            print(f"{name}: {doc}")
         return
     if args.steps < 1 or args.interval < 1:
         raise SystemExit("--steps and --interval must be >= 1")
+    if args.compare is not None and len(args.compare) not in (0, 2):
+        raise SystemExit("--compare takes two paths (or none: old new)")
     torch.set_num_threads(args.threads)
     overrides = {
         "steps": args.steps,
@@ -212,10 +246,11 @@ def main() -> None:
     }
     cfg = ex.resolve(args.experiment, args.profile, **overrides)
     print(f"{args.experiment} ({args.profile}): " + header(cfg), flush=True)
-    if args.compare:
-        compare(cfg, args.interval, args.sharpen)
+    if args.compare is not None:
+        compare(cfg, args.interval, args.sharpen, tuple(args.compare) or ("old", "new"))
     else:
-        plain(cfg, args.interval)
+        with PATHS[args.path]():
+            plain(cfg, args.interval)
 
 
 if __name__ == "__main__":

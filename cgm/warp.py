@@ -299,6 +299,29 @@ void warp_bwd_##SUF(const T *restrict go, const T *restrict xp, const T *restric
                             for (long x = 0; x < W; x++) s[x] += o[x] * mi[x];                    \
                         }                                                                         \
                 }                                                                                 \
+}                                                                                                 \
+void softmax_bwd_##SUF(const T *restrict g, const T *restrict p, T *restrict out, long N, long K2, \
+                       long HW, double tiny_d, int nt) {                                          \
+    const T tiny = (T)tiny_d;                                                                     \
+    _Pragma("omp parallel for num_threads(nt) collapse(2) schedule(static)")                      \
+    for (long n = 0; n < N; n++)                                                                  \
+        for (long j0 = 0; j0 < HW; j0 += 256) {                                                   \
+            long len = HW - j0 < 256 ? HW - j0 : 256;                                             \
+            T s[256];                                                                             \
+            for (long b = 0; b < len; b++) s[b] = 0;                                              \
+            for (long i = 0; i < K2; i++) {                                                       \
+                const T *gi = g + (n * K2 + i) * HW + j0, *pi = p + (n * K2 + i) * HW + j0;       \
+                for (long b = 0; b < len; b++) s[b] += gi[b] * pi[b];                             \
+            }                                                                                     \
+            for (long i = 0; i < K2; i++) {                                                       \
+                const T *gi = g + (n * K2 + i) * HW + j0, *pi = p + (n * K2 + i) * HW + j0;       \
+                T *oi = out + (n * K2 + i) * HW + j0;                                             \
+                for (long b = 0; b < len; b++) {                                                  \
+                    T v = pi[b] * (gi[b] - s[b]);                                                 \
+                    oi[b] = (v < tiny && v > -tiny) ? (T)0 : v;                                   \
+                }                                                                                 \
+            }                                                                                     \
+        }                                                                                         \
 }
 DEF(float, f32)
 DEF(double, f64)
@@ -368,6 +391,7 @@ def _load_native():
         for suffix in ("f32", "f64"):
             getattr(lib, f"warp_fwd_{suffix}").argtypes = [ptr] * 3 + [long_] * 5 + [int_]
             getattr(lib, f"warp_bwd_{suffix}").argtypes = [ptr] * 5 + [long_] * 5 + [int_]
+            getattr(lib, f"softmax_bwd_{suffix}").argtypes = [ptr] * 3 + [long_] * 3 + [ctypes.c_double, int_]
         _native["lib"] = lib
     except (RuntimeError, OSError, AttributeError) as e:
         _native["error"] = str(e)
@@ -478,11 +502,21 @@ def _flush_subnormal_(t: torch.Tensor) -> torch.Tensor:
 
 
 class _SoftmaxFilters(torch.autograd.Function):
-    """Softmax over dim 1 whose output and input gradient carry no subnormal floats."""
+    """Softmax over dim 1 whose output and input gradient carry no subnormal floats.
+
+    With the "native" backend on CPU (float32/float64), the forward flushes with one comparison
+    (probabilities are never negative) and the backward is one compiled pass per block of pixels
+    (p * (g - sum_i g_i p_i), then the flush); otherwise plain PyTorch ops, as before issue 12's
+    item 2. Same values up to the order of the sum over the taps."""
 
     @staticmethod
     def forward(ctx, logits):
-        p = _flush_subnormal_(torch.softmax(logits, dim=1))
+        p = torch.softmax(logits, dim=1)
+        ctx.native = _native_ok(p) and p.is_contiguous()
+        if ctx.native:
+            p.masked_fill_(p < torch.finfo(p.dtype).tiny, 0)
+        else:
+            _flush_subnormal_(p)
         ctx.save_for_backward(p)
         return p
 
@@ -490,6 +524,23 @@ class _SoftmaxFilters(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_p):
         (p,) = ctx.saved_tensors
+        if ctx.native and p.ndim >= 2:
+            g = grad_p.contiguous()
+            out = torch.empty_like(p)
+            n, taps = p.shape[0], p.shape[1]
+            fn = getattr(_native["lib"], f"softmax_bwd_{_NATIVE_DTYPES[p.dtype]}")
+            pixels = p[0, 0].numel()
+            fn(
+                g.data_ptr(),
+                p.data_ptr(),
+                out.data_ptr(),
+                n,
+                taps,
+                pixels,
+                torch.finfo(p.dtype).tiny,
+                torch.get_num_threads(),
+            )
+            return out
         # p * (g - sum_i g_i p_i): zero where p was flushed, and flushed again (a tiny p times an
         # ordinary gradient is subnormal).
         return _flush_subnormal_(torch._softmax_backward_data(grad_p, p, 1, p.dtype))
