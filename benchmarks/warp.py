@@ -26,6 +26,7 @@ processes hits all alike):
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import statistics
@@ -160,12 +161,22 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    parser.add_argument(
+        "--keep-freed",
+        action="store_true",
+        help="glibc: serve large tensors from the heap and keep freed memory (mallopt), so that a "
+        "fresh grad_m reuses pages already faulted in instead of mmapping new ones",
+    )
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA device is available")
     if args.threads < 1 or args.repeats < 1:
         raise SystemExit("--threads and --repeats must be >= 1")
     torch.set_num_threads(args.threads)
+    if args.keep_freed:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 1 << 30)  # M_MMAP_THRESHOLD: no mmap below 1 GiB
+        libc.mallopt(-1, (1 << 31) - 1)  # M_TRIM_THRESHOLD: never give the heap back
 
     impls = ["native", "taps", "reference"]
     status = native_status() if args.device == "cpu" else "CPU only"
@@ -179,7 +190,7 @@ def main(argv=None) -> None:
         f"torch {torch.__version__} device={args.device} threads={args.threads} repeats={args.repeats} "
         f"float32; THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE', 'unset')}; "
         f"load average {load}; copy bandwidth (read+write) {bandwidth / 1e9:.1f} GB/s; "
-        f"compiled kernels: {status}"
+        f"compiled kernels: {status}; keep freed memory (mallopt): {args.keep_freed}"
     )
     rows = []
     for case in CASES:

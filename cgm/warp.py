@@ -242,30 +242,40 @@ def adaptive_warp_reference(x: torch.Tensor, m: torch.Tensor, padding: str = "bo
 
 # --------------------------------------------------------------------------- native (compiled) path
 
-# One C kernel per direction, compiled at first use with the system's C compiler (cc/gcc, -O3
-# -march=native, OpenMP over the batch) and loaded with ctypes: no PyTorch headers, so it builds in
-# about a second. Forward: per output row, every tap's filter row is read once and multiplied into
-# the C channels' rows in cache. Backward: one pass over (n, y, tap) that writes each grad_m row
-# once (a dot product over channels) and scatters grad_out * m into a padded grad_x buffer whose
-# rows stay in cache. `T` is float or double.
+# C kernels, compiled at first use with the system's C compiler (cc/gcc, -O3 -march=native,
+# OpenMP over the batch) and loaded with ctypes: no PyTorch headers, so it builds in about a
+# second. Both directions walk blocks of rows (sized so that the block's output, padded input and
+# padded gradient rows stay in L2) tap by tap: each tap's filter rows are read once, as one
+# contiguous run per block, and multiplied into the C channels' rows in cache. The backward writes
+# each grad_m row once (a dot product over channels) and scatters grad_out * m into a padded
+# grad_x buffer in the same pass. `T` is float or double.
 _NATIVE_SOURCE = r"""
 #include <string.h>
+/* Rows per block: the block's output, padded-input and padded-gradient rows stay in L2. */
+static long rows_per_block(long C, long Wp, long H) {
+    long b = 32768 / (C * Wp);
+    return b < 1 ? 1 : (b > H ? H : b);
+}
 #define DEF(T, SUF)                                                                              \
 void warp_fwd_##SUF(const T *restrict xp, const T *restrict m, T *restrict out, long N, long C,   \
                     long H, long W, long K, int nt) {                                             \
-    long r = K / 2, Hp = H + 2 * r, Wp = W + 2 * r, K2 = K * K;                                   \
+    long r = K / 2, Hp = H + 2 * r, Wp = W + 2 * r, K2 = K * K, B = rows_per_block(C, Wp, H);     \
     _Pragma("omp parallel for num_threads(nt) collapse(2) schedule(static)")                      \
     for (long n = 0; n < N; n++)                                                                  \
-        for (long y = 0; y < H; y++) {                                                            \
-            for (long c = 0; c < C; c++) memset(out + ((n * C + c) * H + y) * W, 0, W * sizeof(T)); \
+        for (long y0 = 0; y0 < H; y0 += B) {                                                      \
+            long y1 = y0 + B < H ? y0 + B : H;                                                    \
+            for (long c = 0; c < C; c++)                                                          \
+                memset(out + ((n * C + c) * H + y0) * W, 0, (y1 - y0) * W * sizeof(T));          \
             for (long dy = -r; dy <= r; dy++)                                                     \
                 for (long dx = -r; dx <= r; dx++) {                                               \
                     long i = (dy + r) * K + (dx + r);                                             \
-                    const T *mi = m + ((n * K2 + i) * H + y) * W;                                 \
-                    for (long c = 0; c < C; c++) {                                                \
-                        const T *s = xp + ((n * C + c) * Hp + (y - dy + r)) * Wp + (r - dx);      \
-                        T *o = out + ((n * C + c) * H + y) * W;                                   \
-                        for (long x = 0; x < W; x++) o[x] += mi[x] * s[x];                        \
+                    for (long y = y0; y < y1; y++) {                                              \
+                        const T *mi = m + ((n * K2 + i) * H + y) * W;                             \
+                        for (long c = 0; c < C; c++) {                                            \
+                            const T *s = xp + ((n * C + c) * Hp + (y - dy + r)) * Wp + (r - dx);  \
+                            T *o = out + ((n * C + c) * H + y) * W;                               \
+                            for (long x = 0; x < W; x++) o[x] += mi[x] * s[x];                    \
+                        }                                                                         \
                     }                                                                             \
                 }                                                                                 \
         }                                                                                         \
@@ -273,32 +283,36 @@ void warp_fwd_##SUF(const T *restrict xp, const T *restrict m, T *restrict out, 
 void warp_bwd_##SUF(const T *restrict go, const T *restrict xp, const T *restrict m,              \
                     T *restrict gxp, T *restrict gm, long N, long C, long H, long W, long K,      \
                     int nt) {                                                                     \
-    long r = K / 2, Hp = H + 2 * r, Wp = W + 2 * r, K2 = K * K;                                   \
+    long r = K / 2, Hp = H + 2 * r, Wp = W + 2 * r, K2 = K * K, B = rows_per_block(C, Wp, H);     \
     _Pragma("omp parallel for num_threads(nt) schedule(static)")                                  \
     for (long n = 0; n < N; n++)                                                                  \
-        for (long y = 0; y < H; y++)                                                              \
+        for (long y0 = 0; y0 < H; y0 += B) {                                                      \
+            long y1 = y0 + B < H ? y0 + B : H;                                                    \
             for (long dy = -r; dy <= r; dy++)                                                     \
                 for (long dx = -r; dx <= r; dx++) {                                               \
                     long i = (dy + r) * K + (dx + r);                                             \
-                    const T *mi = m + ((n * K2 + i) * H + y) * W;                                 \
-                    if (gm) {                                                                     \
-                        T *g = gm + ((n * K2 + i) * H + y) * W;                                   \
-                        for (long c = 0; c < C; c++) {                                            \
-                            const T *s = xp + ((n * C + c) * Hp + (y - dy + r)) * Wp + (r - dx);  \
-                            const T *o = go + ((n * C + c) * H + y) * W;                          \
-                            if (c == 0)                                                           \
-                                for (long x = 0; x < W; x++) g[x] = o[x] * s[x];                  \
-                            else                                                                  \
-                                for (long x = 0; x < W; x++) g[x] += o[x] * s[x];                 \
+                    for (long y = y0; y < y1; y++) {                                              \
+                        const T *mi = m + ((n * K2 + i) * H + y) * W;                             \
+                        if (gm) {                                                                 \
+                            T *g = gm + ((n * K2 + i) * H + y) * W;                               \
+                            for (long c = 0; c < C; c++) {                                        \
+                                const T *s = xp + ((n * C + c) * Hp + (y - dy + r)) * Wp + (r - dx); \
+                                const T *o = go + ((n * C + c) * H + y) * W;                      \
+                                if (c == 0)                                                       \
+                                    for (long x = 0; x < W; x++) g[x] = o[x] * s[x];              \
+                                else                                                              \
+                                    for (long x = 0; x < W; x++) g[x] += o[x] * s[x];             \
+                            }                                                                     \
                         }                                                                         \
+                        if (gxp)                                                                  \
+                            for (long c = 0; c < C; c++) {                                        \
+                                T *s = gxp + ((n * C + c) * Hp + (y - dy + r)) * Wp + (r - dx);   \
+                                const T *o = go + ((n * C + c) * H + y) * W;                      \
+                                for (long x = 0; x < W; x++) s[x] += o[x] * mi[x];                \
+                            }                                                                     \
                     }                                                                             \
-                    if (gxp)                                                                      \
-                        for (long c = 0; c < C; c++) {                                            \
-                            T *s = gxp + ((n * C + c) * Hp + (y - dy + r)) * Wp + (r - dx);       \
-                            const T *o = go + ((n * C + c) * H + y) * W;                          \
-                            for (long x = 0; x < W; x++) s[x] += o[x] * mi[x];                    \
-                        }                                                                         \
                 }                                                                                 \
+        }                                                                                         \
 }                                                                                                 \
 void softmax_bwd_##SUF(const T *restrict g, const T *restrict p, T *restrict out, long N, long K2, \
                        long HW, double tiny_d, int nt) {                                          \
