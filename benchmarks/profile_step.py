@@ -2,6 +2,7 @@
 
     python benchmarks/profile_step.py                                   # table1/cgm, laptop profile
     python benchmarks/profile_step.py --profile smoke --set size=64 --set clip_len=8 --steps 3
+    python benchmarks/profile_step.py --set hr_prior=cost --path old     # before issue 12, items 2-3
 
 One step = forward, the stage's loss (Eq. 7), backward, Adam, on random clips of the config's
 shape (the time does not depend on the pixels, except through subnormal floats: see
@@ -20,7 +21,7 @@ import time
 
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function
-from train import parse_sets  # benchmarks/ is on sys.path when a script runs
+from train import PATHS, parse_sets  # benchmarks/ is on sys.path when a script runs
 
 from cgm import experiments as ex
 from cgm.train import stage_loss
@@ -64,8 +65,14 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=3, help="profiled steps (after 2 warm-up steps)")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--rows", type=int, default=25)
+    p.add_argument("--path", choices=PATHS, default="new", help="code path (benchmarks/train.py --paths)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    with PATHS[args.path]():
+        run(args)
+
+
+def run(args) -> None:
     cfg = ex.resolve(args.experiment, args.profile, **parse_sets(args.set))
     m, t = cfg.model, cfg.train
     model = ex.build_model(cfg).train()
@@ -98,7 +105,8 @@ def main() -> None:
     print(
         f"{args.experiment} ({args.profile}): batch {t.batch_size}, clip {m.clip_len}x{m.size}x{m.size}, "
         f"{m.backbone} width {m.width} depth {m.depth}, encoder stride {m.encoder_spatial_stride}, "
-        f"upsampler {m.upsampler}, k_hr {m.k_hr}; {torch.get_num_threads()} threads"
+        f"upsampler {m.upsampler}, k_hr {m.k_hr}, hr_prior {m.hr_prior}; {torch.get_num_threads()} threads, "
+        f"path {args.path}"
     )
     step_s = statistics.median(walls)
     print(f"step {step_s:.3f} s (median of {args.steps}, profiler on), {t.batch_size / step_s:.2f} clips/s")
