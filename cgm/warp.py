@@ -202,9 +202,10 @@ class _AdaptiveWarp(torch.autograd.Function):
 def adaptive_warp(x: torch.Tensor, m: torch.Tensor, padding: str = "border") -> torch.Tensor:
     """Eq. 1: warp frames x (N, C, H, W) with per-pixel filters m (N, K*K, H, W) -> (N, C, H, W).
 
-    On CPU in float32/float64 this runs the compiled kernels (`adaptive_warp_native`) unless
-    `set_warp_backend("taps")` or $CGM_WARP=taps chose the PyTorch tap loop (`adaptive_warp_taps`),
-    or the kernels could not be built (no C compiler: a RuntimeWarning, then the tap loop)."""
+    Runs the PyTorch tap loop (`adaptive_warp_taps`). On CPU in float32/float64,
+    `set_warp_backend("native")` or $CGM_WARP=native opts in to the compiled kernels
+    (`adaptive_warp_native`; if they cannot be built, e.g. no C compiler: a RuntimeWarning, then
+    the tap loop)."""
     k = _check_warp_inputs(x, m, padding)
     if _native_ok(x):
         return _AdaptiveWarpNative.apply(x, m, k, padding)
@@ -342,10 +343,14 @@ DEF(double, f64)
 """
 
 _NATIVE_FLAGS = ("-O3", "-march=native", "-std=gnu99", "-shared", "-fPIC")
-_BACKEND_ENV = "CGM_WARP"  # "native" (default) or "taps": which fast path adaptive_warp takes on CPU
+_BACKEND_ENV = "CGM_WARP"  # "taps" (default) or "native": which fast path adaptive_warp takes on CPU
 BACKENDS = ("native", "taps")
+# Opt-in: the compiled kernels (their own OpenMP runtime beside PyTorch's) hung a Jupyter kernel
+# in the explorer notebook (papermill, twice; the same calls in a plain process ran), so the
+# default stays the PyTorch tap loop until that is understood (docs/performance_warp.md).
+DEFAULT_BACKEND = "taps"
 _native = {"tried": False, "lib": None, "error": None}
-_backend = [os.environ.get(_BACKEND_ENV, "native")]
+_backend = [os.environ.get(_BACKEND_ENV, DEFAULT_BACKEND)]
 
 
 def _cpu_signature() -> str:
@@ -425,7 +430,7 @@ def native_status() -> str:
 
 
 def warp_backend() -> str:
-    """The CPU path `adaptive_warp` takes: "native" (compiled kernels, when they build) or "taps"."""
+    """The CPU path `adaptive_warp` takes: "taps" (default) or "native" (compiled kernels, when they build)."""
     return _backend[0]
 
 

@@ -171,13 +171,20 @@ def test_backend_switch_picks_the_path(monkeypatch):
         warp_module.set_warp_backend("fused")
 
 
+def test_the_tap_loop_is_the_default():
+    assert warp_module.DEFAULT_BACKEND == "taps"  # native is opt-in (a Jupyter-kernel hang)
+
+
 def test_no_compiler_falls_back_to_the_tap_loop(monkeypatch, tmp_path):
     for key, value in {"tried": False, "lib": None, "error": None}.items():
         monkeypatch.setitem(warp_module._native, key, value)
     monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
     monkeypatch.setenv("CGM_NATIVE_CACHE", str(tmp_path / "cache"))
     x, m = torch.randn(2, 3, 6, 7), torch.randn(2, 25, 6, 7)
-    with pytest.warns(RuntimeWarning, match="compiled Eq. 1 kernels are unavailable"):
+    with (
+        use_warp_backend("native"),
+        pytest.warns(RuntimeWarning, match="compiled Eq. 1 kernels are unavailable"),
+    ):
         out = adaptive_warp(x, m)
     torch.testing.assert_close(out, adaptive_warp_taps(x, m))
     assert warp_module.native_status().startswith("unavailable: ")
