@@ -20,7 +20,7 @@ from .config import (
     config_hash,
 )
 from .lock import RunLockedError, run_lock
-from .models import trained_model
+from .models import figure_inputs, trained_model
 from .profiles import (
     BUILDERS,
     PAPER_CLASSES,
@@ -65,6 +65,7 @@ from .runs import (
 )
 
 __all__ = [
+    "figure_inputs",
     "trained_model",
     "DATA_KEYS",
     "SECTIONS",
