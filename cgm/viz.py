@@ -329,7 +329,12 @@ class MotionExplorer:
     `load(dataset, index) -> MotionSample` is called once per (dataset, clip) and cached;
     `datasets` maps each dataset name to its number of clips. `widget` is the ipywidgets box to
     display; `draw()` renders the current choice as a static matplotlib figure (what a headless
-    run stores), `update()` redraws inside the widget's output area.
+    run stores), `update()` renders it to PNG and sets it as the value of the widget's `image`.
+
+    Why an `ipywidgets.Image` and not an `Output` widget: redrawing means only a widget-state
+    update (one comm message with the PNG bytes). Capturing `display()` inside an `Output` widget
+    made a headless kernel (papermill/nbclient) hang at that cell intermittently (nbclient
+    routes captured output through the widget's `msg_id`; jupyter/nbclient#312).
     """
 
     def __init__(self, load, datasets: dict[str, int]):
@@ -344,7 +349,7 @@ class MotionExplorer:
         self.frame = w.IntSlider(0, 0, 0, description="frame")
         self.y = w.IntSlider(0, 0, 0, description="y")
         self.x = w.IntSlider(0, 0, 0, description="x")
-        self.output = w.Output()
+        self.image = w.Image(format="png", layout=w.Layout(max_width="100%"))
         self._sizes = datasets
         self._ranges()
         self.y.value, self.x.value = self.y.max // 2, self.x.max // 2
@@ -353,7 +358,7 @@ class MotionExplorer:
         for control in (self.frame, self.y, self.x):
             control.observe(lambda _: self.update(), names="value")
         self.widget = w.VBox(
-            [w.HBox([self.dataset, self.clip, self.frame]), w.HBox([self.y, self.x]), self.output]
+            [w.HBox([self.dataset, self.clip, self.frame]), w.HBox([self.y, self.x]), self.image]
         )
 
     def sample(self) -> MotionSample:
@@ -377,15 +382,16 @@ class MotionExplorer:
         return draw_pixel_view(self.sample(), self.frame.value, self.y.value, self.x.value, fig=fig)
 
     def update(self) -> None:
-        """Redraw inside the widget (interactive use)."""
-        import matplotlib.pyplot as plt
-        from IPython.display import display
+        """Redraw the widget's image (interactive use)."""
+        import io
 
-        with self.output:
-            self.output.clear_output(wait=True)
-            fig = self.draw()
-            display(fig)
-            plt.close(fig)
+        import matplotlib.pyplot as plt
+
+        fig = self.draw()
+        png = io.BytesIO()
+        fig.savefig(png, format="png", dpi=fig.dpi)
+        plt.close(fig)
+        self.image.value = png.getvalue()
 
 
 def pick_pixels(

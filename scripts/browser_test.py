@@ -75,7 +75,7 @@ def wait_for_lab(port: int, token: str, proc: subprocess.Popen, timeout: float) 
 
 def figure_src(page) -> str:
     """The data URL of the explorer's figure (the last image in the widget output)."""
-    images = page.locator(".jupyter-widgets .jp-OutputArea-output img, .widget-output img")
+    images = page.locator("img.widget-image, .widget-output img")
     n = images.count()
     return images.nth(n - 1).get_attribute("src") if n else ""
 
@@ -130,7 +130,7 @@ def run(notebook: str, timeout: float) -> None:
             if "Loading widget" in page.inner_text("body"):
                 page.screenshot(path=str(OUT / "explore_loading.png"), full_page=True)
                 sys.exit("a widget did not render: the page still says 'Loading widget'")
-            page.wait_for_function("() => document.querySelectorAll('.jupyter-widgets img, .widget-output img').length > 0")
+            page.wait_for_function("() => document.querySelectorAll('img.widget-image, .widget-output img').length > 0")
             before = figure_src(page)
             sliders.first.scroll_into_view_if_needed()
             page.screenshot(path=str(OUT / "explore_before.png"), full_page=False)
@@ -147,7 +147,7 @@ def run(notebook: str, timeout: float) -> None:
                 page.wait_for_timeout(1000)
                 try:
                     page.wait_for_function("(b) => { const im = [...document.querySelectorAll("
-                                           "'.jupyter-widgets img, .widget-output img')]; "
+                                           "'img.widget-image, .widget-output img')]; "
                                            "return im.length && im[im.length - 1].src !== b; }", arg=before,
                                            timeout=60_000)
                     moved = i

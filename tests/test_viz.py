@@ -136,8 +136,12 @@ def test_motion_explorer_builds_updates_and_draws_headless():
     assert explorer.sample().scale == 4
     fig = explorer.draw()
     assert len(fig.axes) == 6 and "+1.00" in fig.axes[0].get_title()
-    explorer.update()  # no frontend: renders into the Output widget without error
-    explorer.frame.value = 2
+    assert explorer.image.value == b""
+    explorer.update()  # no frontend: renders the PNG into the Image widget
+    first = explorer.image.value
+    assert first[:8] == b"\x89PNG\r\n\x1a\n"
+    explorer.frame.value = 2  # a slider redraws
+    assert explorer.image.value[:8] == first[:8] and explorer.image.value != first
     explorer.clip.value = 1
     explorer.dataset.value = "synthmotion"
     assert explorer.clip.max == 0
