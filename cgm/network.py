@@ -65,12 +65,22 @@ PIPELINE_MODULES = {
 
 
 # Fields added after the committed runs were cached, with their defaults (see CGMConfig.to_dict).
-ADDED_FIELDS = {"encoder_temporal_stride": None, "hr_prior": "none", "context_input": "frame"}
+ADDED_FIELDS = {
+    "encoder_temporal_stride": None,
+    "hr_prior": "none",
+    "context_input": "frame",
+    "last_cue": "self",
+}
 HR_PRIORS = ("none", "lr_flow", "cost", "cost_local")
 # hr_prior="cost": the start of the learned inverse temperature of the matching cost (1 / 0.01;
 # frames in [-1, 1]), the best of 0.003-0.03 at 64 px after 0.003 (docs/training.md).
 COST_PRIOR_INIT = 100.0
 CONTEXT_INPUTS = ("frame", "pair")
+# What the last frame's matching cost is (hr_prior "cost"/"cost_local"; the last frame has no
+# successor in the clip): "self" matches it with itself (a copy prior: predicting the unseen frame
+# T repeats frame T-1), "previous" reuses the cost of the pair before it (constant velocity: the
+# displacement from T-1 to T is guessed as the one from T-2 to T-1, at the same pixel).
+LAST_CUES = ("self", "previous")
 
 
 @dataclass(frozen=True)
@@ -106,7 +116,8 @@ class CGMConfig:
     `hr_prior` added to CGMUL's raw HR logits before the softmax: "lr_flow" (the LR map's flow as a
     bilinear shift), "cost" (minus a learned inverse temperature times `upsample.matching_cost` of
     frame t+1 in frame t: the HR maps start as soft block matching) or "cost_local" (the same with
-    the temperature also scaled per pixel by exp of one more map that CGMUL makes, starting at 1).
+    the temperature also scaled per pixel by exp of one more map that CGMUL makes, starting at 1);
+    `last_cue` (LAST_CUES) is the cost the last frame, which has no successor, gets.
     """
 
     backbone: str = "r3d18"
@@ -129,6 +140,7 @@ class CGMConfig:
     heads: tuple[str, ...] = HEADS
     filter_norm: str = "softmax"
     hr_prior: str = "none"
+    last_cue: str = "self"
     context_input: str = "frame"
     padding: str = "border"
     dropout: float = 0.5
@@ -149,6 +161,7 @@ class CGMConfig:
             f"unknown context_input {self.context_input!r}; valid: {CONTEXT_INPUTS}",
         )
         need(self.hr_prior in HR_PRIORS, f"unknown hr_prior {self.hr_prior!r}; valid: {HR_PRIORS}")
+        need(self.last_cue in LAST_CUES, f"unknown last_cue {self.last_cue!r}; valid: {LAST_CUES}")
         need(
             self.hr_prior == "none" or (self.upsampler == "cgmul" and self.filter_norm == "softmax"),
             f"hr_prior={self.hr_prior!r} is a log-prior added to CGMUL's output before the softmax: it "
@@ -455,6 +468,18 @@ class CGMNet(nn.Module):
         if clip.shape[3] % cfg.scale or clip.shape[4] % cfg.scale:
             raise ValueError(f"H and W must be divisible by scale={cfg.scale}, got {tuple(clip.shape[3:])}")
 
+    def _cost(self, frames: torch.Tensor, successors: torch.Tensor) -> torch.Tensor:
+        """`matching_cost` of each frame's successor in it, (B*T, k^^2, H, W); frames and
+        successors (B, T, 3, H, W). With last_cue="previous" the last frame (its successor is
+        itself) takes the cost of the pair before it instead."""
+        k_hr = self.cfg.k_hr
+        if self.cfg.last_cue == "self" or frames.shape[1] < 2:
+            return matching_cost(frames.flatten(0, 1), successors.flatten(0, 1), k_hr)
+        b, t = frames.shape[:2]
+        pairs = matching_cost(frames[:, :-1].flatten(0, 1), successors[:, :-1].flatten(0, 1), k_hr)
+        pairs = pairs.view(b, t - 1, *pairs.shape[1:])  # (B, T-1, k^^2, H, W)
+        return torch.cat([pairs, pairs[:, -1:]], dim=1).flatten(0, 1)  # (B*T, k^^2, H, W)
+
     def forward(self, clip: torch.Tensor) -> CGMOutput:
         self._check_clip(clip)
         cfg = self.cfg
@@ -481,8 +506,7 @@ class CGMNet(nn.Module):
                 if cfg.hr_prior == "cost_local":  # CGMUL's extra map: where to sharpen or soften
                     m_hr, offset = m_hr[:, :-1], m_hr[:, -1:]  # (B*T, k^^2, H, W), (B*T, 1, H, W)
                     log_scale = log_scale + offset
-                cost = matching_cost(frames.flatten(0, 1), successors.flatten(0, 1), cfg.k_hr)
-                m_hr = m_hr - log_scale.exp() * cost  # (B*T, k^^2, H, W)
+                m_hr = m_hr - log_scale.exp() * self._cost(frames, successors)  # (B*T, k^^2, H, W)
             m_hr = normalize_filters(m_hr, cfg.filter_norm)  # (B*T, k^^2, H, W)
         else:  # dilating a normalised filter keeps it normalised: no second softmax
             m_hr = self.upsampler(None, m_lr, None)

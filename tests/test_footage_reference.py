@@ -51,6 +51,7 @@ def test_lr_flow_prior_peaks_at_the_scaled_lr_motion():
         dict(hr_prior="cost", context_input="pair"),
         dict(hr_prior="cost"),
         dict(hr_prior="cost_local", context_input="pair"),
+        dict(hr_prior="cost_local", context_input="pair", last_cue="previous"),
     ],
 )
 def test_laptop_model_options_give_maps_of_the_right_shape(options):
@@ -58,6 +59,20 @@ def test_laptop_model_options_give_maps_of_the_right_shape(options):
     out = CGMNet(tiny_config(**options))(torch.rand(2, 3, 4, 32, 32) * 2 - 1)
     assert out.hr_maps.shape == (2, 4, 81, 32, 32)
     assert torch.allclose(out.hr_maps.sum(2), torch.ones(2, 4, 32, 32), atol=1e-5)
+
+
+def test_last_cue_previous_gives_the_last_frame_the_cost_of_the_pair_before_it():
+    torch.manual_seed(0)
+    frames = torch.rand(2, 3, 3, 16, 16) * 2 - 1  # (B, T, 3, H, W)
+    successors = torch.cat([frames[:, 1:], frames[:, -1:]], dim=1)
+    own = CGMNet(tiny_config(hr_prior="cost"))._cost(frames, successors).view(2, 3, 81, 16, 16)
+    prev = CGMNet(tiny_config(hr_prior="cost", last_cue="previous"))._cost(frames, successors)
+    prev = prev.view(2, 3, 81, 16, 16)
+    assert torch.equal(prev[:, :2], own[:, :2])  # real pairs: unchanged
+    assert torch.equal(prev[:, 2], own[:, 1])  # the last frame: the previous pair's cost
+    assert (own[:, 2, 40] == 0).all() and not (prev[:, 2, 40] == 0).all()  # "self": centre tap free
+    with pytest.raises(ValueError, match="last_cue"):
+        tiny_config(hr_prior="cost", last_cue="next")
 
 
 def test_matching_cost_is_zero_at_the_true_shift_and_its_argmin_is_the_tap_oracle():
