@@ -33,6 +33,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from cgm.tables import COLUMNS, compare
+
 # ----------------------------------------------------------------------------- warping
 
 
@@ -483,19 +485,9 @@ def score_prediction(predict: PredictFn, clips: list[torch.Tensor]) -> dict[str,
 # ----------------------------------------------------------------------------- tables
 
 MEASURED, QUOTED = "measured", "quoted from the paper"
-TABLE_COLUMNS = (
-    "method",
-    "label",
-    "source",
-    "dataset",
-    "profile",
-    "resolution",
-    "metric",
-    "measured",
-    "paper_value",
-    "sec_per_pair",
-    "n",
-)
+# The one results layout (`cgm.tables.COLUMNS`: row = the method's label, column = the metric),
+# then what Table 1 adds: the method's key, where the line comes from, input size, cost, pairs.
+TABLE_COLUMNS = (*COLUMNS, "method", "source", "resolution", "sec_per_pair", "n")
 _OURS = "cgm"
 _NO_MOTION = "no_motion"
 _PAPER_DATA = {"table1_motion": "UCF-Flow (paper)", "table1_prediction": "UCF-Pred (paper)"}
@@ -533,7 +525,8 @@ def _paper_row(table: str, method: str, resolution: int) -> str | None:
 def table1_frame(
     table: str, scores: dict[str, dict[str, float] | str], *, dataset: str, profile: str, resolution: int
 ) -> pd.DataFrame:
-    """Measured Table 1 cells beside the paper's, one line per (method, metric); tidy.
+    """Measured Table 1 cells beside the paper's, one line per (method, metric), in the one
+    results layout (`cgm.tables.compare`: row = the method's label, column = the metric).
 
     `table`: "table1_motion" (metrics l1, epe) or "table1_prediction" (psnr, ssim). `scores`:
     method name -> the dict of `score_motion` / `score_prediction`, or a string saying why the
@@ -545,28 +538,25 @@ def table1_frame(
     `resolution`: the input size; CGM-Net's prediction line compares to the paper's "Ours (112 px)"
     or "Ours (256 px)", whichever is nearer.
     """
-    from cgm.paper import paper_value
-
     metrics = {"table1_motion": ("l1", "epe"), "table1_prediction": ("psnr", "ssim")}
     if table not in metrics:
         raise ValueError(f"table must be one of {sorted(metrics)}, got {table!r}")
-    rows = []
+    records = []
 
     def add(method, source, metric, measured, sec, n):
-        paper_row = _paper_row(table, method, resolution)
-        paper = paper_value(table, paper_row, metric) if paper_row is not None and metric != "epe" else None
+        paper_row = _paper_row(table, method, resolution) if metric != "epe" else None  # no EPE there
         where = (dataset, profile) if source != QUOTED else (_PAPER_DATA[table], "")
-        rows.append(
+        records.append(
             {
-                "method": method,
-                "label": method_label(method),
-                "source": source,
+                "row": method_label(method),
+                "column": metric,
+                "measured": measured,
+                "paper_row": paper_row,
                 "dataset": where[0],
                 "profile": where[1],
+                "method": method,
+                "source": source,
                 "resolution": resolution,
-                "metric": metric,
-                "measured": measured,
-                "paper_value": float("nan") if paper is None else paper,
                 "sec_per_pair": sec,
                 "n": n,
             }
@@ -586,7 +576,7 @@ def table1_frame(
             for metric in metrics[table]:
                 if metric != "epe":
                     add(method, QUOTED, metric, float("nan"), float("nan"), 0)
-    return pd.DataFrame.from_records(rows, columns=TABLE_COLUMNS)
+    return compare(table, records, dataset=dataset, profile=profile)[list(TABLE_COLUMNS)]
 
 
 def table1_wide(frame: pd.DataFrame) -> pd.DataFrame:
@@ -594,12 +584,12 @@ def table1_wide(frame: pd.DataFrame) -> pd.DataFrame:
     and the paper's, seconds per pair; columns with no value at all are dropped."""
     rows: dict[str, dict] = {}
     for line in frame.itertuples():
-        row = rows.setdefault(line.label, {"source": line.source})
-        row[line.metric] = line.measured
-        row[f"{line.metric} (paper)"] = line.paper_value
+        row = rows.setdefault(line.row, {"source": line.source})
+        row[line.column] = line.measured
+        row[f"{line.column} (paper)"] = line.paper
         row["sec/pair"] = line.sec_per_pair
     wide = pd.DataFrame.from_dict(rows, orient="index")
-    metrics = list(dict.fromkeys(frame["metric"]))
+    metrics = list(dict.fromkeys(frame["column"]))
     order = ["source", *metrics, *(f"{m} (paper)" for m in metrics), "sec/pair"]
     return wide[[c for c in order if c in wide.columns]].dropna(axis=1, how="all")
 
@@ -612,7 +602,7 @@ def timed(fn: Callable, *args, **kwargs):
 
 
 def _cell(frame: pd.DataFrame, method: str, metric: str) -> float:
-    line = frame[(frame["method"] == method) & (frame["metric"] == metric) & (frame["source"] == MEASURED)]
+    line = frame[(frame["method"] == method) & (frame["column"] == metric) & (frame["source"] == MEASURED)]
     return float(line["measured"].iloc[0]) if len(line) else float("nan")
 
 

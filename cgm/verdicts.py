@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from cgm.paper import paper_value
+
 PREFERENCE = ("paper", "laptop", "smoke")
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_MEASURED = (
     "reproduced",
@@ -183,7 +185,15 @@ _T1_NAMES = {
     "dis_fast": ("dis_fast", "dis-fast", "dis"),
     "deepflow": ("deepflow",),
 }
-_T1_PAPER = {"cgm": 0.018, "tvl1": 0.037, "dis_fast": 0.055, "deepflow": 0.058}
+_T1_PAPER = {
+    key: paper_value("table1_motion", row, "l1")
+    for key, row in (
+        ("cgm", "Ours (CGM-Net)"),
+        ("tvl1", "TV-L1"),
+        ("dis_fast", "DIS-Fast"),
+        ("deepflow", "DeepFlow"),
+    )
+}
 
 
 def _t1_value(df: pd.DataFrame, key: str) -> float | None:

@@ -5,7 +5,7 @@ import pytest
 import skimage.data
 import torch
 
-from cgm import baselines
+from cgm import baselines, tables
 from cgm.baselines import (
     FLOW_METHODS,
     PAPER_ONLY_METHODS,
@@ -246,15 +246,18 @@ def test_table1_frame_puts_paper_values_only_in_paper_column():
         "table1_motion", motion, dataset="synthmotion", profile="smoke", resolution=112
     )
     assert list(frame.columns) == list(baselines.TABLE_COLUMNS)
-    line = frame.set_index(["method", "metric"])
-    assert line.loc[("tvl1", "l1"), "paper_value"] == paper_value("table1_motion", "TV-L1", "l1")
-    assert line.loc[("cgm", "l1"), "paper_value"] == paper_value("table1_motion", "Ours (CGM-Net)", "l1")
-    assert np.isnan(line.loc[("cgm", "epe"), "paper_value"])  # the paper reports no EPE
+    assert list(frame.columns[: len(tables.COLUMNS)]) == list(tables.COLUMNS)  # the one results layout
+    assert (frame["table"] == "table1_motion").all()
+    assert frame.set_index("method").loc["tvl1", "row"].iloc[0] == "TV-L1"
+    line = frame.set_index(["method", "column"])
+    assert line.loc[("tvl1", "l1"), "paper"] == paper_value("table1_motion", "TV-L1", "l1")
+    assert line.loc[("cgm", "l1"), "paper"] == paper_value("table1_motion", "Ours (CGM-Net)", "l1")
+    assert np.isnan(line.loc[("cgm", "epe"), "paper"])  # the paper reports no EPE
     assert ("no_motion", "epe") not in line.index  # nan EPE: no line
     assert np.isnan(line.loc[("raft_small", "l1"), "measured"])
     quoted = frame[frame["source"] == baselines.QUOTED]
     assert set(quoted["method"]) == {"flownet2", "pwcnet", "tvnet"}
-    assert quoted["measured"].isna().all() and quoted["paper_value"].notna().all()
+    assert quoted["measured"].isna().all() and quoted["paper"].notna().all()
     assert (quoted["dataset"] == "UCF-Flow (paper)").all()
     measured = frame[frame["source"] == baselines.MEASURED]
     assert (measured["dataset"] == "synthmotion").all() and (measured["profile"] == "smoke").all()
@@ -266,8 +269,8 @@ def test_table1_frame_puts_paper_values_only_in_paper_column():
         profile="smoke",
         resolution=256,
     )
-    line = pred.set_index(["method", "metric"])
-    assert line.loc[("cgm", "psnr"), "paper_value"] == paper_value(
+    line = pred.set_index(["method", "column"])
+    assert line.loc[("cgm", "psnr"), "paper"] == paper_value(
         "table1_prediction", "Ours (256 px)", "psnr"
     )
     assert len(pred[pred["source"] == baselines.QUOTED]) == 10  # 5 methods x (psnr, ssim)
