@@ -270,9 +270,7 @@ def test_table1_frame_puts_paper_values_only_in_paper_column():
         resolution=256,
     )
     line = pred.set_index(["method", "column"])
-    assert line.loc[("cgm", "psnr"), "paper"] == paper_value(
-        "table1_prediction", "Ours (256 px)", "psnr"
-    )
+    assert line.loc[("cgm", "psnr"), "paper"] == paper_value("table1_prediction", "Ours (256 px)", "psnr")
     assert len(pred[pred["source"] == baselines.QUOTED]) == 10  # 5 methods x (psnr, ssim)
     with pytest.raises(ValueError, match="unknown Table 1 method"):
         baselines.table1_frame("table1_motion", {"flownet3": "x"}, dataset="d", profile="p", resolution=112)
