@@ -345,9 +345,9 @@ DEF(double, f64)
 _NATIVE_FLAGS = ("-O3", "-march=native", "-std=gnu99", "-shared", "-fPIC")
 _BACKEND_ENV = "CGM_WARP"  # "taps" (default) or "native": which fast path adaptive_warp takes on CPU
 BACKENDS = ("native", "taps")
-# Opt-in: the compiled kernels (their own OpenMP runtime beside PyTorch's) hung a Jupyter kernel
-# in the explorer notebook (papermill, twice; the same calls in a plain process ran), so the
-# default stays the PyTorch tap loop until that is understood (docs/performance_warp.md).
+# Opt-in: the compiled kernels buy the laptop training step only 3-7% (docs/performance.md), not
+# worth a run-time C compiler by default. (They were suspected of a Jupyter hang that turned out to
+# be the explorer's Output widget; docs/performance_warp.md.)
 DEFAULT_BACKEND = "taps"
 _native = {"tried": False, "lib": None, "error": None}
 _backend = [os.environ.get(_BACKEND_ENV, DEFAULT_BACKEND)]
