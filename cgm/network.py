@@ -75,6 +75,10 @@ HR_PRIORS = ("none", "lr_flow", "cost", "cost_local")
 # hr_prior="cost": the start of the learned inverse temperature of the matching cost (1 / 0.01;
 # frames in [-1, 1]), the best of 0.003-0.03 at 64 px after 0.003 (docs/training.md).
 COST_PRIOR_INIT = 100.0
+# Upper bound of the log inverse temperature (exp(15) = 3.3e6: already a hard argmin). Without
+# it, "cost_local"'s per-pixel offset can grow until exp overflows float32 (at 88) and inf times a
+# zero cost is NaN: the laptop run did, at step 824 (an offset of 279 on flat pixels).
+COST_LOG_SCALE_MAX = 15.0
 CONTEXT_INPUTS = ("frame", "pair")
 # What the last frame's matching cost is (hr_prior "cost"/"cost_local"; the last frame has no
 # successor in the clip): "self" matches it with itself (a copy prior: predicting the unseen frame
@@ -506,7 +510,8 @@ class CGMNet(nn.Module):
                 if cfg.hr_prior == "cost_local":  # CGMUL's extra map: where to sharpen or soften
                     m_hr, offset = m_hr[:, :-1], m_hr[:, -1:]  # (B*T, k^^2, H, W), (B*T, 1, H, W)
                     log_scale = log_scale + offset
-                m_hr = m_hr - log_scale.exp() * self._cost(frames, successors)  # (B*T, k^^2, H, W)
+                temperature = log_scale.clamp(max=COST_LOG_SCALE_MAX).exp()
+                m_hr = m_hr - temperature * self._cost(frames, successors)  # (B*T, k^^2, H, W)
             m_hr = normalize_filters(m_hr, cfg.filter_norm)  # (B*T, k^^2, H, W)
         else:  # dilating a normalised filter keeps it normalised: no second softmax
             m_hr = self.upsampler(None, m_lr, None)

@@ -75,6 +75,23 @@ def test_last_cue_previous_gives_the_last_frame_the_cost_of_the_pair_before_it()
         tiny_config(hr_prior="cost", last_cue="next")
 
 
+def test_a_huge_local_temperature_stays_finite():
+    # The laptop run's NaN: a per-pixel log-temperature offset of 279 made exp() overflow.
+    torch.manual_seed(0)
+    model = CGMNet(tiny_config(hr_prior="cost_local", context_input="pair"))
+    upsample = model.upsampler.forward
+
+    def hot(*args, **kwargs):
+        raw = upsample(*args, **kwargs)
+        return torch.cat([raw[:, :-1], torch.full_like(raw[:, -1:], 300.0)], dim=1)
+
+    model.upsampler.forward = hot
+    clip = torch.rand(1, 3, 4, 32, 32) * 2 - 1
+    clip[..., :8, :8] = 0.5  # a flat patch: zero cost on several taps
+    maps = model(clip).hr_maps
+    assert torch.isfinite(maps).all() and torch.allclose(maps.sum(2), torch.ones(()), atol=1e-5)
+
+
 def test_matching_cost_is_zero_at_the_true_shift_and_its_argmin_is_the_tap_oracle():
     torch.manual_seed(0)
     img = torch.rand(2, 3, 16, 16)
