@@ -611,19 +611,11 @@ def table1_reading(motion: pd.DataFrame, prediction: pd.DataFrame) -> list[str]:
     CGM-Net against copying the frame, TV-L1 (the paper's ratio 0.49), DIS-Fast, the tap oracle and
     soft block matching (when scored);
     the flow methods' order against the paper's; 1-step prediction against repeating the frame."""
-    from cgm.paper import paper_value
+    from cgm.paper import TABLE1_MOTION_ROWS, paper_value
 
     methods = ("cgm", _NO_MOTION, "tvl1", "dis_fast", "deepflow", _ORACLE, _BLOCK_MATCHING)
     l1 = {m: _cell(motion, m, "l1") for m in methods}
-    paper = {
-        m: paper_value("table1_motion", row, "l1")
-        for m, row in (
-            ("cgm", "Ours (CGM-Net)"),
-            ("tvl1", "TV-L1"),
-            ("dis_fast", "DIS-Fast"),
-            ("deepflow", "DeepFlow"),
-        )
-    }
+    paper = {m: paper_value("table1_motion", row, "l1") for m, row in TABLE1_MOTION_ROWS.items()}
     where = (
         f"{motion['dataset'].iloc[0]}, profile {motion['profile'].iloc[0]}, {motion['resolution'].iloc[0]} px"
     )

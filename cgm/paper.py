@@ -351,6 +351,16 @@ def paper_cell(table: str, row: str, column: str) -> PaperValue:
         ) from None
 
 
+# Table 1 (left) rows by the method keys the code uses (cgm.baselines, cgm.verdicts): the four
+# methods whose ℓ1 the readings and the verdict compare.
+TABLE1_MOTION_ROWS = {
+    "cgm": "Ours (CGM-Net)",
+    "tvl1": "TV-L1",
+    "dis_fast": "DIS-Fast",
+    "deepflow": "DeepFlow",
+}
+
+
 def paper_value(table: str, row: str, column: str) -> float | None:
     """The paper's number for one cell (None where the paper prints a dash)."""
     return paper_cell(table, row, column).value

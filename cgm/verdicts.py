@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cgm.paper import paper_value
+from cgm.paper import TABLE1_MOTION_ROWS, paper_value
 
 PREFERENCE = ("paper", "laptop", "smoke")
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_MEASURED = (
@@ -185,15 +185,7 @@ _T1_NAMES = {
     "dis_fast": ("dis_fast", "dis-fast", "dis"),
     "deepflow": ("deepflow",),
 }
-_T1_PAPER = {
-    key: paper_value("table1_motion", row, "l1")
-    for key, row in (
-        ("cgm", "Ours (CGM-Net)"),
-        ("tvl1", "TV-L1"),
-        ("dis_fast", "DIS-Fast"),
-        ("deepflow", "DeepFlow"),
-    )
-}
+_T1_PAPER = {key: paper_value("table1_motion", row, "l1") for key, row in TABLE1_MOTION_ROWS.items()}
 
 
 def _t1_value(df: pd.DataFrame, key: str) -> float | None:
