@@ -59,6 +59,7 @@ def start_lab(port: int, token: str, log: Path) -> subprocess.Popen:
 
 
 def wait_for_lab(port: int, token: str, proc: subprocess.Popen, timeout: float) -> None:
+    # Polls our own JupyterLab on 127.0.0.1 (started above): nothing leaves the machine.
     url = f"http://127.0.0.1:{port}/api/status?token={token}"
     end = time.time() + timeout
     while time.time() < end:
@@ -73,9 +74,13 @@ def wait_for_lab(port: int, token: str, proc: subprocess.Popen, timeout: float) 
     sys.exit(f"JupyterLab did not answer on 127.0.0.1:{port} within {timeout:.0f} s")
 
 
+# The explorer's figure: an ipywidgets Image (cgm.viz.MotionExplorer.image).
+FIGURE = "img.widget-image"
+
+
 def figure_src(page) -> str:
-    """The data URL of the explorer's figure (the last image in the widget output)."""
-    images = page.locator("img.widget-image, .widget-output img")
+    """The src (a blob URL, new at every redraw) of the explorer's figure."""
+    images = page.locator(FIGURE)
     n = images.count()
     return images.nth(n - 1).get_attribute("src") if n else ""
 
@@ -130,7 +135,7 @@ def run(notebook: str, timeout: float) -> None:
             if "Loading widget" in page.inner_text("body"):
                 page.screenshot(path=str(OUT / "explore_loading.png"), full_page=True)
                 sys.exit("a widget did not render: the page still says 'Loading widget'")
-            page.wait_for_function("() => document.querySelectorAll('img.widget-image, .widget-output img').length > 0")
+            page.wait_for_function(f"() => document.querySelectorAll('{FIGURE}').length > 0")
             before = figure_src(page)
             sliders.first.scroll_into_view_if_needed()
             page.screenshot(path=str(OUT / "explore_before.png"), full_page=False)
@@ -147,7 +152,7 @@ def run(notebook: str, timeout: float) -> None:
                 page.wait_for_timeout(1000)
                 try:
                     page.wait_for_function("(b) => { const im = [...document.querySelectorAll("
-                                           "'img.widget-image, .widget-output img')]; "
+                                           f"'{FIGURE}')]; "
                                            "return im.length && im[im.length - 1].src !== b; }", arg=before,
                                            timeout=60_000)
                     moved = i
