@@ -3,7 +3,7 @@
     python benchmarks/train.py                                  # table1/cgm, smoke, 300 steps
     python benchmarks/train.py --experiment table6/cgmul --steps 200 --interval 20 --workers 0 2
     python benchmarks/train.py --profile laptop --set size=64 --set batch_size=4
-    python benchmarks/train.py --profile laptop --compare --steps 20 --interval 2 --threads 1
+    python benchmarks/train.py --profile laptop --compare --steps 20 --interval 2 --threads 1  # old fast
     python benchmarks/train.py --profile laptop --set hr_prior=cost --compare old new --steps 20
     python benchmarks/train.py --compare prefix new --steps 10 --interval 2 --sharpen 100
     python benchmarks/train.py --paths                          # what each code path is
@@ -15,10 +15,12 @@ clips/s after 30-50 steps on an Intel CPU; the cause was subnormal floats, docs/
 
 `--compare A B` trains two models from the same initial weights on the same batches, alternating
 intervals between them so that load from other processes hits both alike, each under its code
-path (`--paths` lists them): `new` is the code as it is; `old` the step before issue 12's items
-2-3 (the PyTorch tap-loop warp); `prefix` the step before issue 12 (no subnormal flush either).
-The rate columns then exclude data loading (each batch is loaded once, used by both); the loss
-columns show that the paths train alike. `--path` picks the path of plain mode.
+path (`--paths` lists them): `fast` is the laptop's step as it is (bf16 autocast, freed memory
+kept by the allocator); `old` the float32 step before it (and before issue 12's items 2-3: the
+PyTorch tap-loop warp, glibc's default allocator); `new` is `old` with the compiled warp kernels;
+`prefix` the step before issue 12 (no subnormal flush either). The default is `old fast`. The
+rate columns then exclude data loading (each batch is loaded once, used by both); the loss
+columns show that the paths train alike. `--path` picks the path of plain mode (default `fast`).
 
 `--set key=value` overrides any config field (`cgm.experiments.resolve`: `size`, `batch_size`,
 `width`, `train__lr`, ...); values are parsed as Python literals when they can be. The machine's
@@ -30,6 +32,7 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import dataclasses
 import os
 import statistics
 import tempfile
@@ -37,8 +40,8 @@ import time
 
 import torch
 
+from cgm import allocator, network, warp
 from cgm import experiments as ex
-from cgm import network, warp
 
 # --------------------------------------------------------------------------- code variants
 
@@ -46,9 +49,11 @@ from cgm import network, warp
 @contextlib.contextmanager
 def prefix_code():
     """What the training step did before issue 12: a plain softmax over the taps, so subnormal
-    probabilities (and gradients) reach the warp and CGMUL's conv; the PyTorch tap-loop warp."""
+    probabilities (and gradients) reach the warp and CGMUL's conv; the PyTorch tap-loop warp;
+    float32; glibc's default allocator thresholds."""
     saved = network.softmax_filters
     network.softmax_filters = lambda logits: logits.softmax(dim=1)
+    allocator.glibc_defaults()
     try:
         with warp.use_warp_backend("taps"):
             yield
@@ -58,19 +63,33 @@ def prefix_code():
 
 @contextlib.contextmanager
 def old_code():
-    """The step before issue 12's items 2-3: subnormal flush, the PyTorch tap-loop warp."""
+    """The step before issue 12's items 2-3: subnormal flush, the PyTorch tap-loop warp, float32,
+    glibc's default allocator thresholds."""
+    allocator.glibc_defaults()
     with warp.use_warp_backend("taps"):
         yield
 
 
 @contextlib.contextmanager
 def new_code():
-    """The code as it is (the compiled warp kernels on CPU when they build)."""
+    """`old` with the compiled warp kernels on CPU (opt-in: CGM_WARP=native), float32."""
+    allocator.glibc_defaults()
     with warp.use_warp_backend("native"):
         yield
 
 
-PATHS = {"prefix": prefix_code, "old": old_code, "new": new_code}
+@contextlib.contextmanager
+def fast_code():
+    """The laptop's training step as it is: bf16 autocast (train amp='bf16'), the Trainer's
+    allocator setting (cgm.allocator: freed memory kept for the next step), the tap-loop warp."""
+    allocator.retain_freed_memory()
+    with warp.use_warp_backend("taps"):
+        yield
+
+
+PATHS = {"prefix": prefix_code, "old": old_code, "new": new_code, "fast": fast_code}
+# the autocast each path trains under, whatever the experiment's config says
+PATH_AMP = {"prefix": "none", "old": "none", "new": "none", "fast": "bf16"}
 PATH_DOC = {name: " ".join(fn.__doc__.split()) for name, fn in PATHS.items()}
 
 
@@ -131,7 +150,7 @@ def plain(cfg, interval: int) -> None:
 # --------------------------------------------------------------------------- compare mode
 
 
-def compare(cfg, interval: int, sharpen: float = 1.0, paths: tuple[str, str] = ("old", "new")) -> None:
+def compare(cfg, interval: int, sharpen: float = 1.0, paths: tuple[str, str] = ("old", "fast")) -> None:
     from cgm.train import Trainer
 
     ex.check_data(cfg)
@@ -145,7 +164,8 @@ def compare(cfg, interval: int, sharpen: float = 1.0, paths: tuple[str, str] = (
             with torch.no_grad():  # CGMUL's conv: sharper HR filters from step 1, as after training
                 model.upsampler.conv.weight.mul_(sharpen)
         with tempfile.TemporaryDirectory() as out:
-            runs[name] = Trainer(model, data, tcfg, out_dir=out, model_config=cfg.model)
+            path_cfg = dataclasses.replace(tcfg, amp=PATH_AMP[name])
+            runs[name] = Trainer(model, data, path_cfg, out_dir=out, model_config=cfg.model)
     first = next(iter(runs.values())).model.state_dict()
     same = all(torch.equal(first[k], t.model.state_dict()[k]) for t in runs.values() for k in first)
     g = torch.Generator().manual_seed(tcfg.seed)
@@ -210,14 +230,14 @@ def main() -> None:
     p.add_argument("--interval", type=int, default=25)
     p.add_argument("--workers", type=int, default=0, help="data-loader processes (plain mode)")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
-    p.add_argument("--path", choices=PATHS, default="new", help="plain mode: which code path trains")
+    p.add_argument("--path", choices=PATHS, default="fast", help="plain mode: which code path trains")
     p.add_argument(
         "--compare",
         nargs="*",
         choices=PATHS,
         default=None,
         metavar="PATH",
-        help="two code paths side by side (default: old new; prefix = before issue 12)",
+        help="two code paths side by side (default: old fast; prefix = before issue 12)",
     )
     p.add_argument("--paths", action="store_true", help="list the code paths, and exit")
     p.add_argument(
@@ -235,7 +255,7 @@ def main() -> None:
     if args.steps < 1 or args.interval < 1:
         raise SystemExit("--steps and --interval must be >= 1")
     if args.compare is not None and len(args.compare) not in (0, 2):
-        raise SystemExit("--compare takes two paths (or none: old new)")
+        raise SystemExit("--compare takes two paths (or none: old fast)")
     torch.set_num_threads(args.threads)
     overrides = {
         "steps": args.steps,
@@ -247,8 +267,9 @@ def main() -> None:
     cfg = ex.resolve(args.experiment, args.profile, **overrides)
     print(f"{args.experiment} ({args.profile}): " + header(cfg), flush=True)
     if args.compare is not None:
-        compare(cfg, args.interval, args.sharpen, tuple(args.compare) or ("old", "new"))
+        compare(cfg, args.interval, args.sharpen, tuple(args.compare) or ("old", "fast"))
     else:
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, amp=PATH_AMP[args.path]))
         with PATHS[args.path]():
             plain(cfg, args.interval)
 

@@ -271,7 +271,12 @@ def _conv_bn_relu(c_in: int, c_out: int, stride: int = 1, *, dims: int = 2) -> n
 
 
 def normalize_filters(logits: torch.Tensor, norm: str) -> torch.Tensor:
-    """Motion filters from raw tap scores (N, K*K, H, W): softmax over the taps, or unchanged."""
+    """Motion filters from raw tap scores (N, K*K, H, W): softmax over the taps, or unchanged.
+
+    Half-precision scores (the heads' convs under bf16/fp16 autocast) are raised to float32: the
+    maps feed Eq. 1's warp of float32 frames, and an 81-tap softmax needs more than bf16's 8 bits."""
+    if logits.dtype in (torch.bfloat16, torch.float16):
+        logits = logits.float()
     if norm == "softmax":  # flushes subnormal probabilities: see cgm.warp.softmax_filters
         return softmax_filters(logits)
     if norm == "none":
@@ -508,7 +513,11 @@ class CGMNet(nn.Module):
             elif cfg.hr_prior in ("cost", "cost_local"):  # soft block matching of t+1 in t, learned tau
                 log_scale = self.cost_scale
                 if cfg.hr_prior == "cost_local":  # CGMUL's extra map: where to sharpen or soften
-                    m_hr, offset = m_hr[:, :-1], m_hr[:, -1:]  # (B*T, k^^2, H, W), (B*T, 1, H, W)
+                    # split, not two slices: one backward concatenation instead of two zero-filled
+                    # (B*T, k^^2 + 1, H, W) gradients
+                    m_hr, offset = m_hr.split(
+                        [m_hr.shape[1] - 1, 1], dim=1
+                    )  # (B*T, k^^2, H, W), (B*T, 1, H, W)
                     log_scale = log_scale + offset
                 temperature = log_scale.clamp(max=COST_LOG_SCALE_MAX).exp()
                 m_hr = m_hr - temperature * self._cost(frames, successors)  # (B*T, k^^2, H, W)

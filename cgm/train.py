@@ -32,7 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from cgm import checkpoints
+from cgm import allocator, checkpoints
 from cgm import distributed as cgm_dist
 from cgm.data.seeding import SeededItems, item_seed  # noqa: F401  (item_seed: old import path)
 from cgm.losses import WEIGHTINGS, cgm_loss
@@ -291,6 +291,12 @@ def stage_loss(cfg: TrainConfig, *, padding: str = "border") -> Callable:
 # --------------------------------------------------------------------------- the trainer
 
 
+def cpu_bf16_native() -> bool:
+    """Whether this CPU computes bf16 dot products in hardware (AVX512-BF16 or AMX): where bf16
+    autocast speeds CPU convolutions up (1.9x for CGMUL's conv on an AMD EPYC with AVX512-BF16)."""
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
 class Trainer:
     """Trains `model` on `dataset` per `cfg`, writing DIR/checkpoint.pt, DIR/metrics.csv, DIR/tb.
 
@@ -325,6 +331,16 @@ class Trainer:
         self.device = torch.device(cfg.device)
         if self.device.type == "cuda" and self.info.distributed:
             self.device = torch.device("cuda", self.info.local_rank)
+        if self.device.type == "cpu":
+            allocator.retain_freed_memory()  # each step reuses the last one's pages (cgm.allocator)
+            if cfg.amp == "bf16" and not cpu_bf16_native():
+                warnings.warn(
+                    "amp='bf16' on a CPU without AVX512-BF16 or AMX: bf16 convolutions are emulated "
+                    "and may be slower than float32 here (set train amp='none', e.g. "
+                    "--set train__amp=none)",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
 
         self.subset = training_subset(len(dataset), fraction=cfg.labeled_fraction, seed=cfg.seed)
         self.steps_per_epoch = len(self.subset) // cfg.batch_size

@@ -98,6 +98,9 @@ class CGMUL(nn.Module):
     def forward(self, f_context: torch.Tensor, m_lr: torch.Tensor, f_motion: torch.Tensor) -> torch.Tensor:
         """-> M_HR (N, k_hr**2, scale*h, scale*w), raw filter values (then the `extra` maps)."""
         _check_features(f_context, m_lr, f_motion, channels=self.channels, k_lr=self.k_lr)
+        # Under autocast the features are bf16/fp16 conv outputs and M_LR float32 (normalize_filters):
+        # Eq. 2's warp takes one dtype, M_LR's. A no-op without autocast.
+        f_context, f_motion = f_context.to(m_lr.dtype), f_motion.to(m_lr.dtype)
         s = similarity_map(f_context, m_lr, f_motion)  # (N, 1, h, w)
         features = torch.cat([f_context, f_motion, s, s * f_context, s * f_motion], dim=1)  # (N, 4C+1, h, w)
         hr = self.conv(features)  # (N, scale*scale*k_hr*k_hr, h, w)

@@ -196,3 +196,11 @@ def test_typed_specs_read_like_the_dicts_they_replace():
         ex.resolve("table7/cgmul", data__listfile="x.txt")
     with pytest.raises(ValueError, match="unknown pipelines"):
         ex.DataSpec("synthmotion", "test", pipelines=("hd",))
+
+
+def test_recipe_train_changes_apply_to_the_laptop_table1_run_only():
+    """table1/cgm's laptop run trains under bf16 autocast (Recipe.train); its smoke run and Table
+    6's laptop rows keep float32, so their cached hashes do not move."""
+    assert ex.resolve("table1/cgm", "laptop").train.amp == "bf16"
+    assert ex.resolve("table1/cgm", "smoke").train.amp == "none"
+    assert ex.resolve("table6/cgmul", "laptop").train.amp == "none"

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from cgm.data import footage
-from cgm.losses import photometric_loss
+from cgm.losses import photometric_loss, reconstruction_loss
 from cgm.network import CGMConfig, CGMNet, set_identity_motion_
 from cgm.reference import KernelPredictor, best_tap
 from cgm.upsample import flow_kernel, lr_flow_prior, matching_cost
@@ -287,3 +287,29 @@ def test_local_cost_temperature_is_one_more_cgmul_map_that_starts_neutral():
     set_identity_motion_(model)
     centre = model(clip).hr_maps[0, :, 40]
     assert (centre > 0.5).float().mean() > 0.9  # the centre tap's logit outweighs most of the prior
+
+
+@pytest.mark.parametrize(
+    "options", [dict(), dict(hr_prior="cost_local", context_input="pair", last_cue="previous")]
+)
+def test_bf16_autocast_gives_float32_maps_close_to_float32(options):
+    """The laptop trains under CPU bf16 autocast: its convs run in bf16, but the motion maps stay
+    float32 (Eq. 1 warps float32 frames) and close to the float32 model's; gradients flow."""
+    torch.manual_seed(0)
+    model = CGMNet(tiny_config(**options))
+    clip = torch.rand(2, 3, 5, 32, 32) * 2 - 1
+    with torch.no_grad():
+        ref = model(clip[:, :, :-1])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(clip[:, :, :-1])
+        loss = reconstruction_loss(clip[:, :, :-1], out.hr_maps, clip[:, :, 1:])
+    assert out.hr_maps.dtype == out.lr_maps.dtype == torch.float32
+    assert loss.dtype == torch.float32
+    torch.testing.assert_close(out.hr_maps.sum(2), torch.ones_like(out.hr_maps.sum(2)))
+    # bf16 keeps 8 bits: the taps move by a few per mille of their size, not more
+    assert (out.hr_maps - ref.hr_maps).abs().max() < 0.02
+    assert (out.lr_maps - ref.lr_maps).abs().max() < 0.02
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    assert model.upsampler.conv.weight.grad.abs().sum() > 0

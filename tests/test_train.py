@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -344,3 +345,23 @@ def test_selfsup_smoke_beats_the_copy_baseline(tmp_path, seeded_one_thread):
     after = evaluate_motion(trainer.model, test)
     assert after["l1_hr"] < 0.9 * after["copy_l1_hr"]
     assert after["epe"] < 0.95 * after["copy_epe"]
+
+
+def test_bf16_on_a_cpu_without_native_bf16_warns(tmp_path, monkeypatch):
+    monkeypatch.setattr(T, "cpu_bf16_native", lambda: False)
+    with pytest.warns(RuntimeWarning, match="AVX512-BF16"):
+        make_trainer(tmp_path / "a", amp="bf16")
+    monkeypatch.setattr(T, "cpu_bf16_native", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        make_trainer(tmp_path / "b", amp="bf16")
+
+
+def test_bf16_step_trains_like_float32(tmp_path):
+    """One CPU step under bf16 autocast: the same loss as float32 to bf16's precision."""
+    losses = {}
+    for amp in ("none", "bf16"):
+        trainer = make_trainer(tmp_path / amp, steps=1, amp=amp)
+        trainer.fit()
+        losses[amp] = trainer.history[-1]["loss"]
+    assert losses["bf16"] == pytest.approx(losses["none"], rel=0.02)

@@ -19,6 +19,9 @@ from pathlib import Path
 import numpy
 import torch
 
+from cgm import allocator
+from cgm.train import cpu_bf16_native
+
 ROOT = Path(__file__).resolve().parents[2]
 
 # CPU runs train with this many torch threads whatever the machine's core count or OMP_NUM_THREADS;
@@ -80,4 +83,6 @@ def environment() -> dict:
         "machine": platform.machine(),
         "processor": platform.processor() or None,
         "code": git_commit(),
+        "allocator": allocator.state(),
+        "cpu_bf16_native": cpu_bf16_native(),
     }

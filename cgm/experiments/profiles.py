@@ -36,7 +36,8 @@ class Recipe:
     stage: the TrainConfig stage; dataset: the paper's training set; model: CGMConfig changes;
     motion / action: evaluate motion (ℓ1, PSNR/SSIM, EPE) / action (top-k of `pipelines`);
     labeled_fraction: Table 2's half labels; pretrain_from: the experiment whose weights start
-    this one (as the registry decides per profile). smoke_data / smoke_motion: the smoke
+    this one (as the registry decides per profile); train: TrainConfig changes (after the
+    profile's own). smoke_data / smoke_motion: the smoke
     profile's training set and motion evaluation sets (Table 1 uses the natural clips)."""
 
     stage: str
@@ -49,6 +50,7 @@ class Recipe:
     labeled_fraction: float = 1.0
     smoke_data: str = "synthmotion"
     smoke_motion: dict | None = None
+    train: dict = field(default_factory=dict)
 
 
 def data_root_from_env(dataset: str) -> str | None:
@@ -249,4 +251,7 @@ def build_config(profile: str, recipe: Recipe) -> ExperimentConfig:
     check_profile(profile)
     if recipe.stage == "selfsup" and "heads" not in recipe.model:  # no labels: action heads are dead weight
         recipe = dataclasses.replace(recipe, model={**recipe.model, "heads": ()})
-    return BUILDERS[profile](recipe)
+    cfg = BUILDERS[profile](recipe)
+    if recipe.train:
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **recipe.train))
+    return cfg

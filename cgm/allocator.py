@@ -1,0 +1,64 @@
+"""The CPU memory allocator of a training process: keep freed memory instead of handing it back.
+
+A CGM-Net step on CPU allocates and frees tensors of several MB each (the 81-tap HR maps of a
+laptop-profile step are 21 MB). glibc's malloc serves blocks above its mmap threshold (128 KiB
+by default) with fresh `mmap`s and returns them on `free`, and trims the heap top above 128 KiB:
+so every step touches its big tensors' pages for the first time again, ~40,000 page faults per
+laptop step, ~7% of its time (docs/performance.md). `retain_freed_memory()` raises both
+thresholds (`mallopt`), so freed blocks are reused by the next step; the process then holds its
+peak heap until it exits, as PyTorch's CUDA caching allocator does on a GPU.
+
+It changes no number a step computes. The Trainer calls it on CPU; `glibc_defaults()` restores
+glibc's fixed defaults (benchmarks/train.py uses it for the old path). Outside glibc (macOS,
+musl) nothing is changed and `state()` says so.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import platform
+
+# mallopt parameters (glibc's malloc.h)
+M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
+# glibc caps the mmap threshold at 32 MiB on 64-bit (DEFAULT_MMAP_THRESHOLD_MAX); blocks above it
+# are mmapped whatever the setting. The trim threshold is a C int.
+RETAIN = {M_MMAP_THRESHOLD: 32 << 20, M_TRIM_THRESHOLD: 2**31 - 1, M_TOP_PAD: 64 << 20}
+GLIBC_DEFAULTS = {M_MMAP_THRESHOLD: 128 << 10, M_TRIM_THRESHOLD: 128 << 10, M_TOP_PAD: 128 << 10}
+
+_state = "default (not set by cgm)"
+
+
+def _libc():
+    """glibc's handle, or None on another C library."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+
+
+def _set(params: dict[int, int], name: str) -> str:
+    global _state
+    libc = _libc()
+    if libc is None:
+        _state = f"unchanged (not glibc: {platform.system()} {platform.libc_ver()[0] or 'unknown libc'})"
+        return _state
+    failed = [p for p, v in params.items() if libc.mallopt(ctypes.c_int(p), ctypes.c_int(v)) != 1]
+    if failed:
+        raise RuntimeError(f"mallopt refused parameters {failed} (glibc {platform.libc_ver()[1]})")
+    _state = name
+    return _state
+
+
+def retain_freed_memory() -> str:
+    """Keep freed heap memory for reuse (mmap threshold 32 MiB, no trimming); -> `state()`."""
+    return _set(RETAIN, "retain freed memory (mmap threshold 32 MiB, trim off)")
+
+
+def glibc_defaults() -> str:
+    """glibc's fixed default thresholds (128 KiB mmap threshold and trim); -> `state()`."""
+    return _set(GLIBC_DEFAULTS, "glibc defaults (mmap threshold 128 KiB, trim 128 KiB)")
+
+
+def state() -> str:
+    """What this process's allocator was last set to (recorded in every result's environment)."""
+    return _state
