@@ -26,7 +26,6 @@ processes hits all alike):
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
 import statistics
@@ -38,6 +37,7 @@ from pathlib import Path
 import torch
 from _proc import proc_status_kib  # benchmarks/ is on sys.path when a script runs
 
+from cgm import allocator
 from cgm.warp import adaptive_warp_native, adaptive_warp_reference, adaptive_warp_taps, native_status
 
 CASES = [(16, 3, 112, 112, 9), (16, 128, 28, 28, 3), (8, 3, 224, 224, 9)]
@@ -164,8 +164,8 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--keep-freed",
         action="store_true",
-        help="glibc: serve large tensors from the heap and keep freed memory (mallopt), so that a "
-        "fresh grad_m reuses pages already faulted in instead of mmapping new ones",
+        help="glibc: serve large tensors from the heap and keep freed memory (cgm.allocator, as "
+        "the Trainer does on CPU), so that a fresh grad_m reuses pages already faulted in",
     )
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -174,9 +174,7 @@ def main(argv=None) -> None:
         raise SystemExit("--threads and --repeats must be >= 1")
     torch.set_num_threads(args.threads)
     if args.keep_freed:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 1 << 30)  # M_MMAP_THRESHOLD: no mmap below 1 GiB
-        libc.mallopt(-1, (1 << 31) - 1)  # M_TRIM_THRESHOLD: never give the heap back
+        allocator.retain_freed_memory()  # what the Trainer does on CPU
 
     impls = ["native", "taps", "reference"]
     status = native_status() if args.device == "cpu" else "CPU only"

@@ -21,9 +21,9 @@ import platform
 
 # mallopt parameters (glibc's malloc.h)
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
-# glibc caps the mmap threshold at 32 MiB on 64-bit (DEFAULT_MMAP_THRESHOLD_MAX); blocks above it
-# are mmapped whatever the setting. The trim threshold is a C int.
-RETAIN = {M_MMAP_THRESHOLD: 32 << 20, M_TRIM_THRESHOLD: 2**31 - 1, M_TOP_PAD: 64 << 20}
+# Blocks up to 1 GiB from the heap (threads other than the main one have 64 MiB arenas and still
+# mmap above that); the trim threshold is a C int: the largest, i.e. never trim.
+RETAIN = {M_MMAP_THRESHOLD: 1 << 30, M_TRIM_THRESHOLD: 2**31 - 1, M_TOP_PAD: 64 << 20}
 GLIBC_DEFAULTS = {M_MMAP_THRESHOLD: 128 << 10, M_TRIM_THRESHOLD: 128 << 10, M_TOP_PAD: 128 << 10}
 
 _state = "default (not set by cgm)"
@@ -50,8 +50,8 @@ def _set(params: dict[int, int], name: str) -> str:
 
 
 def retain_freed_memory() -> str:
-    """Keep freed heap memory for reuse (mmap threshold 32 MiB, no trimming); -> `state()`."""
-    return _set(RETAIN, "retain freed memory (mmap threshold 32 MiB, trim off)")
+    """Keep freed heap memory for reuse (mmap threshold 1 GiB, no trimming); -> `state()`."""
+    return _set(RETAIN, "retain freed memory (mmap threshold 1 GiB, trim off)")
 
 
 def glibc_defaults() -> str:

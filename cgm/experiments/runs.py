@@ -371,7 +371,6 @@ def _compute(
             ckpt.unlink()  # weights of a finished computation that was not put in place: train again
     cgm_dist.barrier()
     with pinned_threads(cfg.train.device):  # a rerun on the same machine gives the same numbers
-        env = environment()
         start = time.time()
         trainer = train_experiment(
             cfg,
@@ -384,6 +383,7 @@ def _compute(
         seconds = time.time() - start
         device = str(trainer.device)
         metrics = evaluate_config(trainer.model, cfg, device=device) if info.is_main else {}
+        env = environment()  # after training: the threads it ran with, the allocator the Trainer set
     train = {
         **(trainer.history[-1] if trainer.history else {}),
         "seconds": seconds,
