@@ -21,7 +21,7 @@ import time
 
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function
-from train import PATHS, parse_sets  # benchmarks/ is on sys.path when a script runs
+from train import PATH_AMP, PATHS, parse_sets  # benchmarks/ is on sys.path when a script runs
 
 from cgm import experiments as ex
 from cgm.train import stage_loss
@@ -65,7 +65,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=3, help="profiled steps (after 2 warm-up steps)")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--rows", type=int, default=25)
-    p.add_argument("--path", choices=PATHS, default="new", help="code path (benchmarks/train.py --paths)")
+    p.add_argument("--path", choices=PATHS, default="fast", help="code path (benchmarks/train.py --paths)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     with PATHS[args.path]():
@@ -83,11 +83,13 @@ def run(args) -> None:
     clip = torch.rand(t.batch_size, 3, m.clip_len + 1, m.size, m.size, generator=g) * 2 - 1
     labels = torch.randint(0, m.num_classes, (t.batch_size,), generator=g)
 
+    amp = torch.autocast("cpu", dtype=torch.bfloat16, enabled=PATH_AMP[args.path] == "bf16")
+
     def step():
         opt.zero_grad(set_to_none=True)
-        with record_function("forward"):
+        with amp, record_function("forward"):
             out = model(clip[:, :, :-1])
-        with record_function("loss"):
+        with amp, record_function("loss"):
             loss, _ = loss_fn(out, clip, labels)
         with record_function("backward"):
             loss.backward()

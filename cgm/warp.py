@@ -523,8 +523,8 @@ def _flush_subnormal_(t: torch.Tensor) -> torch.Tensor:
 class _SoftmaxFilters(torch.autograd.Function):
     """Softmax over dim 1 whose output and input gradient carry no subnormal floats.
 
-    With the "native" backend on CPU (float32/float64), the forward flushes with one comparison
-    (probabilities are never negative) and the backward is one compiled pass per block of pixels
+    The forward flushes with one comparison (probabilities are never negative). With the "native"
+    backend on CPU (float32/float64) the backward is one compiled pass per block of pixels
     (p * (g - sum_i g_i p_i), then the flush); otherwise plain PyTorch ops, as before issue 12's
     item 2. Same values up to the order of the sum over the taps."""
 
@@ -532,10 +532,7 @@ class _SoftmaxFilters(torch.autograd.Function):
     def forward(ctx, logits):
         p = torch.softmax(logits, dim=1)
         ctx.native = _native_ok(p) and p.is_contiguous()
-        if ctx.native:
-            p.masked_fill_(p < torch.finfo(p.dtype).tiny, 0)
-        else:
-            _flush_subnormal_(p)
+        p.masked_fill_(p < torch.finfo(p.dtype).tiny, 0)  # one comparison: p is never negative
         ctx.save_for_backward(p)
         return p
 
