@@ -153,7 +153,8 @@ def write_summary(results: Path = RESULTS, timings: dict[str, float] | None = No
         "by them (its `parameters` column says which).",
         "",
     ]
-    stems = sorted(p.stem for p in results.glob("*.csv"))
+    # notebook tables only: other CSVs (e.g. scripts/time_to_quality.py's curves) are not in this layout
+    stems = sorted(p.stem for p in results.glob("*.csv") if p.stem.partition("__")[0] in TITLES)
     for stem in stems:
         base, _, variant = stem.partition("__")
         frame = pd.read_csv(results / f"{stem}.csv")
