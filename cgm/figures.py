@@ -110,9 +110,9 @@ def scale_curves(
         ax.minorticks_off()
         ax.set_xlabel("scale factor r (HR / LR)")
         ax.set_ylabel(ylabel)
-        ax.set_ylim(0, None)
+        ax.set_ylim(0, 100 if ax is ax_top1 else None)
         ax.set_title(title, fontsize=10)
-        ax.legend(fontsize=8, loc="best")
-    ax_top1.set_ylim(0, 100)
+        # top-1: below the chance band, the one place free of the curve and the paper's star at ~90
+        ax.legend(fontsize=8, loc="lower right" if ax is ax_top1 else "best")
     fig.tight_layout()
     return fig
