@@ -76,7 +76,7 @@ def _define():
             # "previous": constant velocity, so the predicted frame T is not a copy of T-1).
             # Table 6's laptop rows keep the paper's CGMUL.
             model={"hr_prior": "cost_local", "last_cue": "previous"} if p == "laptop" else {},
-            # laptop: bf16 autocast, 1.6-1.9x the float32 step on a CPU with AVX512-BF16, ℓ1 within
+            # laptop: bf16 autocast, 1.5-1.8x the float32 step on a CPU with AVX512-BF16, ℓ1 within
             # noise (docs/performance.md, "bf16 autocast").
             train={"amp": "bf16"} if p == "laptop" else {},
         ),
