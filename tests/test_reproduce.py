@@ -46,10 +46,14 @@ def test_parse_parameters_literals_and_strings():
     }
 
 
-def test_summary_gathers_every_csv(tmp_path):
-    pd.DataFrame({"row": ["a"], "measured": [0.5], "paper_value": [0.4]}).to_csv(
-        tmp_path / "t6.csv", index=False
-    )
-    text = reproduce.write_summary(tmp_path, timings={"t6": 12.0}).read_text()
-    assert "### `t6.csv`" in text and "12 s" in text and "0.4" in text
-    assert text.index("## Verdicts") < text.index("### `t6.csv`")  # the verdict table opens the report
+def test_summary_gathers_every_notebook_csv_and_only_those(tmp_path):
+    frame = pd.DataFrame({"row": ["a"], "measured": [0.5], "paper_value": [0.4]})
+    frame.to_csv(tmp_path / "datasets.csv", index=False)  # a notebook's table that no verdict reads
+    frame.to_csv(tmp_path / "datasets__size=64.csv", index=False)
+    frame.to_csv(tmp_path / "time_to_quality__table1_cgm_laptop.csv", index=False)  # a script's curve
+    text = reproduce.write_summary(tmp_path, timings={"datasets": 12.0}).read_text()
+    head = "### Embedded datasets: `datasets.csv`"
+    assert head in text and "12 s" in text and "0.4" in text
+    assert "### Embedded datasets: `datasets__size=64.csv`" in text
+    assert "time_to_quality" not in text
+    assert text.index("## Verdicts") < text.index(head)  # the verdict table opens the report
