@@ -24,7 +24,7 @@ from torch.profiler import ProfilerActivity, profile, record_function
 from train import PATH_AMP, PATHS, parse_sets  # benchmarks/ is on sys.path when a script runs
 
 from cgm import experiments as ex
-from cgm.train import stage_loss
+from cgm.train import effective_amp, stage_loss
 
 PARTS = (
     "encoder",
@@ -83,7 +83,9 @@ def run(args) -> None:
     clip = torch.rand(t.batch_size, 3, m.clip_len + 1, m.size, m.size, generator=g) * 2 - 1
     labels = torch.randint(0, m.num_classes, (t.batch_size,), generator=g)
 
-    amp = torch.autocast("cpu", dtype=torch.bfloat16, enabled=PATH_AMP[args.path] == "bf16")
+    # the Trainer's rule: bf16 only on a CPU with native bf16 (cgm.train.effective_amp)
+    amp_mode = effective_amp(PATH_AMP[args.path])
+    amp = torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp_mode == "bf16")
 
     def step():
         opt.zero_grad(set_to_none=True)
@@ -108,7 +110,7 @@ def run(args) -> None:
         f"{args.experiment} ({args.profile}): batch {t.batch_size}, clip {m.clip_len}x{m.size}x{m.size}, "
         f"{m.backbone} width {m.width} depth {m.depth}, encoder stride {m.encoder_spatial_stride}, "
         f"upsampler {m.upsampler}, k_hr {m.k_hr}, hr_prior {m.hr_prior}; {torch.get_num_threads()} threads, "
-        f"path {args.path}"
+        f"path {args.path}, autocast {amp_mode}"
     )
     step_s = statistics.median(walls)
     print(f"step {step_s:.3f} s (median of {args.steps}, profiler on), {t.batch_size / step_s:.2f} clips/s")

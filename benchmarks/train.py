@@ -40,7 +40,7 @@ import time
 
 import torch
 
-from cgm import allocator, network, warp
+from cgm import allocator, fastconv, network, warp
 from cgm import experiments as ex
 
 # --------------------------------------------------------------------------- code variants
@@ -55,7 +55,7 @@ def prefix_code():
     network.softmax_filters = lambda logits: logits.softmax(dim=1)
     allocator.glibc_defaults()
     try:
-        with warp.use_warp_backend("taps"):
+        with warp.use_warp_backend("taps"), fastconv.use_conv_backend("direct"):
             yield
     finally:
         network.softmax_filters = saved
@@ -64,9 +64,9 @@ def prefix_code():
 @contextlib.contextmanager
 def old_code():
     """The step before issue 12's items 2-3: subnormal flush, the PyTorch tap-loop warp, float32,
-    glibc's default allocator thresholds."""
+    glibc's default allocator thresholds, PyTorch's direct convolution for CGMUL."""
     allocator.glibc_defaults()
-    with warp.use_warp_backend("taps"):
+    with warp.use_warp_backend("taps"), fastconv.use_conv_backend("direct"):
         yield
 
 
@@ -74,16 +74,18 @@ def old_code():
 def new_code():
     """`old` with the compiled warp kernels on CPU (opt-in: CGM_WARP=native), float32."""
     allocator.glibc_defaults()
-    with warp.use_warp_backend("native"):
+    with warp.use_warp_backend("native"), fastconv.use_conv_backend("direct"):
         yield
 
 
 @contextlib.contextmanager
 def fast_code():
-    """The laptop's training step as it is: bf16 autocast (train amp='bf16'), the Trainer's
-    allocator setting (cgm.allocator: freed memory kept for the next step), the tap-loop warp."""
+    """The laptop's training step as it is: bf16 autocast (train amp='bf16') where the CPU has
+    native bf16, else float32 with CGMUL's conv by Winograd F(4x4, 3x3) (cgm.fastconv); the
+    Trainer's allocator setting (cgm.allocator: freed memory kept for the next step); the
+    tap-loop warp."""
     allocator.retain_freed_memory()
-    with warp.use_warp_backend("taps"):
+    with warp.use_warp_backend("taps"), fastconv.use_conv_backend("fast"):
         yield
 
 
@@ -182,6 +184,7 @@ def compare(cfg, interval: int, sharpen: float = 1.0, paths: tuple[str, str] = (
         trainer.model.register_forward_hook(keep_maps)
     a, b = paths
     print(f"paths: {a} = {PATH_DOC[a]}; {b} = {PATH_DOC[b]}; same initial weights: {same}")
+    print("autocast on this machine: " + ", ".join(f"{n} {t.amp}" for n, t in runs.items()))
     print(
         f"{'steps':>11s} "
         + " ".join(f"{n + ' clips/s':>14s} {n + ' subnormal':>14s} {n + ' loss':>10s}" for n in paths)

@@ -74,7 +74,8 @@ class TrainConfig:
         `decay_every` epochs (paper: 1e-3 and 50; the factor is not stated, 0.1 is our default).
     batch_size: the global batch (split over processes under torchrun).
     steps / epochs: length of the run; `steps` wins when both are given.
-    amp: none | bf16 | fp16 autocast (fp16 needs CUDA; it adds a GradScaler).
+    amp: none | bf16 | fp16 autocast (fp16 needs CUDA; it adds a GradScaler). bf16 on a CPU
+        without native bf16 trains in float32, with a warning (`effective_amp`).
     compile: wrap the model in torch.compile (explicit; off by default).
     checkpoint_every: write DIR/checkpoint.pt every N steps (and at the end); a killed run
         loses at most N steps.
@@ -297,6 +298,28 @@ def cpu_bf16_native() -> bool:
     return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
 
+def effective_amp(amp: str) -> str:
+    """The autocast a CPU run trains under for config `amp`: bf16 only where the CPU has native
+    bf16 dot products, float32 ("none") otherwise, with a RuntimeWarning that says so.
+
+    Why not bf16 everywhere: without AVX512-BF16/AMX, oneDNN's bf16 convolutions are emulated,
+    and on a CPU without AVX-512 at all PyTorch runs bf16 convolutions by its reference loops:
+    the laptop `table1/cgm` step took 57 s in bf16 against 3.7 s in float32 on an AVX2-only AMD
+    EPYC (one thread, profiler on; docs/performance.md). The numbers of the two precisions agree to bf16 rounding (the
+    committed laptop model: l1 0.013260 in bf16, 0.013271 in float32)."""
+    if amp != "bf16" or cpu_bf16_native():
+        return amp
+    warnings.warn(
+        "amp='bf16' on a CPU without AVX512-BF16 or AMX: bf16 convolutions are emulated there "
+        "(and tens of times slower than float32 without AVX-512; this CPU's best: "
+        f"{torch.backends.cpu.get_cpu_capability()}), so "
+        "this run trains in float32 (amp='none'); results record it as `autocast`",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    return "none"
+
+
 class Trainer:
     """Trains `model` on `dataset` per `cfg`, writing DIR/checkpoint.pt, DIR/metrics.csv, DIR/tb.
 
@@ -331,16 +354,10 @@ class Trainer:
         self.device = torch.device(cfg.device)
         if self.device.type == "cuda" and self.info.distributed:
             self.device = torch.device("cuda", self.info.local_rank)
+        self.amp = cfg.amp  # the autocast this run trains under (see effective_amp)
         if self.device.type == "cpu":
             allocator.retain_freed_memory()  # each step reuses the last one's pages (cgm.allocator)
-            if cfg.amp == "bf16" and not cpu_bf16_native():
-                warnings.warn(
-                    "amp='bf16' on a CPU without AVX512-BF16 or AMX: bf16 convolutions are emulated "
-                    "and may be slower than float32 here (set train amp='none', e.g. "
-                    "--set train__amp=none)",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
+            self.amp = effective_amp(cfg.amp)
 
         self.subset = training_subset(len(dataset), fraction=cfg.labeled_fraction, seed=cfg.seed)
         self.steps_per_epoch = len(self.subset) // cfg.batch_size
@@ -368,7 +385,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.StepLR(
             self.optimizer, step_size=cfg.decay_every * self.steps_per_epoch, gamma=cfg.decay_factor
         )
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == "fp16")
         self.step = self.epoch = self.position = 0
         self.history: list[dict] = []
         self.skipped: dict[int, set[str]] = {}  # epoch -> unreadable videos the data passed over
@@ -474,7 +491,7 @@ class Trainer:
         )
 
     def _autocast(self):
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.cfg.amp)
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.amp)
         return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
 
     def train_step(self, batch: dict) -> tuple[float, dict[str, float]]:

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cgm.fastconv import conv2d_3x3
 from cgm.warp import PADDINGS, adaptive_warp, upsample_motion
 
 
@@ -103,7 +104,8 @@ class CGMUL(nn.Module):
         f_context, f_motion = f_context.to(m_lr.dtype), f_motion.to(m_lr.dtype)
         s = similarity_map(f_context, m_lr, f_motion)  # (N, 1, h, w)
         features = torch.cat([f_context, f_motion, s, s * f_context, s * f_motion], dim=1)  # (N, 4C+1, h, w)
-        hr = self.conv(features)  # (N, scale*scale*k_hr*k_hr, h, w)
+        # self.conv's own computation, by Winograd on CPU in float32 (cgm.fastconv)
+        hr = conv2d_3x3(features, self.conv.weight, self.conv.bias)  # (N, scale*scale*k_hr*k_hr, h, w)
         # Eq. 5 takes channel C*r*mod(y,r) + C*mod(x,r) + c (sub-pixel offset major, tap c minor);
         # F.pixel_shuffle takes c*r*r + r*mod(y,r) + mod(x,r) (tap major). The two differ by a fixed
         # permutation of the conv's output channels, which the learned conv absorbs.

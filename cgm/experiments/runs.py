@@ -384,6 +384,7 @@ def _compute(
         device = str(trainer.device)
         metrics = evaluate_config(trainer.model, cfg, device=device) if info.is_main else {}
         env = environment()  # after training: the threads it ran with, the allocator the Trainer set
+        env["autocast"] = trainer.amp  # what it trained under (cgm.train.effective_amp)
     train = {
         **(trainer.history[-1] if trainer.history else {}),
         "seconds": seconds,

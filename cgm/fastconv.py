@@ -1,0 +1,144 @@
+"""A faster CPU convolution with the same math, for CGM-Net's training step (issue 12).
+
+`winograd_conv2d_3x3` is a 3x3, stride-1, padding-1 2D convolution by Winograd's minimal
+filtering F(4x4, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", CVPR
+2016): each 6x6 input tile and each 3x3 filter are transformed, multiplied channel-wise as 36
+batched GEMMs, and the 4x4 output tile is transformed back: 36 multiplies per 16 outputs instead
+of 144. Autograd through the transforms and the batched GEMM gives the backward, itself in the
+Winograd domain. CGMUL's conv to scale^2 * k_hr^2 channels was 41% of the float32 laptop step;
+this is 2.5x faster for its forward+backward (docs/performance.md). The reference is
+`F.conv2d(x, weight, bias, padding=1)`; the float32 error relative to a float64 convolution is
+~7e-6 of the largest value (oneDNN's direct algorithm: ~2e-6), tested with the gradients.
+
+It runs on CPU in float32 only: on CUDA cuDNN chooses its own algorithms (Winograd among them);
+under bf16 autocast oneDNN's bf16 kernels are faster, and the transforms would lose bf16's bits.
+
+Not adopted: channels-last 3D (NDHWC) activations for the 3D encoder and decoder. They made the
+laptop encoder+decoder forward+backward 24% faster (oneDNN's 3D conv backward on 16-32 channels up
+to 2.5x), but PyTorch's channels-last BatchNorm on CPU computes its statistics less accurately
+(50x the float64 error of the default layout for activations of mean 1, std 0.01), and the smoke
+CGM-Net's weight gradients moved by up to 1.8% (the default layout: 6e-6). Not the same math.
+
+`conv_backend()` is "fast" (default) or "direct" (PyTorch's own convolution: the step before
+issue 12's conv work, kept for `benchmarks/train.py --compare`), from
+$CGM_CONV at import or `set_conv_backend` / `use_conv_backend`. No config field: the backend
+changes float rounding only, never a cached result's config hash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import torch
+import torch.nn.functional as F
+
+CONV_BACKENDS = ("fast", "direct")
+_backend = [os.environ.get("CGM_CONV", "fast")]
+if _backend[0] not in CONV_BACKENDS:
+    raise ValueError(f"$CGM_CONV must be one of {CONV_BACKENDS}, got {_backend[0]!r}")
+
+# F(4x4, 3x3): output tile m = 4, input tile m + 2 = 6 (Lavin & Gray 2016, section 4.2)
+_TILE = 4
+_A_T = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]
+_B_T = [
+    [4, 0, -5, 0, 1, 0],
+    [0, -4, -4, 1, 1, 0],
+    [0, 4, -4, -1, 1, 0],
+    [0, -2, -1, 2, 1, 0],
+    [0, 2, -1, -2, 1, 0],
+    [0, 4, 0, -5, 0, 1],
+]
+_G = [
+    [1 / 4, 0, 0],
+    [-1 / 6, -1 / 6, -1 / 6],
+    [-1 / 6, 1 / 6, -1 / 6],
+    [1 / 24, 1 / 12, 1 / 6],
+    [1 / 24, -1 / 12, 1 / 6],
+    [0, 0, 1],
+]
+# Above this many bytes for the Winograd-domain product (36 x C_out x tiles), the direct
+# convolution runs instead: it is 2.25x the output's size, too much for large CPU batches.
+WINOGRAD_MAX_BYTES = 1 << 30
+_matrices: dict = {}
+
+
+def conv_backend() -> str:
+    """"fast" (Winograd for CGMUL's conv on CPU in float32) or "direct" (F.conv2d)."""
+    return _backend[0]
+
+
+def set_conv_backend(name: str) -> None:
+    if name not in CONV_BACKENDS:
+        raise ValueError(f"conv backend must be one of {CONV_BACKENDS}, got {name!r}")
+    _backend[0] = name
+
+
+@contextlib.contextmanager
+def use_conv_backend(name: str):
+    """`set_conv_backend(name)` for the duration of a with-block."""
+    saved = conv_backend()
+    set_conv_backend(name)
+    try:
+        yield
+    finally:
+        set_conv_backend(saved)
+
+
+def _fast_on(x: torch.Tensor) -> bool:
+    return (
+        _backend[0] == "fast"
+        and x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and not torch.is_autocast_enabled("cpu")
+    )
+
+
+def _transforms(dtype, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(A^T x A^T, B^T x B^T, G x G) as Kronecker products, (16, 36), (36, 36), (36, 9): a 2D
+    transform P t Q^T of a tile t flattened row-major is kron(P, Q) @ t."""
+    key = (dtype, device)
+    if key not in _matrices:
+        a, b, g = (torch.tensor(m, dtype=torch.float64) for m in (_A_T, _B_T, _G))
+        _matrices[key] = tuple(torch.kron(t, t).to(dtype=dtype, device=device) for t in (a, b, g))
+    return _matrices[key]
+
+
+def winograd_conv2d_3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """`F.conv2d(x, weight, bias, padding=1)` for a 3x3 kernel by Winograd F(4x4, 3x3).
+
+    x (N, C, H, W), weight (K, C, 3, 3), bias (K,) or None -> (N, K, H, W)."""
+    if weight.ndim != 4 or weight.shape[2:] != (3, 3) or x.ndim != 4 or x.shape[1] != weight.shape[1]:
+        raise ValueError(
+            f"expected x (N, C, H, W) and a 3x3 weight (K, C, 3, 3), got {tuple(x.shape)} and {tuple(weight.shape)}"
+        )
+    a_t, b_t, g = _transforms(x.dtype, x.device)
+    m, alpha = _TILE, _TILE + 2
+    n, c, h, w = x.shape
+    k = weight.shape[0]
+    th, tw = -(-h // m), -(-w // m)  # tiles per column and row
+    tiles = n * th * tw
+    # padding 1 on the top/left; bottom/right up to whole tiles (the extra outputs are cropped)
+    xp = F.pad(x, (1, 1 + m * tw - w, 1, 1 + m * th - h))
+    d = xp.unfold(2, alpha, m).unfold(3, alpha, m)  # (N, C, th, tw, 6, 6), overlapping views
+    d = d.permute(4, 5, 1, 0, 2, 3).reshape(alpha * alpha, c * tiles)  # (36, C*N*th*tw)
+    v = (b_t @ d).view(alpha * alpha, c, tiles)  # input tiles, Winograd domain
+    u = (g @ weight.permute(2, 3, 0, 1).reshape(9, k * c)).view(alpha * alpha, k, c)  # filters
+    prod = torch.bmm(u, v).view(alpha * alpha, k * tiles)  # (36, K*N*th*tw)
+    y = (a_t @ prod).view(m, m, k, n, th, tw)  # (4, 4, K, N, th, tw): output tiles
+    y = y.permute(3, 2, 4, 0, 5, 1).reshape(n, k, m * th, m * tw)  # (N, K, H', W')
+    if m * th != h or m * tw != w:
+        y = y[..., :h, :w]
+    return y if bias is None else y + bias.view(1, k, 1, 1)
+
+
+def conv2d_3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """A 3x3, stride-1, padding-1 convolution: Winograd on CPU in float32 (backend "fast", and
+    the Winograd-domain product under WINOGRAD_MAX_BYTES), `F.conv2d` otherwise."""
+    if _fast_on(x) and weight.dtype == x.dtype:
+        th, tw = -(-x.shape[2] // _TILE), -(-x.shape[3] // _TILE)
+        product_bytes = 36 * weight.shape[0] * x.shape[0] * th * tw * x.element_size()
+        if product_bytes <= WINOGRAD_MAX_BYTES:
+            return winograd_conv2d_3x3(x, weight, bias)
+    return F.conv2d(x, weight, bias, padding=1)
+
