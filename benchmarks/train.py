@@ -81,7 +81,8 @@ def new_code():
 @contextlib.contextmanager
 def fast_code():
     """The laptop's training step as it is: bf16 autocast (train amp='bf16') where the CPU has
-    native bf16, else float32 with CGMUL's conv by Winograd F(4x4, 3x3) (cgm.fastconv); the
+    native bf16, else float32 with CGMUL's conv by Winograd F(4x4, 3x3) and the 3D convs on
+    channels-last copies (cgm.fastconv); the
     Trainer's allocator setting (cgm.allocator: freed memory kept for the next step); the
     tap-loop warp."""
     allocator.retain_freed_memory()

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from cgm.fastconv import Conv3d  # nn.Conv3d, channels-last inside on CPU (same math)
+
 BACKBONES = ("r3d18", "r3d34", "r3d50", "r3d101", "rx3d101", "slowfast_r50", "slowfast_r101")
 
 _R50, _R101 = (3, 4, 6, 3), (3, 4, 23, 3)
@@ -69,7 +71,7 @@ def _conv_bn(
 ) -> nn.Sequential:
     """Conv3d (no bias, 'same' padding) + BN (+ ReLU), named like torchvision's conv1/conv2."""
     layers = [
-        nn.Conv3d(
+        Conv3d(
             c_in, c_out, kernel, stride, padding=tuple(k // 2 for k in kernel), groups=groups, bias=False
         ),
         nn.BatchNorm3d(c_out),
@@ -100,7 +102,7 @@ class Block(nn.Module):
             c = c_out
         self.downsample = None
         if stride != (1, 1, 1) or c_in != c:  # projection shortcut where the shape changes
-            self.downsample = nn.Sequential(nn.Conv3d(c_in, c, 1, stride, bias=False), nn.BatchNorm3d(c))
+            self.downsample = nn.Sequential(Conv3d(c_in, c, 1, stride, bias=False), nn.BatchNorm3d(c))
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

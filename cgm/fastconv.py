@@ -13,14 +13,18 @@ this is 2.5x faster for its forward+backward (docs/performance.md). The referenc
 It runs on CPU in float32 only: on CUDA cuDNN chooses its own algorithms (Winograd among them);
 under bf16 autocast oneDNN's bf16 kernels are faster, and the transforms would lose bf16's bits.
 
-Not adopted: channels-last 3D (NDHWC) activations for the 3D encoder and decoder. They made the
-laptop encoder+decoder forward+backward 24% faster (oneDNN's 3D conv backward on 16-32 channels up
-to 2.5x), but PyTorch's channels-last BatchNorm on CPU computes its statistics less accurately
-(50x the float64 error of the default layout for activations of mean 1, std 0.01), and the smoke
-CGM-Net's weight gradients moved by up to 1.8% (the default layout: 6e-6). Not the same math.
+`Conv3d` is `nn.Conv3d` (same parameters, same state_dict) whose CPU float32 forward runs the
+convolution on a channels-last 3D (NDHWC) copy of its input and hands back the default layout:
+oneDNN's 3D conv backward on few channels is much faster in that layout (the laptop stem and its
+16-channel convs: 125 -> 65 ms and 161 -> 92 ms forward+backward, 1.1-1.9x for the rest), and the
+two copies cost less than that. Only the convolution sees the layout: whole-network channels-last
+(activations kept NDHWC through batch norm) was 24% faster for the laptop encoder+decoder, but
+PyTorch's channels-last BatchNorm on CPU computes its statistics less accurately (50x the float64
+error of the default layout for activations of mean 1, std 0.01) and moved the smoke CGM-Net's
+weight gradients by up to 1.8% (the default layout: 6e-6). Not the same math, so not adopted.
 
-`conv_backend()` is "fast" (default) or "direct" (PyTorch's own convolution: the step before
-issue 12's conv work, kept for `benchmarks/train.py --compare`), from
+`conv_backend()` is "fast" (default) or "direct" (PyTorch's own convolutions in the default
+layout: the step before issue 12's conv work, kept for `benchmarks/train.py --compare`), from
 $CGM_CONV at import or `set_conv_backend` / `use_conv_backend`. No config field: the backend
 changes float rounding only, never a cached result's config hash.
 """
@@ -32,6 +36,7 @@ import os
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 CONV_BACKENDS = ("fast", "direct")
 _backend = [os.environ.get("CGM_CONV", "fast")]
@@ -64,7 +69,7 @@ _matrices: dict = {}
 
 
 def conv_backend() -> str:
-    """"fast" (Winograd for CGMUL's conv on CPU in float32) or "direct" (F.conv2d)."""
+    """"fast" (Winograd for CGMUL's conv, channels-last 3D convs, on CPU in float32) or "direct"."""
     return _backend[0]
 
 
@@ -142,3 +147,15 @@ def conv2d_3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None)
             return winograd_conv2d_3x3(x, weight, bias)
     return F.conv2d(x, weight, bias, padding=1)
 
+
+
+class Conv3d(nn.Conv3d):
+    """`nn.Conv3d` that, on CPU in float32 (backend "fast"), convolves a channels-last 3D copy of
+    its input and returns the default layout (see the module docstring); the same parameters,
+    state_dict and values (to float rounding) as `nn.Conv3d`, which it is an instance of."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not _fast_on(x) or x.ndim != 5:
+            return super().forward(x)
+        out = super().forward(x.contiguous(memory_format=torch.channels_last_3d))
+        return out.contiguous()  # (N, C, T, H, W) in the default layout, for batch norm

@@ -30,6 +30,7 @@ from cgm.backbones import (  # shared
     _init_weights,
     build_backbone,
 )
+from cgm.fastconv import Conv3d
 from cgm.upsample import (
     CGMUL,
     BilinearMotionUpsampler,
@@ -266,7 +267,7 @@ class CGMConfig:
 
 
 def _conv_bn_relu(c_in: int, c_out: int, stride: int = 1, *, dims: int = 2) -> nn.Sequential:
-    conv, bn = (nn.Conv2d, nn.BatchNorm2d) if dims == 2 else (nn.Conv3d, nn.BatchNorm3d)
+    conv, bn = (nn.Conv2d, nn.BatchNorm2d) if dims == 2 else (Conv3d, nn.BatchNorm3d)
     return nn.Sequential(conv(c_in, c_out, 3, stride, 1, bias=False), bn(c_out), nn.ReLU(inplace=True))
 
 
