@@ -71,9 +71,7 @@ def _conv_bn(
 ) -> nn.Sequential:
     """Conv3d (no bias, 'same' padding) + BN (+ ReLU), named like torchvision's conv1/conv2."""
     layers = [
-        Conv3d(
-            c_in, c_out, kernel, stride, padding=tuple(k // 2 for k in kernel), groups=groups, bias=False
-        ),
+        Conv3d(c_in, c_out, kernel, stride, padding=tuple(k // 2 for k in kernel), groups=groups, bias=False),
         nn.BatchNorm3d(c_out),
     ]
     return nn.Sequential(*layers, nn.ReLU(inplace=True)) if relu else nn.Sequential(*layers)

@@ -69,7 +69,7 @@ _matrices: dict = {}
 
 
 def conv_backend() -> str:
-    """"fast" (Winograd for CGMUL's conv, channels-last 3D convs, on CPU in float32) or "direct"."""
+    """ "fast" (Winograd for CGMUL's conv, channels-last 3D convs, on CPU in float32) or "direct"."""
     return _backend[0]
 
 
@@ -107,7 +107,9 @@ def _transforms(dtype, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
     key = (dtype, device)
     if key not in _matrices:
         a, b, g = (torch.tensor(m, dtype=torch.float64) for m in (_A_T, _B_T, _G))
-        _matrices[key] = tuple(t.to(dtype=dtype, device=device) for t in (a, torch.kron(b, b), torch.kron(g, g)))
+        _matrices[key] = tuple(
+            t.to(dtype=dtype, device=device) for t in (a, torch.kron(b, b), torch.kron(g, g))
+        )
     return _matrices[key]
 
 
@@ -149,7 +151,6 @@ def conv2d_3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None)
         if product_bytes <= WINOGRAD_MAX_BYTES:
             return winograd_conv2d_3x3(x, weight, bias)
     return F.conv2d(x, weight, bias, padding=1)
-
 
 
 class Conv3d(nn.Conv3d):

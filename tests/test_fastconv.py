@@ -16,9 +16,7 @@ def _grads(fn, x, w, b, go):
     return (out, *torch.autograd.grad(out, [t for t in (x, w, b) if t is not None], go))
 
 
-@pytest.mark.parametrize(
-    "shape", [(2, 5, 16, 16), (3, 7, 15, 13), (1, 4, 1, 1), (2, 3, 4, 9), (1, 2, 6, 5)]
-)
+@pytest.mark.parametrize("shape", [(2, 5, 16, 16), (3, 7, 15, 13), (1, 4, 1, 1), (2, 3, 4, 9), (1, 2, 6, 5)])
 @pytest.mark.parametrize("with_bias", [True, False])
 def test_winograd_matches_a_float64_convolution_in_values_and_gradients(shape, with_bias):
     """Relative to the largest value: Winograd F(4x4, 3x3) in float32 within 5e-5 of a float64

@@ -25,6 +25,7 @@ def test_two_short_runs_give_the_same_metrics_and_record_their_environment(tmp_p
     assert a.metrics == b.metrics and a.metrics["synthmotion/l1_hr"] > 0
     env = json.loads((a.path / "result.json").read_text())["environment"]
     assert env["torch_threads"] == 2 and env["torch"] == torch.__version__ and "numpy" in env
+    assert env["autocast"] == "none"  # what it trained under (the smoke runs: float32)
     assert torch.get_num_threads() == before  # restored
 
 
