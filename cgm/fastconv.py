@@ -69,7 +69,7 @@ _matrices: dict = {}
 
 
 def conv_backend() -> str:
-    """ "fast" (Winograd for CGMUL's conv, channels-last 3D convs, on CPU in float32) or "direct"."""
+    """The backend: "fast" (Winograd for CGMUL's conv, channels-last 3D convs; CPU float32) or "direct"."""
     return _backend[0]
 
 
