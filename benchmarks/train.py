@@ -15,9 +15,10 @@ clips/s after 30-50 steps on an Intel CPU; the cause was subnormal floats, docs/
 
 `--compare A B` trains two models from the same initial weights on the same batches, alternating
 intervals between them so that load from other processes hits both alike, each under its code
-path (`--paths` lists them): `fast` is the laptop's step as it is (bf16 autocast, freed memory
-kept by the allocator); `old` the float32 step before it (and before issue 12's items 2-3: the
-PyTorch tap-loop warp, glibc's default allocator); `new` is `old` with the compiled warp kernels;
+path (`--paths` lists them): `fast` is the laptop's step as it is (bf16 autocast where the CPU
+has native bf16, else float32 with cgm.fastconv's convolutions; freed memory kept by the
+allocator); `old` the float32 step before it (and before issue 12's items 2-3: the PyTorch
+tap-loop warp, glibc's default allocator, PyTorch's direct convolutions); `new` is `old` with the compiled warp kernels;
 `prefix` the step before issue 12 (no subnormal flush either). The default is `old fast`. The
 rate columns then exclude data loading (each batch is loaded once, used by both); the loss
 columns show that the paths train alike. `--path` picks the path of plain mode (default `fast`).
@@ -82,9 +83,8 @@ def new_code():
 def fast_code():
     """The laptop's training step as it is: bf16 autocast (train amp='bf16') where the CPU has
     native bf16, else float32 with CGMUL's conv by Winograd F(4x4, 3x3) and the 3D convs on
-    channels-last copies (cgm.fastconv); the
-    Trainer's allocator setting (cgm.allocator: freed memory kept for the next step); the
-    tap-loop warp."""
+    channels-last copies (cgm.fastconv); the Trainer's allocator setting (cgm.allocator: freed
+    memory kept for the next step); the tap-loop warp."""
     allocator.retain_freed_memory()
     with warp.use_warp_backend("taps"), fastconv.use_conv_backend("fast"):
         yield
