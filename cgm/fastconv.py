@@ -6,8 +6,8 @@ filtering F(4x4, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural N
 batched GEMMs, and the 4x4 output tile is transformed back: 36 multiplies per 16 outputs instead
 of 144. Autograd through the transforms and the batched GEMM gives the backward, itself in the
 Winograd domain. CGMUL's conv to scale^2 * k_hr^2 channels was 41% of the float32 laptop step;
-this is 2.5x faster for its forward+backward (docs/performance.md). The reference is
-`F.conv2d(x, weight, bias, padding=1)`; the float32 error relative to a float64 convolution is
+this is 2.5x faster for its forward+backward (docs/performance.md). The reference,
+`conv2d_3x3_reference`, is `F.conv2d(x, weight, bias, padding=1)`; the float32 error relative to a float64 convolution is
 ~7e-6 of the largest value (oneDNN's direct algorithm: ~2e-6), tested with the gradients.
 
 It runs on CPU in float32 only: on CUDA cuDNN chooses its own algorithms (Winograd among them);
@@ -142,6 +142,11 @@ def winograd_conv2d_3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tenso
     return y if bias is None else y + bias.view(1, k, 1, 1)
 
 
+def conv2d_3x3_reference(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """What `winograd_conv2d_3x3` and `conv2d_3x3` compute, by PyTorch's convolution (tests)."""
+    return F.conv2d(x, weight, bias, padding=1)
+
+
 def conv2d_3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """A 3x3, stride-1, padding-1 convolution: Winograd on CPU in float32 (backend "fast", and
     the Winograd-domain product under WINOGRAD_MAX_BYTES), `F.conv2d` otherwise."""
@@ -150,7 +155,7 @@ def conv2d_3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None)
         product_bytes = 36 * weight.shape[0] * x.shape[0] * th * tw * x.element_size()
         if product_bytes <= WINOGRAD_MAX_BYTES:
             return winograd_conv2d_3x3(x, weight, bias)
-    return F.conv2d(x, weight, bias, padding=1)
+    return conv2d_3x3_reference(x, weight, bias)
 
 
 class Conv3d(nn.Conv3d):
