@@ -16,12 +16,13 @@ under bf16 autocast oneDNN's bf16 kernels are faster, and the transforms would l
 `Conv3d` is `nn.Conv3d` (same parameters, same state_dict) whose CPU float32 forward runs the
 convolution on a channels-last 3D (NDHWC) copy of its input and hands back the default layout:
 oneDNN's 3D conv backward on few channels is much faster in that layout (the laptop stem and its
-16-channel convs: 125 -> 65 ms and 161 -> 92 ms forward+backward, 1.1-1.9x for the rest), and the
-two copies cost less than that. Only the convolution sees the layout: whole-network channels-last
+16-channel convs: 125 -> 65 ms and 161 -> 92 ms forward+backward, 1.0-1.3x for the rest; the
+two copies included). Only the convolution sees the layout: whole-network channels-last
 (activations kept NDHWC through batch norm) was 24% faster for the laptop encoder+decoder, but
-PyTorch's channels-last BatchNorm on CPU computes its statistics less accurately (50x the float64
-error of the default layout for activations of mean 1, std 0.01) and moved the smoke CGM-Net's
-weight gradients by up to 1.8% (the default layout: 6e-6). Not the same math, so not adopted.
+PyTorch's channels-last BatchNorm on CPU computes its statistics less accurately (26-63x the
+float64 error of the default layout, output and gradients, for activations of mean 1 and std
+0.01) and moved the smoke CGM-Net's weight gradients by up to 1.8% (the default layout: 6e-6).
+Not the same math, so not adopted.
 
 `conv_backend()` is "fast" (default) or "direct" (PyTorch's own convolutions in the default
 layout: the step before issue 12's conv work, kept for `benchmarks/train.py --compare`), from

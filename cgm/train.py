@@ -305,8 +305,8 @@ def effective_amp(amp: str) -> str:
     Why not bf16 everywhere: without AVX512-BF16/AMX, oneDNN's bf16 convolutions are emulated,
     and on a CPU without AVX-512 at all PyTorch runs bf16 convolutions by its reference loops:
     the laptop `table1/cgm` step took 57 s in bf16 against 3.7 s in float32 on an AVX2-only AMD
-    EPYC (one thread, profiler on; docs/performance.md). The numbers of the two precisions agree to bf16 rounding (the
-    committed laptop model: l1 0.013260 in bf16, 0.013271 in float32)."""
+    EPYC (one thread, profiler on; docs/performance.md). The numbers of the two precisions agree
+    to bf16 rounding (the committed laptop model: l1 0.013260 in bf16, 0.013271 in float32)."""
     if amp != "bf16" or cpu_bf16_native():
         return amp
     warnings.warn(

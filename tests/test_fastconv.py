@@ -90,6 +90,16 @@ def test_conv3d_matches_nn_conv3d_in_values_gradients_and_state(kernel, stride):
         outs.append(out)
         grads.append(torch.autograd.grad(out, (x, conv.weight), torch.ones_like(out) + out.detach()))
     assert outs[0].is_contiguous() and outs[0].shape == outs[1].shape
+    seen = []  # what nn.Conv3d's convolution receives inside fastconv.Conv3d: a channels-last copy
+    real = torch.nn.Conv3d._conv_forward
+    torch.nn.Conv3d._conv_forward = lambda self, x, w, b: seen.append(x) or real(self, x, w, b)
+    try:
+        fast(x)
+        with use_conv_backend("direct"):
+            fast(x)
+    finally:
+        torch.nn.Conv3d._conv_forward = real
+    assert seen[0].is_contiguous(memory_format=torch.channels_last_3d) and seen[1] is x
     assert torch.allclose(outs[0], outs[1], rtol=1e-5, atol=1e-5)
     for a, b in zip(grads[0], grads[1]):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-4)
@@ -100,7 +110,7 @@ def test_bad_backend_name():
         fastconv.set_conv_backend("winograd")
 
 
-def test_cgm_net_step_agrees_under_both_backends():
+def test_cgm_net_step_agrees_under_both_backends(monkeypatch):
     """The smoke CGM-Net's forward and its gradients under the fast backend (Winograd CGMUL conv,
     channels-last inside the 3D convs) equal the direct backend's to float rounding (measured:
     every gradient within 6e-6 of float64's, relative to its largest entry, under both)."""
@@ -110,6 +120,9 @@ def test_cgm_net_step_agrees_under_both_backends():
     torch.manual_seed(0)
     model = ex.build_model(cfg).train()
     clip = torch.rand(2, 3, 4, cfg.model.size, cfg.model.size) * 2 - 1
+    calls = []  # CGMUL's conv goes through Winograd under "fast" only
+    real = fastconv.winograd_conv2d_3x3
+    monkeypatch.setattr(fastconv, "winograd_conv2d_3x3", lambda *a: calls.append(1) or real(*a))
     results = {}
     for backend in ("direct", "fast"):
         torch.manual_seed(1)  # dropout, if any, draws the same
@@ -118,6 +131,7 @@ def test_cgm_net_step_agrees_under_both_backends():
             loss = out.hr_maps.square().mean() + out.lr_maps.square().mean()
             grads = torch.autograd.grad(loss, [p for p in model.parameters() if p.requires_grad])
         results[backend] = (out.hr_maps.detach(), grads)
+    assert len(calls) == 1
     (hr_d, g_d), (hr_f, g_f) = results["direct"], results["fast"]
     assert torch.allclose(hr_f, hr_d, rtol=1e-4, atol=1e-6)
     for a, b in zip(g_f, g_d):
