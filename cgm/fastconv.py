@@ -114,49 +114,125 @@ def _transforms(dtype, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
     return _matrices[key]
 
 
-def winograd_conv2d_3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """`F.conv2d(x, weight, bias, padding=1)` for a 3x3 kernel by Winograd F(4x4, 3x3).
-
-    x (N, C, H, W), weight (K, C, 3, 3), bias (K,) or None -> (N, K, H, W)."""
+def _check(x: torch.Tensor, weight: torch.Tensor, shuffle: int) -> None:
     if weight.ndim != 4 or weight.shape[2:] != (3, 3) or x.ndim != 4 or x.shape[1] != weight.shape[1]:
         raise ValueError(
             f"expected x (N, C, H, W) and a 3x3 weight (K, C, 3, 3), got {tuple(x.shape)} and {tuple(weight.shape)}"
         )
-    a_t, b_t, g = _transforms(x.dtype, x.device)
-    m, alpha = _TILE, _TILE + 2
-    n, c, h, w = x.shape
-    k = weight.shape[0]
-    th, tw = -(-h // m), -(-w // m)  # tiles per column and row
-    tiles = n * th * tw
-    # padding 1 on the top/left; bottom/right up to whole tiles (the extra outputs are cropped)
-    xp = F.pad(x, (1, 1 + m * tw - w, 1, 1 + m * th - h))
-    d = xp.unfold(2, alpha, m).unfold(3, alpha, m)  # (N, C, th, tw, 6, 6), overlapping views
-    d = d.permute(4, 5, 1, 0, 2, 3).reshape(alpha * alpha, c * tiles)  # (36, C*N*th*tw)
-    v = (b_t @ d).view(alpha * alpha, c, tiles)  # input tiles, Winograd domain
-    u = (g @ weight.permute(2, 3, 0, 1).reshape(9, k * c)).view(alpha * alpha, k, c)  # filters
-    prod = torch.bmm(u, v).view(alpha, alpha * k * tiles)  # (6 rows, 6 columns * K*N*th*tw)
-    rows = (a_t @ prod).view(m, alpha, k * tiles)  # (4, 6, K*N*th*tw): A^T along the rows
-    y = torch.matmul(a_t, rows).view(m, m, k, n, th, tw)  # (4, 4, K, N, th, tw): output tiles
-    y = y.permute(3, 2, 4, 0, 5, 1).reshape(n, k, m * th, m * tw)  # (N, K, H', W')
-    if m * th != h or m * tw != w:
-        y = y[..., :h, :w]
-    return y if bias is None else y + bias.view(1, k, 1, 1)
+    if shuffle < 1 or weight.shape[0] % (shuffle * shuffle):
+        raise ValueError(
+            f"shuffle must be a positive factor r with r*r dividing the {weight.shape[0]} output channels, got {shuffle}"
+        )
 
 
-def conv2d_3x3_reference(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """What `winograd_conv2d_3x3` and `conv2d_3x3` compute, by PyTorch's convolution (tests)."""
-    return F.conv2d(x, weight, bias, padding=1)
+class _WinogradConv(torch.autograd.Function):
+    """F(4x4, 3x3) forward and a hand-written backward, both as a few large GEMMs and one layout
+    copy each way. Autograd through the same ops (session 7) spent ~200 ms of the laptop step
+    outside the GEMMs: a transposed 6x4 GEMM over 2M columns, the tile layout copied twice
+    (to (N, K, H, W), then by pixel shuffle) each way, and unfold's backward."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, shuffle):
+        a_t, b_t, g = _transforms(x.dtype, x.device)
+        m, alpha, r = _TILE, _TILE + 2, shuffle
+        n, c, h, w = x.shape
+        k = weight.shape[0]
+        th, tw = -(-h // m), -(-w // m)  # tiles per column and row
+        tiles = n * th * tw
+        # padding 1 on the top/left; bottom/right up to whole tiles (the extra outputs are cropped)
+        xp = F.pad(x, (1, 1 + m * tw - w, 1, 1 + m * th - h))
+        d = xp.unfold(2, alpha, m).unfold(3, alpha, m)  # (N, C, th, tw, 6, 6), overlapping views
+        d = d.permute(4, 5, 1, 0, 2, 3).reshape(alpha * alpha, c * tiles)  # (36, C*N*th*tw)
+        v = (b_t @ d).view(alpha * alpha, c, tiles)  # input tiles, Winograd domain
+        u = (g @ weight.permute(2, 3, 0, 1).reshape(9, k * c)).view(alpha * alpha, k, c)  # filters
+        prod = torch.bmm(u, v).view(alpha, alpha * k * tiles)  # (6 rows, 6 columns * K*N*th*tw)
+        rows = (a_t @ prod).view(m, alpha, k * tiles)  # (4, 6, K*N*th*tw): A^T along the rows
+        y = torch.matmul(a_t, rows)  # (4, 4, K*N*th*tw): output tiles, A^T along the columns
+        # one copy to the output layout: channel k = (c_out, sy, sx) goes to pixel (Y*r+sy, X*r+sx)
+        # of map c_out (pixel shuffle; r = 1: a plain conv), where Y = 4*tile row + iy
+        y = y.view(m, m, k // (r * r), r, r, n, th, tw).permute(
+            5, 2, 6, 0, 3, 7, 1, 4
+        )  # (N, K/r², th, iy, sy, tw, ix, sx)
+        out = x.new_empty(y.shape)
+        if bias is None:
+            out.copy_(y)
+        else:
+            torch.add(y, bias.view(1, k // (r * r), 1, 1, r, 1, 1, r), out=out)
+        ctx.save_for_backward(u, v)
+        ctx.dims = (n, c, h, w, k, th, tw, r)
+        ctx.has_bias = bias is not None
+        out = out.view(n, k // (r * r), m * th * r, m * tw * r)
+        if m * th != h or m * tw != w:
+            out = out[..., : h * r, : w * r]
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        u, v = ctx.saved_tensors
+        n, c, h, w, k, th, tw, r = ctx.dims
+        a_t, b_t, g = _transforms(grad.dtype, grad.device)
+        m, alpha = _TILE, _TILE + 2
+        tiles = n * th * tw
+        if m * th != h or m * tw != w:
+            grad = F.pad(grad, (0, (m * tw - w) * r, 0, (m * th - h) * r))  # the cropped outputs: zero
+        grad = grad.reshape(n, k // (r * r), th, m, r, tw, m, r)  # (N, K/r², th, iy, sy, tw, ix, sx)
+        g_bias = grad.sum((0, 2, 3, 5, 6)).reshape(k) if ctx.has_bias else None
+        gy = grad.new_empty(m, m, k // (r * r), r, r, n, th, tw)
+        gy.copy_(grad.permute(3, 6, 1, 4, 7, 0, 2, 5))  # (iy, ix, K, N, th, tw), one copy
+        a = a_t.t().contiguous()  # (6, 4): a transposed view made MKL ~5x slower here
+        g_rows = torch.matmul(a, gy.view(m, m, k * tiles))  # (4, 6, K*T)
+        g_prod = (a @ g_rows.view(m, alpha * k * tiles)).view(alpha * alpha, k, tiles)  # (36, K, T)
+        g_x = g_weight = None
+        if ctx.needs_input_grad[1]:
+            g_u = torch.bmm(g_prod, v.transpose(1, 2))  # (36, K, C)
+            g_weight = (g.t().contiguous() @ g_u.view(alpha * alpha, k * c)).view(3, 3, k, c)
+            g_weight = g_weight.permute(2, 3, 0, 1).contiguous()  # (K, C, 3, 3)
+        if ctx.needs_input_grad[0]:
+            g_v = torch.bmm(u.transpose(1, 2), g_prod)  # (36, C, T)
+            g_d = b_t.t().contiguous() @ g_v.view(alpha * alpha, c * tiles)  # (36, C*T)
+            # the overlapping 6x6 tiles (stride 4) summed back onto the padded input: col2im
+            g_d = (
+                g_d.view(alpha, alpha, c, n, th * tw)
+                .permute(3, 2, 0, 1, 4)
+                .reshape(n, c * alpha * alpha, th * tw)
+            )
+            g_xp = F.fold(g_d, (m * th + 2, m * tw + 2), alpha, stride=m)  # (N, C, 4th+2, 4tw+2)
+            g_x = g_xp[:, :, 1 : 1 + h, 1 : 1 + w].contiguous()
+        return g_x, g_weight, g_bias, None
 
 
-def conv2d_3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """A 3x3, stride-1, padding-1 convolution: Winograd on CPU in float32 (backend "fast", and
-    the Winograd-domain product under WINOGRAD_MAX_BYTES), `F.conv2d` otherwise."""
+def winograd_conv2d_3x3(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, shuffle: int = 1
+) -> torch.Tensor:
+    """`F.pixel_shuffle(F.conv2d(x, weight, bias, padding=1), shuffle)` for a 3x3 kernel by
+    Winograd F(4x4, 3x3); shuffle = 1 is the plain conv. x (N, C, H, W), weight (K, C, 3, 3),
+    bias (K,) or None -> (N, K / shuffle², H * shuffle, W * shuffle)."""
+    _check(x, weight, shuffle)
+    return _WinogradConv.apply(x, weight, bias, shuffle)
+
+
+def conv2d_3x3_reference(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, shuffle: int = 1
+) -> torch.Tensor:
+    """What `winograd_conv2d_3x3` and `conv2d_3x3` compute, by PyTorch's convolution and pixel
+    shuffle (the direct backend; the tests' reference)."""
+    _check(x, weight, shuffle)
+    out = F.conv2d(x, weight, bias, padding=1)
+    return out if shuffle == 1 else F.pixel_shuffle(out, shuffle)
+
+
+def conv2d_3x3(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, shuffle: int = 1
+) -> torch.Tensor:
+    """A 3x3, stride-1, padding-1 convolution, then pixel shuffle by `shuffle` (1: none):
+    Winograd on CPU in float32 (backend "fast", and the Winograd-domain product under
+    WINOGRAD_MAX_BYTES), PyTorch's conv and pixel shuffle otherwise."""
     if _fast_on(x) and weight.dtype == x.dtype:
         th, tw = -(-x.shape[2] // _TILE), -(-x.shape[3] // _TILE)
         product_bytes = 36 * weight.shape[0] * x.shape[0] * th * tw * x.element_size()
         if product_bytes <= WINOGRAD_MAX_BYTES:
-            return winograd_conv2d_3x3(x, weight, bias)
-    return conv2d_3x3_reference(x, weight, bias)
+            return winograd_conv2d_3x3(x, weight, bias, shuffle)
+    return conv2d_3x3_reference(x, weight, bias, shuffle)
 
 
 class Conv3d(nn.Conv3d):

@@ -104,12 +104,14 @@ class CGMUL(nn.Module):
         f_context, f_motion = f_context.to(m_lr.dtype), f_motion.to(m_lr.dtype)
         s = similarity_map(f_context, m_lr, f_motion)  # (N, 1, h, w)
         features = torch.cat([f_context, f_motion, s, s * f_context, s * f_motion], dim=1)  # (N, 4C+1, h, w)
-        # self.conv's own computation, by Winograd on CPU in float32 (cgm.fastconv)
-        hr = conv2d_3x3(features, self.conv.weight, self.conv.bias)  # (N, scale*scale*k_hr*k_hr, h, w)
+        # self.conv to scale*scale*k_hr*k_hr channels, then F.pixel_shuffle: Winograd with the
+        # shuffle in its output copy on CPU in float32, PyTorch's conv and shuffle otherwise (cgm.fastconv).
         # Eq. 5 takes channel C*r*mod(y,r) + C*mod(x,r) + c (sub-pixel offset major, tap c minor);
         # F.pixel_shuffle takes c*r*r + r*mod(y,r) + mod(x,r) (tap major). The two differ by a fixed
         # permutation of the conv's output channels, which the learned conv absorbs.
-        return F.pixel_shuffle(hr, self.scale)  # (N, k_hr*k_hr, scale*h, scale*w)
+        return conv2d_3x3(
+            features, self.conv.weight, self.conv.bias, self.scale
+        )  # (N, k_hr*k_hr, scale*h, scale*w)
 
 
 class _FixedMotionUpsampler(nn.Module):

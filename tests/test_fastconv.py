@@ -42,6 +42,42 @@ def test_winograd_matches_a_float64_convolution_in_values_and_gradients(shape, w
         assert (a.double() - r).abs().max().item() <= 5e-5 * scale
 
 
+@pytest.mark.parametrize("shape, shuffle", [((2, 5, 16, 16), 4), ((3, 7, 15, 13), 2), ((1, 3, 5, 6), 3)])
+def test_winograd_with_pixel_shuffle_matches_conv_then_shuffle_in_float64(shape, shuffle):
+    """The shuffle is done by the output copy (no separate pixel-shuffle pass): values and the
+    gradients of input, weight and bias equal F.pixel_shuffle(F.conv2d(...)) in float64 within
+    5e-5 of the largest value, also where the output is cropped to a size not a multiple of 4."""
+    n, c, h, w = shape
+    k = 2 * shuffle * shuffle
+    x = torch.randn(n, c, h, w, requires_grad=True)
+    weight = torch.randn(k, c, 3, 3, requires_grad=True)
+    bias = torch.randn(k, requires_grad=True)
+    go = torch.randn(n, 2, h * shuffle, w * shuffle)
+
+    def shuffled(fn):
+        return lambda x, w, b: fn(x, w, b, shuffle)
+
+    ref = _grads(shuffled(conv2d_3x3_reference), x.double(), weight.double(), bias.double(), go.double())
+    got = _grads(shuffled(winograd_conv2d_3x3), x, weight, bias, go)
+    assert got[0].shape == (n, 2, h * shuffle, w * shuffle)
+    for a, r in zip(got, ref):
+        assert (a.double() - r).abs().max().item() <= 5e-5 * r.abs().max().item()
+    # the reference is the plain conv then F.pixel_shuffle
+    plain = F.pixel_shuffle(F.conv2d(x.double(), weight.double(), bias.double(), padding=1), shuffle)
+    assert torch.equal(ref[0], plain)
+
+
+def test_winograd_input_gradient_only_when_asked():
+    """With frozen weights (the backward skips the weight gradient) the input gradient is right."""
+    x = torch.randn(1, 3, 8, 8, requires_grad=True)
+    weight = torch.randn(4, 3, 3, 3)
+    out = winograd_conv2d_3x3(x, weight, None)
+    (gx,) = torch.autograd.grad(out.sum(), [x])
+    xd = x.detach().double().requires_grad_()
+    (ref,) = torch.autograd.grad(conv2d_3x3_reference(xd, weight.double(), None).sum(), [xd])
+    assert (gx.double() - ref).abs().max().item() <= 5e-5 * ref.abs().max().item()
+
+
 def test_winograd_is_not_the_direct_convolution_renamed():
     """It computes the same function by other arithmetic: equal to float rounding, not bitwise."""
     x, w, b = torch.randn(2, 8, 12, 12), torch.randn(16, 8, 3, 3), torch.randn(16)
@@ -55,6 +91,10 @@ def test_winograd_rejects_what_it_does_not_compute():
         winograd_conv2d_3x3(torch.randn(1, 3, 8, 8), torch.randn(4, 3, 5, 5), None)
     with pytest.raises(ValueError, match="3x3 weight"):
         winograd_conv2d_3x3(torch.randn(1, 2, 8, 8), torch.randn(4, 3, 3, 3), None)
+    with pytest.raises(ValueError, match="shuffle must be"):
+        winograd_conv2d_3x3(torch.randn(1, 3, 8, 8), torch.randn(6, 3, 3, 3), None, 2)
+    with pytest.raises(ValueError, match="shuffle must be"):
+        conv2d_3x3_reference(torch.randn(1, 3, 8, 8), torch.randn(4, 3, 3, 3), None, 0)
 
 
 def test_dispatch_picks_winograd_only_on_cpu_float32_without_autocast(monkeypatch):
