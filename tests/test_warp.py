@@ -345,6 +345,22 @@ def _subnormal(t):
     return ((t != 0) & (t.abs() < torch.finfo(t.dtype).tiny)).any().item()
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_flush_subnormal_is_the_masked_fill_it_replaced(dtype):
+    # the one-pass hardshrink must zero exactly |t| < tiny: at the boundary, NaN and inf as well
+    fi = torch.finfo(dtype)
+    bits = {torch.float32: (torch.int32, 0x007FFFFF), torch.float64: (torch.int64, 0x000FFFFFFFFFFFFF)}
+    int_dtype, pattern = bits.get(dtype, (torch.int16, 0x007F))  # all mantissa bits, exponent 0
+    largest_sub = torch.tensor(pattern, dtype=int_dtype).view(dtype)
+    edge = torch.tensor([fi.tiny, -fi.tiny, 0.0, -0.0, float("nan"), float("inf"), -float("inf"), 1.0], dtype=dtype)
+    t = torch.cat([edge, largest_sub.view(1), -largest_sub.view(1), torch.randn(500, dtype=dtype) * fi.tiny * 4])
+    assert (t.abs() < fi.tiny).sum() > 10 and largest_sub < fi.tiny  # subnormals present
+    expected = t.masked_fill(t.abs() < fi.tiny, 0)
+    out = t.clone()
+    assert warp_module._flush_subnormal_(out) is out
+    torch.testing.assert_close(out, expected, rtol=0, atol=0, equal_nan=True)
+
+
 @pytest.mark.parametrize("backend", ["native", "taps"])
 def test_softmax_filters_gradcheck(backend):
     logits = torch.randn(2, 9, 3, 4, dtype=torch.float64, requires_grad=True)
