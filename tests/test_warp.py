@@ -352,8 +352,12 @@ def test_flush_subnormal_is_the_masked_fill_it_replaced(dtype):
     bits = {torch.float32: (torch.int32, 0x007FFFFF), torch.float64: (torch.int64, 0x000FFFFFFFFFFFFF)}
     int_dtype, pattern = bits.get(dtype, (torch.int16, 0x007F))  # all mantissa bits, exponent 0
     largest_sub = torch.tensor(pattern, dtype=int_dtype).view(dtype)
-    edge = torch.tensor([fi.tiny, -fi.tiny, 0.0, -0.0, float("nan"), float("inf"), -float("inf"), 1.0], dtype=dtype)
-    t = torch.cat([edge, largest_sub.view(1), -largest_sub.view(1), torch.randn(500, dtype=dtype) * fi.tiny * 4])
+    edge = torch.tensor(
+        [fi.tiny, -fi.tiny, 0.0, -0.0, float("nan"), float("inf"), -float("inf"), 1.0], dtype=dtype
+    )
+    t = torch.cat(
+        [edge, largest_sub.view(1), -largest_sub.view(1), torch.randn(500, dtype=dtype) * fi.tiny * 4]
+    )
     assert (t.abs() < fi.tiny).sum() > 10 and largest_sub < fi.tiny  # subnormals present
     expected = t.masked_fill(t.abs() < fi.tiny, 0)
     out = t.clone()
