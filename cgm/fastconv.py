@@ -4,11 +4,16 @@
 filtering F(4x4, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", CVPR
 2016): each 6x6 input tile and each 3x3 filter are transformed, multiplied channel-wise as 36
 batched GEMMs, and the 4x4 output tile is transformed back: 36 multiplies per 16 outputs instead
-of 144. Autograd through the transforms and the batched GEMM gives the backward, itself in the
-Winograd domain. CGMUL's conv to scale^2 * k_hr^2 channels was 41% of the float32 laptop step;
-this is 2.5x faster for its forward+backward (docs/performance.md). The reference,
-`conv2d_3x3_reference`, is `F.conv2d(x, weight, bias, padding=1)`; the float32 error relative to a float64 convolution is
-~7e-6 of the largest value (oneDNN's direct algorithm: ~2e-6), tested with the gradients.
+of 144. The backward is written by hand (`_WinogradConv`), itself in the Winograd domain: the
+same few GEMMs transposed and one layout copy each way. `conv2d_3x3(x, w, b, shuffle)` also folds
+CGMUL's pixel shuffle (Eq. 5) into the output tile's layout copy, so the 1,312-channel output is
+written once, already shuffled. CGMUL's conv to scale^2 * k_hr^2 channels was 41% of the float32
+laptop step; its forward+backward is 2.5x faster with autograd through the transforms (session
+7), and with the hand-written backward and the folded shuffle another ~20% (conv + shuffle: 629-664
+-> 515-525 ms, docs/performance.md). The reference, `conv2d_3x3_reference`, is `F.conv2d(x,
+weight, bias, padding=1)` then `F.pixel_shuffle`; the float32 error relative to a float64
+convolution is ~7e-6 of the largest value (oneDNN's direct algorithm: ~2e-6), tested with the
+gradients.
 
 It runs on CPU in float32 only: on CUDA cuDNN chooses its own algorithms (Winograd among them);
 under bf16 autocast oneDNN's bf16 kernels are faster, and the transforms would lose bf16's bits.
