@@ -19,7 +19,8 @@ path (`--paths` lists them): `fast` is the laptop's step as it is (bf16 autocast
 has native bf16, else float32 with cgm.fastconv's convolutions; freed memory kept by the
 allocator); `old` the float32 step before it (and before issue 12's items 2-3: the PyTorch
 tap-loop warp, glibc's default allocator, PyTorch's direct convolutions); `new` is `old` with the compiled warp kernels;
-`prefix` the step before issue 12 (no subnormal flush either). The default is `old fast`. The
+`prefix` the step before issue 12 (no subnormal flush either); `fast32` is `fast` kept in float32
+(the path of a CPU without native bf16, measurable on any CPU). The default is `old fast`. The
 rate columns then exclude data loading (each batch is loaded once, used by both); the loss
 columns show that the paths train alike. `--path` picks the path of plain mode (default `fast`).
 
@@ -90,9 +91,18 @@ def fast_code():
         yield
 
 
-PATHS = {"prefix": prefix_code, "old": old_code, "new": new_code, "fast": fast_code}
+@contextlib.contextmanager
+def fast32_code():
+    """`fast` in float32 on every CPU: what a CPU without native bf16 trains (CGMUL's conv by
+    Winograd, the 3D convs on channels-last copies, freed memory kept, the tap-loop warp), to
+    measure that path on a CPU that would otherwise take bf16."""
+    with fast_code():
+        yield
+
+
+PATHS = {"prefix": prefix_code, "old": old_code, "new": new_code, "fast": fast_code, "fast32": fast32_code}
 # the autocast each path trains under, whatever the experiment's config says
-PATH_AMP = {"prefix": "none", "old": "none", "new": "none", "fast": "bf16"}
+PATH_AMP = {"prefix": "none", "old": "none", "new": "none", "fast": "bf16", "fast32": "none"}
 PATH_DOC = {name: " ".join(fn.__doc__.split()) for name, fn in PATHS.items()}
 
 
