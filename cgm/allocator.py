@@ -8,9 +8,20 @@ laptop step, ~7% of its time (docs/performance.md). `retain_freed_memory()` rais
 thresholds (`mallopt`), so freed blocks are reused by the next step; the process then holds its
 peak heap until it exits, as PyTorch's CUDA caching allocator does on a GPU.
 
-It changes no number a step computes. The Trainer calls it on CPU; `glibc_defaults()` restores
-glibc's fixed defaults (benchmarks/train.py uses it for the old path). Outside glibc (macOS,
-musl) nothing is changed and `state()` says so.
+It changes no number a step computes. The Trainer calls it on CPU; `glibc_defaults()` goes back to
+what glibc does by default in a long-running process (benchmarks/train.py uses it for the old
+path). Outside glibc (macOS, musl) nothing is changed and `state()` says so.
+
+A trap (found in session 10): glibc's default mmap threshold is *dynamic*. It starts at 128 KiB
+and rises to the size of each mmapped block freed, up to 32 MiB on 64-bit, with the trim threshold
+at twice that; so after a step or two a process that never calls `mallopt` serves blocks up to
+32 MiB from its heap and faults only on the larger ones. Any `mallopt` of a threshold turns the
+dynamic rule off for good. Pinning the initial 128 KiB (what `glibc_defaults()` did up to session
+9) is not glibc's default at all: it made the laptop float32 step fault ~267,000 pages a step and
+take 1.03 s instead of 0.70 s (Intel Xeon, 1 thread), and so overstated the old path's cost in
+every side-by-side ratio before session 10 (docs/performance.md). `glibc_defaults()` now sets the
+dynamic rule's steady state (32 MiB / 64 MiB): 0.69-0.72 s, as a process that never called
+`mallopt` (0.69-0.70 s).
 """
 
 from __future__ import annotations
@@ -24,7 +35,9 @@ M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
 # Blocks up to 1 GiB from the heap (threads other than the main one have 64 MiB arenas and still
 # mmap above that); the trim threshold is a C int: the largest, i.e. never trim.
 RETAIN = {M_MMAP_THRESHOLD: 1 << 30, M_TRIM_THRESHOLD: 2**31 - 1, M_TOP_PAD: 64 << 20}
-GLIBC_DEFAULTS = {M_MMAP_THRESHOLD: 128 << 10, M_TRIM_THRESHOLD: 128 << 10, M_TOP_PAD: 128 << 10}
+# glibc's dynamic thresholds in a process that has freed a block of 32 MiB or more (64-bit:
+# DEFAULT_MMAP_THRESHOLD_MAX, and trim at twice the mmap threshold); the top pad is its default.
+GLIBC_DEFAULTS = {M_MMAP_THRESHOLD: 32 << 20, M_TRIM_THRESHOLD: 64 << 20, M_TOP_PAD: 128 << 10}
 
 _state = "default (not set by cgm)"
 
@@ -55,8 +68,9 @@ def retain_freed_memory() -> str:
 
 
 def glibc_defaults() -> str:
-    """glibc's fixed default thresholds (128 KiB mmap threshold and trim); -> `state()`."""
-    return _set(GLIBC_DEFAULTS, "glibc defaults (mmap threshold 128 KiB, trim 128 KiB)")
+    """glibc's default thresholds as a running process has them (the dynamic mmap threshold at its
+    32 MiB maximum, trim 64 MiB; see the module docstring); -> `state()`."""
+    return _set(GLIBC_DEFAULTS, "glibc defaults (dynamic thresholds, steady state: mmap 32 MiB, trim 64 MiB)")
 
 
 def state() -> str:

@@ -13,18 +13,19 @@ from cgm.experiments.environment import environment
 glibc_only = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
 
 
-def step() -> float:
+def step(mib: int) -> float:
     """What a training step does to the heap: big tensors alive together, freed at the end."""
-    a, b = torch.ones(2 << 20), torch.ones(2 << 20)  # 8 MB each, far above glibc's 128 KiB
+    a, b = torch.ones(mib << 18), torch.ones(mib << 18)  # mib MiB each
     return float((a + b)[0])
 
 
-def faults_of_a_step() -> int:
-    """Minor page faults of one step after six (warm: the heap has its steady layout)."""
+def faults_of_a_step(mib: int = 40) -> int:
+    """Minor page faults of one step after six (warm: the heap has its steady layout); 40 MiB
+    tensors are above glibc's largest dynamic mmap threshold (32 MiB)."""
     for _ in range(6):
-        step()
+        step(mib)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    step()
+    step(mib)
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
 
@@ -32,9 +33,11 @@ def faults_of_a_step() -> int:
 def test_retained_memory_is_reused_without_page_faults():
     try:
         assert allocator.glibc_defaults().startswith("glibc defaults")
-        # mmapped fresh and unmapped on free: at least one 8 MB tensor's 2,048 pages faulted again
-        # (all three, 6,144, in a fresh process)
-        assert faults_of_a_step() > 2000
+        # mmapped fresh and unmapped on free: at least one 40 MiB tensor's 10,240 pages faulted
+        # again (all three, 30,720, in a fresh process)
+        assert faults_of_a_step() > 10000
+        # below 32 MiB glibc's default (dynamic) threshold serves them from the heap: no re-faults
+        assert faults_of_a_step(8) < 100
         assert allocator.retain_freed_memory() == allocator.state()
         assert allocator.state().startswith("retain")
         assert faults_of_a_step() < 100
