@@ -1,12 +1,13 @@
 """The CPU memory allocator of a training process: keep freed memory instead of handing it back.
 
 A CGM-Net step on CPU allocates and frees tensors of several MB each (the 81-tap HR maps of a
-laptop-profile step are 21 MB). glibc's malloc serves blocks above its mmap threshold (128 KiB
-by default) with fresh `mmap`s and returns them on `free`, and trims the heap top above 128 KiB:
-so every step touches its big tensors' pages for the first time again, ~40,000 page faults per
-laptop step, ~7% of its time (docs/performance.md). `retain_freed_memory()` raises both
-thresholds (`mallopt`), so freed blocks are reused by the next step; the process then holds its
-peak heap until it exits, as PyTorch's CUDA caching allocator does on a GPU.
+laptop-profile step are 21 MB; the float32 Winograd product 48 MB). glibc's malloc serves blocks
+above its mmap threshold with fresh `mmap`s and returns them on `free`, and trims the heap top
+above its trim threshold: a block served that way has its pages faulted in again at every step.
+By default the threshold rises with use (below) but never above 32 MiB, and the heap is trimmed.
+`retain_freed_memory()` raises both thresholds (`mallopt`: mmap above 1 GiB only, never trim), so
+freed blocks of any size are reused by the next step; the process then holds its peak heap until
+it exits, as PyTorch's CUDA caching allocator does on a GPU.
 
 It changes no number a step computes. The Trainer calls it on CPU; `glibc_defaults()` goes back to
 what glibc does by default in a long-running process (benchmarks/train.py uses it for the old
