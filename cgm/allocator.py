@@ -22,7 +22,7 @@ dynamic rule off for good. Pinning the initial 128 KiB (what `glibc_defaults()` 
 take 1.03 s instead of 0.70 s (Intel Xeon, 1 thread), and so overstated the old path's cost in
 every side-by-side ratio before session 10 (docs/performance.md). `glibc_defaults()` now sets the
 dynamic rule's steady state (32 MiB / 64 MiB): 0.69-0.72 s, as a process that never called
-`mallopt` (0.69-0.70 s).
+`mallopt` (0.69-0.71 s).
 """
 
 from __future__ import annotations
