@@ -5,7 +5,9 @@
     python -m cgm.reproduce --inplace            # refresh the committed notebooks' stored outputs
 
 Executed copies go to `results/executed/`; each notebook writes its own `results/<notebook>.csv`
-(measured value, dataset, profile, paper value), which the summary gathers table by table.
+(measured value, dataset, profile, paper value), which the summary gathers table by table. Timings
+(each notebook's seconds, Table 1's seconds per pair) go to the ignored `results/timings/`, so a
+rerun whose numbers did not change leaves the committed files byte for byte as they were.
 """
 
 from __future__ import annotations
@@ -122,9 +124,10 @@ def reader_columns(frame: pd.DataFrame) -> pd.DataFrame:
     return out.drop(columns=[c for c in INTERNAL if c in out.columns])
 
 
-def write_summary(results: Path = RESULTS, timings: dict[str, float] | None = None) -> Path:
+def write_summary(results: Path = RESULTS) -> Path:
     """Write `results/summary.md`: the verdict table (one row per claim of the paper, computed from
-    the CSVs by `cgm.verdicts`), then every notebook's CSV with the columns a reader needs."""
+    the CSVs by `cgm.verdicts`), then every notebook's CSV with the columns a reader needs. Only
+    numbers of the CSVs go in (no run times), so equal numbers give an identical file."""
     from cgm.verdicts import verdict_table
 
     verdicts = verdict_table(results)
@@ -160,12 +163,36 @@ def write_summary(results: Path = RESULTS, timings: dict[str, float] | None = No
         frame = pd.read_csv(results / f"{stem}.csv")
         title = TITLES.get(base, base)
         lines += [f"### {title}: `{stem}.csv`" if variant or title != base else f"### `{stem}.csv`", ""]
-        if timings and stem in timings:
-            lines += [f"Notebook ran in {timings[stem]:.0f} s.", ""]
         lines += [reader_columns(frame).to_markdown(index=False, floatfmt=".4g"), ""]
     out = results / "summary.md"
     out.write_text("\n".join(lines))
     return out
+
+
+def write_timings(timings: dict[str, float], results: Path = RESULTS) -> Path:
+    """Each notebook run's wall-clock seconds -> `results/timings/notebooks.csv` (ignored by git)."""
+    folder = results / "timings"
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / "notebooks.csv"
+    pd.DataFrame({"notebook": list(timings), "seconds": [round(v, 1) for v in timings.values()]}).to_csv(
+        out, index=False
+    )
+    return out
+
+
+def kernel_manager_class():
+    """A kernel manager whose kernels talk over IPC (Unix sockets) instead of TCP on localhost: the
+    notebooks' kernels never leave this machine, and ipykernel then has no reason to warn that its
+    TCP traffic is unencrypted (it prints that warning for every TCP kernel)."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class IPCKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _transport_default(self) -> str:
+            return "ipc"
+
+    return IPCKernelManager
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     executed.mkdir(parents=True, exist_ok=True)
 
     timings: dict[str, float] = {}
+    manager = kernel_manager_class()
     start = time.perf_counter()
     jobs = [(path, path.stem, {}) for path in notebooks]
     if not args.inplace:  # variants write their own executed copy; the committed notebook is one
@@ -218,12 +246,17 @@ def main(argv: list[str] | None = None) -> int:
             cwd=str(NOTEBOOKS),
             progress_bar=False,
             kernel_name="python3",
+            kernel_manager_class=manager,
         )
         timings[stem] = time.perf_counter() - t0
         print(f"{timings[stem]:.0f} s", flush=True)
-    summary = write_summary(timings=timings)
+    summary = write_summary()
+    timing = write_timings(timings)
     total = time.perf_counter() - start
-    print(f"{len(jobs)} notebook runs in {total / 60:.1f} min; summary: {summary.relative_to(ROOT)}")
+    print(
+        f"{len(jobs)} notebook runs in {total / 60:.1f} min; summary: {summary.relative_to(ROOT)}; "
+        f"timings: {timing.relative_to(ROOT)}"
+    )
     return 0
 
 

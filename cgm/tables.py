@@ -28,6 +28,10 @@ from cgm.paper import paper_cell, paper_table
 ROOT = Path(__file__).resolve().parent.parent
 # CGM_RESULTS_DIR redirects what notebooks write (tests use it); cached runs stay in results/runs.
 RESULTS = Path(os.environ.get("CGM_RESULTS_DIR") or ROOT / "results")
+# Columns that time the machine, not the method: they change on every run, so `write_results` keeps
+# them out of the committed CSV (a rerun with equal numbers rewrites it byte for byte) and writes
+# them to the ignored `results/timings/<stem>.csv` instead.
+TIMING_COLUMNS = ("sec_per_pair",)
 COLUMNS = (
     "table",
     "row",
@@ -247,7 +251,8 @@ def write_results(
 
     With `params` (the notebook's parameters, `notebook_params`), the file is named by
     `result_stem` (the defaults' file only for default parameters) and a `parameters` column says
-    which parameters produced the numbers. Without, `<notebook>.csv`."""
+    which parameters produced the numbers. Without, `<notebook>.csv`. Timing columns
+    (`TIMING_COLUMNS`) go to `<results_dir>/timings/<stem>.csv` with the row and column keys."""
     missing = [c for c in ("measured", "paper", "dataset", "profile") if c not in frame.columns]
     if missing:
         raise ValueError(f"results of {notebook} lack columns {missing}; build them with compare()")
@@ -257,6 +262,12 @@ def write_results(
         frame = frame.assign(parameters=parameters_label(notebook, params, ignore=ignore))
         stem = result_stem(notebook, params, stem=stem, ignore=ignore)
     path = folder / f"{stem or notebook}.csv"
+    timing = [c for c in TIMING_COLUMNS if c in frame.columns]
+    if timing:
+        keys = [c for c in ("table", "row", "column") if c in frame.columns]
+        (folder / "timings").mkdir(exist_ok=True)
+        frame[keys + timing].to_csv(folder / "timings" / path.name, index=False, float_format="%.6g")
+        frame = frame.drop(columns=timing)
     frame.to_csv(path, index=False, float_format="%.6g")
     return path
 
