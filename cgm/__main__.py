@@ -15,7 +15,6 @@ Every parameter is checked before work starts; a bad one ends with a message lis
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import sys
 import time
@@ -25,21 +24,11 @@ from cgm import experiments as ex
 from cgm.train import NonFiniteLossError
 
 
-def _value(text: str):
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
 def parse_sets(pairs: list[str]) -> dict:
-    out = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise ValueError(f"--set expects key=value, got {pair!r}")
-        key, value = pair.split("=", 1)
-        out[key.strip()] = _value(value.strip())
-    return out
+    """{key: value} of `--set key=value` pairs: the parser of the notebooks' `overrides` too."""
+    from cgm.overrides import parse_pairs
+
+    return parse_pairs(pairs)
 
 
 def overrides_from(args) -> dict:

@@ -12,12 +12,14 @@
 from .config import (
     DATA_KEYS,
     SECTIONS,
+    UNHASHED_EVAL,
     UNHASHED_TRAIN,
     DataSpec,
     EvalSpec,
     ExperimentConfig,
     apply_overrides,
     config_hash,
+    overrides_between,
 )
 from .lock import RunLockedError, run_lock
 from .models import figure_inputs, trained_model
@@ -69,12 +71,14 @@ __all__ = [
     "trained_model",
     "DATA_KEYS",
     "SECTIONS",
+    "UNHASHED_EVAL",
     "UNHASHED_TRAIN",
     "DataSpec",
     "EvalSpec",
     "ExperimentConfig",
     "apply_overrides",
     "config_hash",
+    "overrides_between",
     "BUILDERS",
     "PAPER_CLASSES",
     "PAPER_EPOCHS",

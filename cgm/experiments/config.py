@@ -1,12 +1,16 @@
 """What one run computes: `ExperimentConfig` (model, train, typed data and eval specs), the
 override language of `run(name, profile, **overrides)` and the config hash that names a cached run.
 
-The hash is SHA-256 over the JSON of `ExperimentConfig.to_dict()`; the specs' `to_dict` keeps the
-JSON the untyped dicts of earlier versions had, so every cached run keeps its hash.
+The hash is SHA-256 over the JSON of `ExperimentConfig.to_dict()` less what only changes how the
+numbers are computed (UNHASHED_TRAIN, UNHASHED_EVAL; docs/decisions/001-run-identity.md); the
+specs' `to_dict` keeps the JSON the untyped dicts of earlier versions had, so every cached run
+keeps its hash. `overrides_between` gives the overrides that turn one config into another (what
+`python -m cgm list` shows beside a cached run).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -21,6 +25,10 @@ from cgm.train import TrainConfig, config_dict
 
 # TrainConfig fields that do not change what a run computes: left out of the hash.
 UNHASHED_TRAIN = ("num_workers", "log_every", "checkpoint_every", "eval_every", "progress", "tensorboard")
+# EvalSpec fields that do not change what a run measures (the evaluation batch: clips per forward
+# pass), hashed at a fixed value, the one every run cached before they left the hash was written
+# with: any value gives the same hash, and those runs keep theirs.
+UNHASHED_EVAL = {"batch_size": 8}
 SECTIONS = ("model", "train", "data", "eval")
 DATA_FIELDS = ("name", "split", "data_root", "kw")
 # Plain override names that go to the training set: the fields above, and two keyword arguments.
@@ -190,6 +198,17 @@ class ExperimentConfig:
         object.__setattr__(self, "data", DataSpec.from_dict(self.data))
         object.__setattr__(self, "eval", EvalSpec.from_dict(self.eval))
 
+    @classmethod
+    def from_dict(cls, d: Mapping) -> ExperimentConfig:
+        """The config of `to_dict()`'s JSON (a cached run's config.json; its other keys ignored)."""
+        return cls(
+            CGMConfig.from_dict(d["model"]),
+            TrainConfig(**d["train"]),
+            d["data"],
+            d["eval"],
+            d.get("pretrain_from"),
+        )
+
     def to_dict(self) -> dict:
         return {
             "model": self.model.to_dict(),
@@ -204,6 +223,7 @@ def config_hash(cfg: ExperimentConfig, pretrain_hash: str | None = None) -> str:
     """12 hex digits of SHA-256 over the config (and the pretraining run's hash)."""
     d = cfg.to_dict()
     d["train"] = {k: v for k, v in d["train"].items() if k not in UNHASHED_TRAIN}
+    d["eval"] = {**d["eval"], **UNHASHED_EVAL}
     d["pretrain_hash"] = pretrain_hash
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
@@ -295,3 +315,46 @@ def apply_overrides(cfg: ExperimentConfig, overrides: dict[str, Any]) -> Experim
         )
     except TypeError as err:  # a value of the wrong type compared or converted inside a config
         raise ValueError(f"overrides {overrides}: a value has the wrong type ({err})") from None
+
+
+def overrides_between(base: ExperimentConfig, cfg: ExperimentConfig) -> dict[str, Any]:
+    """The overrides with which `apply_overrides(base, ...)` gives `cfg` (plain names where one
+    section owns the field): what a run changed from its profile's config. `{}` for the same
+    config; a ValueError when no overrides give `cfg` (another pretraining source, evaluation
+    sets that differ in more than `max_clips`)."""
+    model_b, train_b = base.model.to_dict(), config_dict(base.train)
+
+    def key(section: str, name: str) -> str:
+        try:
+            return name if _owner(name, model_b, train_b) == (section, name) else f"{section}__{name}"
+        except ValueError:
+            return f"{section}__{name}"
+
+    out: dict[str, Any] = {}
+    for section, mine, theirs in (
+        ("model", _plain(dataclasses.asdict(base.model)), _plain(dataclasses.asdict(cfg.model))),
+        ("train", _plain(dataclasses.asdict(base.train)), _plain(dataclasses.asdict(cfg.train))),
+    ):
+        for name, value in theirs.items():
+            if value != mine.get(name) and not (name == "epochs" and value is None and cfg.train.steps):
+                out[key(section, name)] = value  # (epochs=None follows from steps=N)
+    data_b, data_c = base.data.to_dict(), cfg.data.to_dict()
+    for name in ("name", "split", "data_root"):
+        if data_c.get(name) != data_b.get(name):
+            out[key("data", name)] = data_c.get(name)
+    kw_b, kw_c = data_b["kw"], data_c["kw"]
+    changed = {k for k in set(kw_b) | set(kw_c) if kw_b.get(k) != kw_c.get(k)}
+    if changed <= {"fold", "n"} and changed <= set(kw_c):
+        out.update({key("data", k): kw_c[k] for k in sorted(changed)})
+    elif changed:  # other keyword arguments of the dataset: all of them
+        out["data__kw"] = kw_c
+    if cfg.eval.batch_size != base.eval.batch_size:
+        out["eval__batch_size"] = cfg.eval.batch_size
+    clips = {s.max_clips for _, _, s in cfg.eval.sets()}
+    if len(clips) == 1 and clips != {s.max_clips for _, _, s in base.eval.sets()}:
+        out["eval__max_clips"] = clips.pop()
+    got, want = apply_overrides(base, out).to_dict(), cfg.to_dict()
+    if got != want:
+        differ = ", ".join(k for k in want if got[k] != want[k])
+        raise ValueError(f"no overrides of the profile's config give this config (it differs in {differ})")
+    return out
