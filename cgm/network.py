@@ -71,6 +71,7 @@ ADDED_FIELDS = {
     "hr_prior": "none",
     "context_input": "frame",
     "last_cue": "self",
+    "cost_patch": 3,
 }
 HR_PRIORS = ("none", "lr_flow", "cost", "cost_local")
 # hr_prior="cost": the start of the learned inverse temperature of the matching cost (1 / 0.01;
@@ -122,7 +123,9 @@ class CGMConfig:
     bilinear shift), "cost" (minus a learned inverse temperature times `upsample.matching_cost` of
     frame t+1 in frame t: the HR maps start as soft block matching) or "cost_local" (the same with
     the temperature also scaled per pixel by exp of one more map that CGMUL makes, starting at 1);
-    `last_cue` (LAST_CUES) is the cost the last frame, which has no successor, gets.
+    `last_cue` (LAST_CUES) is the cost the last frame, which has no successor, gets; `cost_patch`
+    the box (px) the matching cost is averaged over (`upsample.COST_PATCH` = 3 by default; larger
+    boxes trade ℓ1 for smoother motion, docs/training.md).
     """
 
     backbone: str = "r3d18"
@@ -146,6 +149,7 @@ class CGMConfig:
     filter_norm: str = "softmax"
     hr_prior: str = "none"
     last_cue: str = "self"
+    cost_patch: int = 3
     context_input: str = "frame"
     padding: str = "border"
     dropout: float = 0.5
@@ -167,6 +171,10 @@ class CGMConfig:
         )
         need(self.hr_prior in HR_PRIORS, f"unknown hr_prior {self.hr_prior!r}; valid: {HR_PRIORS}")
         need(self.last_cue in LAST_CUES, f"unknown last_cue {self.last_cue!r}; valid: {LAST_CUES}")
+        need(
+            isinstance(self.cost_patch, int) and self.cost_patch >= 1 and self.cost_patch % 2 == 1,
+            f"cost_patch must be a positive odd box size (px), got {self.cost_patch!r}",
+        )
         need(
             self.hr_prior == "none" or (self.upsampler == "cgmul" and self.filter_norm == "softmax"),
             f"hr_prior={self.hr_prior!r} is a log-prior added to CGMUL's output before the softmax: it "
@@ -482,11 +490,11 @@ class CGMNet(nn.Module):
         """`matching_cost` of each frame's successor in it, (B*T, k^^2, H, W); frames and
         successors (B, T, 3, H, W). With last_cue="previous" the last frame (its successor is
         itself) takes the cost of the pair before it instead."""
-        k_hr = self.cfg.k_hr
+        k_hr, patch = self.cfg.k_hr, self.cfg.cost_patch
         if self.cfg.last_cue == "self" or frames.shape[1] < 2:
-            return matching_cost(frames.flatten(0, 1), successors.flatten(0, 1), k_hr)
+            return matching_cost(frames.flatten(0, 1), successors.flatten(0, 1), k_hr, patch)
         b, t = frames.shape[:2]
-        pairs = matching_cost(frames[:, :-1].flatten(0, 1), successors[:, :-1].flatten(0, 1), k_hr)
+        pairs = matching_cost(frames[:, :-1].flatten(0, 1), successors[:, :-1].flatten(0, 1), k_hr, patch)
         pairs = pairs.view(b, t - 1, *pairs.shape[1:])  # (B, T-1, k^^2, H, W)
         return torch.cat([pairs, pairs[:, -1:]], dim=1).flatten(0, 1)  # (B*T, k^^2, H, W)
 

@@ -85,6 +85,10 @@ class TrainConfig:
     grad_clip: clip the global gradient norm to this value (0 = off; the paper does not clip).
     weighting: per-pixel weights of the reconstruction losses, "uniform" (Eq. 6) or "motion"
         (cgm.losses.photometric_loss; the laptop profile's, see docs/training.md).
+    smoothness, compactness, census: weights of the regularisers of `cgm.losses.cgm_loss` that
+        are not the paper's (0 = off): edge-aware smoothness of the maps' flow, the HR filters'
+        spread around their mean displacement, a census photometric term (docs/training.md,
+        "Motion maps that are motion").
     """
 
     stage: str = "selfsup"
@@ -106,6 +110,9 @@ class TrainConfig:
     sync_bn: bool = False
     grad_clip: float = 0.0
     weighting: str = "uniform"
+    smoothness: float = 0.0
+    compactness: float = 0.0
+    census: float = 0.0
     progress: bool = True
     tensorboard: bool = True
 
@@ -117,6 +124,9 @@ class TrainConfig:
             raise ValueError(f"unknown amp {self.amp!r}; valid: {', '.join(AMP_MODES)}")
         if self.weighting not in WEIGHTINGS:
             raise ValueError(f"unknown weighting {self.weighting!r}; valid: {', '.join(WEIGHTINGS)}")
+        for name in ("smoothness", "compactness", "census"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (0 = off), got {getattr(self, name)}")
         try:
             device_type = torch.device(self.device).type
         except RuntimeError:
@@ -180,7 +190,7 @@ def _check_types(cfg) -> None:
 
 # Fields added after the committed runs were cached, with their defaults: config_dict leaves them
 # out at the default, so that those runs' config hashes stay valid.
-ADDED_FIELDS = {"weighting": "uniform"}
+ADDED_FIELDS = {"weighting": "uniform", "smoothness": 0.0, "compactness": 0.0, "census": 0.0}
 
 
 def config_dict(cfg: Any) -> dict:
@@ -284,6 +294,9 @@ def stage_loss(cfg: TrainConfig, *, padding: str = "border") -> Callable:
             lambda_cls=cfg.lambda_cls,
             padding=padding,
             weighting=cfg.weighting,
+            smoothness=cfg.smoothness,
+            compactness=cfg.compactness,
+            census=cfg.census,
         )
 
     return loss_fn

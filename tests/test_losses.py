@@ -116,3 +116,56 @@ def test_bad_inputs():
         cgm_loss(_output(hr, lr), torch.zeros(1, 3, 3, 8, 8), torch.zeros(2, dtype=torch.long))
     with pytest.raises(ValueError, match="do not match"):
         warp_frames(torch.zeros(1, 3, 2, 8, 8), torch.zeros(1, 2, 9, 4, 4))
+
+
+def test_filter_spread_zero_for_one_hot_and_one_pixel_shift_positive_for_two_far_taps():
+    from cgm.losses import filter_spread
+    from cgm.upsample import flow_kernel
+
+    one_hot = _one_hot(1, 1, 9, 6, 6, 3, -2)[0]  # (1, 81, 6, 6)
+    assert filter_spread(one_hot).item() == pytest.approx(0.0, abs=1e-6)
+    bilinear = flow_kernel(torch.full((1, 2, 6, 6), 0.5), 9)  # half-way between taps: var 0.25 + 0.25
+    assert filter_spread(bilinear).item() == pytest.approx(0.5, abs=1e-5)
+    two = (_one_hot(1, 1, 9, 6, 6, 0, -4)[0] + _one_hot(1, 1, 9, 6, 6, 0, 4)[0]) / 2  # mean 0, var 16
+    assert filter_spread(two).item() == pytest.approx(16.0, abs=1e-4)
+
+
+def test_edge_aware_smoothness_zero_for_constant_flow_and_discounted_at_edges():
+    from cgm.losses import edge_aware_smoothness
+
+    flat = torch.zeros(1, 3, 8, 8)
+    assert edge_aware_smoothness(torch.full((1, 2, 8, 8), 2.5), flat).item() == 0.0
+    step = torch.zeros(1, 2, 8, 8)
+    step[..., 4:] = 3.0  # a flow edge at x = 4
+    image_edge = torch.zeros(1, 3, 8, 8)
+    image_edge[..., 4:] = 1.0  # an image edge at the same place
+    on_flat = edge_aware_smoothness(step, flat).item()
+    assert on_flat > 0.1
+    assert edge_aware_smoothness(step, image_edge).item() < 0.01 * on_flat
+    with pytest.raises(ValueError, match="flow"):
+        edge_aware_smoothness(torch.zeros(1, 3, 8, 8), flat)
+
+
+def test_census_loss_zero_for_equal_images_and_blind_to_brightness_offset():
+    from cgm.losses import census_loss
+
+    g = torch.Generator().manual_seed(5)
+    img = torch.rand(1, 3, 12, 12, generator=g) * 2 - 1
+    assert census_loss(img, img).item() == 0.0
+    assert census_loss(img + 0.3, img).item() < 1e-6  # census compares neighbours with the centre
+    assert census_loss(torch.rand(1, 3, 12, 12, generator=g), img).item() > 0.1
+
+
+def test_cgm_loss_regularisers_add_their_terms():
+    g = torch.Generator().manual_seed(6)
+    clip = torch.rand(1, 3, 3, 16, 16, generator=g) * 2 - 1
+    hr = torch.rand(1, 2, 81, 16, 16, generator=g).softmax(dim=2)
+    lr = torch.rand(1, 2, 9, 4, 4, generator=g).softmax(dim=2)
+    base, m0 = cgm_loss(_output(hr, lr), clip)
+    assert not {"l_smooth", "l_spread", "l_census"} & set(m0)
+    loss, m = cgm_loss(_output(hr, lr), clip, smoothness=0.1, compactness=0.01, census=0.5)
+    expected = base + 0.1 * m["l_smooth"] + 0.01 * m["l_spread"] + 0.5 * m["l_census"]
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert min(m["l_smooth"], m["l_spread"], m["l_census"]) > 0
+    with pytest.raises(ValueError, match="regulariser"):
+        cgm_loss(_output(hr, lr), clip, census=-1.0)
