@@ -137,7 +137,9 @@ def main() -> None:
         raise SystemExit("give --out, a folder outside results/runs")
     cfg = configure(args.set, args.steps, args.lr)
     start = time.process_time()
-    trainer = train_experiment(cfg, args.out, resume=args.resume, init_from=None if args.resume else args.init)
+    trainer = train_experiment(
+        cfg, args.out, resume=args.resume, init_from=None if args.resume else args.init
+    )
     cpu_min = (time.process_time() - start) / 60
     scores = {"sets": args.set, "steps": cfg.train.steps, "init": str(args.init), "cpu_minutes": cpu_min}
     scores.update(score(checkpoints.unwrap(trainer.model)))
