@@ -313,13 +313,23 @@ TABLE1_DATA = {
 }
 
 
-def check_motion_parameters(dataset: str, resolution: int | None) -> None:
-    """A motion notebook's `dataset` (a key of TABLE1_DATA) and `resolution` (None, or one of the
-    paper's inputs 112 / 256), or a ValueError naming what was expected."""
+def check_motion_parameters(dataset: str, resolution: int | None, data_root: str | None = None) -> None:
+    """A motion notebook's `dataset` (a key of TABLE1_DATA), `resolution` (None, or one of the
+    paper's inputs 112 / 256) and `data_root` (a folder, for a dataset that is not embedded), or a
+    ValueError naming the parameter and what was expected (before any model is trained)."""
     if dataset not in TABLE1_DATA:
         raise ValueError(f"dataset must be one of {list(TABLE1_DATA)}, got {dataset!r}")
     if resolution not in (None, 112, 256):
         raise ValueError(f"resolution must be None, 112 or 256 (the paper's two inputs), got {resolution!r}")
+    from cgm.data.registry import LAYOUTS
+
+    embedded = ("footage", "natural", "synthmotion")
+    if dataset not in embedded and (data_root is None or not Path(str(data_root)).expanduser().is_dir()):
+        what = "is not given" if data_root is None else f"{data_root!r} is not a folder"
+        raise ValueError(
+            f"data_root {what}; dataset={dataset!r} reads {' and '.join(TABLE1_DATA[dataset])} from "
+            "it, laid out as:\n  " + LAYOUTS[TABLE1_DATA[dataset][0]].replace("\n", "\n  ")
+        )
 
 
 def test_clips(

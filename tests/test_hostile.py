@@ -367,3 +367,50 @@ def test_cli_train_passes_model_overrides_to_the_pretraining(tmp_path, monkeypat
     )
     assert seen["name"] == "table6/cgmul" and seen["width"] == 0.5 and seen["steps"] == 1
     assert "num_classes" not in seen  # a head size, not the architecture the weights need
+
+
+# --------------------------------------------------------------------------- committed runs
+
+
+def _commit(folder):
+    """Make `folder` a git work tree with everything in it committed."""
+    git = ["git", "-C", str(folder), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git[:3], "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "runs"], check=True)
+
+
+def test_a_committed_run_is_never_replaced(tmp_path):
+    runs = tmp_path / "runs"
+    first = ex.run("table6/cgmul", runs_dir=runs, **TINY)
+    (first.path / "checkpoint.pt").unlink()  # committed without its weights
+    _commit(runs)
+    before = {p.name: p.read_bytes() for p in first.path.iterdir()}
+    again = ex.run("table6/cgmul", runs_dir=runs, need_checkpoint=True, **TINY)
+    assert again.source == "computed" and again.path == runs / "local-runs" / "table6/cgmul" / first.hash
+    assert again.checkpoint is not None
+    assert {p.name: p.read_bytes() for p in first.path.iterdir()} == before
+    ex.run("table6/cgmul", runs_dir=runs, force=True, **TINY)  # a forced recompute too
+    assert {p.name: p.read_bytes() for p in first.path.iterdir()} == before
+    assert ex.run("table6/cgmul", runs_dir=runs, **TINY).source == "cache"  # the committed numbers
+    local = ex.run("table6/cgmul", runs_dir=runs, need_checkpoint=True, **TINY)
+    assert local.source == "cache:table6/cgmul (local)" and local.checkpoint is not None
+    status = subprocess.run(["git", "-C", str(runs), "status", "--porcelain"], capture_output=True, text=True)
+    assert status.stdout.strip() == "?? local-runs/"
+
+
+def test_motion_notebook_parameters_are_checked_before_any_training(monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained before checking the parameters")
+
+    monkeypatch.setattr(ex.models, "run", no_training)
+    for call in (
+        lambda: ex.figure_inputs(
+            "motion", dataset="ucf101", profile="smoke", num_clips=1, data_root="/no/ucf"
+        ),
+        lambda: ex.trained_model("table1/cgm", "smoke", data_root="/no/ucf"),
+    ):
+        with pytest.raises(ValueError, match="data_root '/no/ucf' is not a folder"):
+            call()
+    with pytest.raises(ValueError, match="data_root is not given; dataset='ucf101'"):
+        ex.figure_inputs("motion", dataset="ucf101", profile="smoke", num_clips=1)

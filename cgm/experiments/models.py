@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .registry import resolve
 from .runs import RunResult, run
 
@@ -19,6 +21,8 @@ def trained_model(
     cache when its checkpoint is there (the laptop profile's is committed), else trained now.
     `backbone`, `resolution` (input size) and `data_root` override the profile only where they
     differ from it, so the defaults hit the cache."""
+    if data_root is not None and not Path(str(data_root)).expanduser().is_dir():
+        raise ValueError(f"data_root {data_root!r} is not a folder (checked before any model is trained)")
     base = resolve(name, profile)
     overrides = {}
     if backbone is not None and backbone != base.model.backbone:
@@ -56,7 +60,7 @@ def figure_inputs(
 
     from cgm import baselines
 
-    baselines.check_motion_parameters(dataset, resolution)
+    baselines.check_motion_parameters(dataset, resolution, data_root)
     if not isinstance(num_clips, int) or num_clips < 1:
         raise ValueError(f"num_clips must be a positive int, got {num_clips!r}")
     torch.manual_seed(seed)

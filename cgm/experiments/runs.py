@@ -13,6 +13,7 @@ import dataclasses
 import json
 import os
 import shutil
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,36 @@ from .registry import get_experiment, resolve
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / "results" / "runs"
+# Runs recomputed where a committed run sits (e.g. for weights it did not keep): git-ignored,
+# searched after RUNS, never written over a committed result (docs/decisions/001-committed-runs.md).
+LOCAL_RUNS = ROOT / "results" / "local-runs"
+
+
+def local_runs(runs_dir: str | os.PathLike) -> Path:
+    """The folder of local recomputations beside the cache `runs_dir`: results/local-runs/ for
+    the package's cache, `<runs_dir>/local-runs/` for another one."""
+    runs_dir = Path(runs_dir)
+    return LOCAL_RUNS if runs_dir.resolve() == RUNS.resolve() else runs_dir / "local-runs"
+
+
+def is_committed(folder: str | os.PathLike) -> bool:
+    """Whether the run folder holds a committed result: its result.json is tracked by git. Where
+    git cannot say (no git, not a work tree), runs under the package's results/runs/ count as
+    committed (a release's results) and others do not."""
+    folder = Path(folder)
+    if not (folder / "result.json").exists():
+        return False
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(folder), "ls-files", "--error-unmatch", "--", "result.json"],
+            capture_output=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        done = None
+    if done is not None and done.returncode in (0, 1):  # 1: in a work tree, not tracked
+        return done.returncode == 0
+    return folder.resolve().is_relative_to(RUNS.resolve())
 
 
 # --------------------------------------------------------------------------- data and models
@@ -257,10 +288,12 @@ def _read_result(path: Path, name: str, source: str) -> RunResult:
 
 
 def find_cached(h: str, runs_dir: Path = RUNS, *, need_checkpoint: bool = False) -> Path | None:
-    """A finished run with config hash `h` under any experiment name, or None."""
-    for result in sorted(runs_dir.glob(f"*/*/{h}/result.json")):
-        if not need_checkpoint or (result.parent / "checkpoint.pt").is_file():
-            return result.parent
+    """A finished run with config hash `h` under any experiment name, in `runs_dir` first, then
+    in its local recomputations (`local_runs`), or None."""
+    for base in (Path(runs_dir), local_runs(runs_dir)):
+        for result in sorted(base.glob(f"*/*/{h}/result.json")):
+            if not need_checkpoint or (result.parent / "checkpoint.pt").is_file():
+                return result.parent
     return None
 
 
@@ -312,19 +345,27 @@ def run(
     h = config_hash(cfg, pre.hash if pre else None)
     out = runs_dir / name / h
     if not force:
-        for where in ([out] if (out / "result.json").is_file() else []) + [find_cached(h, runs_dir)]:
+        for where in ([out] if (out / "result.json").is_file() else []) + [
+            find_cached(h, runs_dir, need_checkpoint=need_checkpoint)
+        ]:
             if where is not None and (not need_checkpoint or (where / "checkpoint.pt").is_file()):
+                local = where.is_relative_to(local_runs(runs_dir))
                 return _read_result(
                     where,
                     name,
-                    "cache" if where == out else f"cache:{where.parent.parent.name}/{where.parent.name}",
+                    "cache"
+                    if where == out
+                    else f"cache:{where.parent.parent.name}/{where.parent.name}"
+                    + (" (local)" if local else ""),
                 )
+    if is_committed(out):  # never replaced: computed into the local folder instead
+        out = local_runs(runs_dir) / name / h
+    check_device(cfg.train.device)  # before any work, the pretraining's weights included
+    check_data(cfg)
     if pre is not None and pre.checkpoint is None:  # training needs the pretrained weights
         pre = run(
             cfg.pretrain_from, profile, need_checkpoint=True, runs_dir=runs_dir, progress=progress, **passed
         )
-    check_device(cfg.train.device)
-    check_data(cfg)
     info = cgm_dist.env_world()
     if not info.is_main:
         return _compute(name, profile, cfg, h, pre, out, force=force, progress=progress)
