@@ -25,6 +25,7 @@ _EXPORTS = {
     # embedded datasets
     "synthmotion": ["SynthMotion", "SYNTH_CLASSES"],
     "natural": ["NaturalClips"],
+    "knownmotion": ["KnownMotion"],
     "registry": ["build_dataset", "DATASETS"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

@@ -1,7 +1,8 @@
 """One entry point for every dataset by name: `build_dataset(name, split, data_root=..., ...)`.
 
-Embedded datasets (synthmotion, natural) need no data_root. Real ones take `data_root`, a
-folder laid out as in `LAYOUTS` (and data/README.md). `split` is "train", "val" or "test";
+Embedded datasets (synthmotion, natural) need no data_root; footage and knownmotion read
+data/footage/ (`make data`). Real ones take `data_root`, a folder laid out as in `LAYOUTS` (and
+data/README.md). `split` is "train", "val" or "test";
 UCF101/HMDB51 have no validation list, so "val" and "test" both read the test list of `fold`.
 Keyword arguments go to the dataset class (stride, resize, test_clips, test_crops, seed, short, ...).
 """
@@ -17,6 +18,7 @@ DATASETS = (
     "synthmotion",
     "natural",
     "footage",
+    "knownmotion",
     "ucf101",
     "hmdb51",
     "kinetics400",
@@ -75,6 +77,8 @@ def build_dataset(
         return importlib.import_module("cgm.data.natural").NaturalClips(split=split, **common, **kw)
     if name == "footage":  # installed by `make data` under data/footage/
         return importlib.import_module("cgm.data.footage").FootageClips(split=split, **common, **kw)
+    if name == "knownmotion":  # footage frames under known motion: needs data/footage/ too
+        return importlib.import_module("cgm.data.knownmotion").KnownMotion(split=split, **common, **kw)
 
     layout = LAYOUTS["kinetics" if name.startswith("kinetics") else name]
     if data_root is None:
