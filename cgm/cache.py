@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cgm import experiments as ex
+from cgm.errors import CacheError
 from cgm.experiments.environment import (  # noqa: F401  (re-exported: cache.pinned_threads, ...)
     TRAIN_THREADS,
     environment,
@@ -136,10 +137,14 @@ def check_chain(links: list[Link], profile: str) -> None:
 
 
 def _results(runs_dir: Path):
+    """(folder, result) of every cached run that passes the integrity check (others are skipped:
+    `run` reports them by path when they are asked for)."""
+    from cgm.experiments.integrity import read_run
+
     for path in sorted(runs_dir.glob("*/*/*/result.json")):
         try:
-            yield path.parent, json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
+            yield path.parent, read_run(path.parent)[0]
+        except CacheError:
             continue
 
 
@@ -278,6 +283,8 @@ def cached_table(profile: str | None = None, *, runs_dir: str | Path | None = No
     main metrics, from `results/runs/` (what `python -m cgm list` prints)."""
     import pandas as pd
 
+    from cgm.experiments.integrity import read_run
+
     rows = []
     for e in ex.list_experiments():
         for p in [profile] if profile else ex.PROFILES:
@@ -288,10 +295,12 @@ def cached_table(profile: str | None = None, *, runs_dir: str | Path | None = No
             last = links[-1]
             train, source = {}, ""
             if last.cached:
-                r = json.loads((last.path / "result.json").read_text())
-                train = r.get("train", {})
+                try:
+                    train = read_run(last.path)[0]["train"]
+                except CacheError as err:
+                    source = f"INVALID: {err}"
                 if last.path.parent.parent.name + "/" + last.path.parent.name != e.name:
-                    source = f"= {last.path.parent.parent.name}/{last.path.parent.name}"
+                    source = source or f"= {last.path.parent.parent.name}/{last.path.parent.name}"
             todo = to_train(links)
             rows.append(
                 {

@@ -414,3 +414,79 @@ def test_motion_notebook_parameters_are_checked_before_any_training(monkeypatch)
             call()
     with pytest.raises(ValueError, match="data_root is not given; dataset='ucf101'"):
         ex.figure_inputs("motion", dataset="ucf101", profile="smoke", num_clips=1)
+
+
+# --------------------------------------------------------------------------- the cache's integrity
+
+
+@pytest.fixture(scope="module")
+def cached_run(tmp_path_factory):
+    """A finished run (with its checkpoint) in a runs folder of its own; tests copy it."""
+    runs = tmp_path_factory.mktemp("cached") / "runs"
+    return runs, ex.run("table6/cgmul", runs_dir=runs, **TINY)
+
+
+def _copy_run(cached_run, tmp_path):
+    import shutil
+
+    runs, first = cached_run
+    shutil.copytree(runs, tmp_path / "runs")
+    return tmp_path / "runs", tmp_path / "runs" / first.path.relative_to(runs)
+
+
+def _edit(path, change):
+    import json
+
+    r = json.loads(path.read_text())
+    change(r)
+    path.write_text(json.dumps(r))
+
+
+@pytest.mark.parametrize(
+    "tamper, match",
+    [
+        (lambda r: r.update(metrics="0.5"), r"result.json: 'metrics' is a str, expected a dict"),
+        (
+            lambda r: r["metrics"].update(x=float("nan")),
+            r"result.json: metrics must be finite numbers, got x=nan",
+        ),
+        (lambda r: r.update(train=[1]), r"result.json: 'train' is a list, expected a dict"),
+        (lambda r: r.update(hash="0" * 12), r"the config hash does not match"),
+        (lambda r: r.pop("metrics"), r"result.json: no 'metrics' field"),
+        (b"{garbage", r"result.json: not valid JSON"),
+        (b"", r"result.json: is empty"),
+        (b"[]", r"result.json: holds a JSON list"),
+    ],
+)
+def test_a_tampered_result_is_never_reported_as_valid(cached_run, tmp_path, tamper, match):
+    runs, folder = _copy_run(cached_run, tmp_path)
+    if isinstance(tamper, bytes):
+        (folder / "result.json").write_bytes(tamper)
+    else:
+        _edit(folder / "result.json", tamper)
+    with pytest.raises(ex.CacheError, match=match) as caught:
+        ex.run("table6/cgmul", runs_dir=runs, **TINY)
+    assert str(folder) in str(caught.value) and "force=True" in str(caught.value)
+
+
+def test_a_changed_config_is_caught_by_the_hash(cached_run, tmp_path):
+    runs, folder = _copy_run(cached_run, tmp_path)
+    _edit(folder / "config.json", lambda c: c["train"].update(lr=0.5))
+    with pytest.raises(ex.CacheError, match="config.json hashes to"):
+        ex.run("table6/cgmul", runs_dir=runs, **TINY)
+
+
+@pytest.mark.parametrize("recorded", [True, False])
+def test_a_truncated_checkpoint_is_refused_when_used(cached_run, tmp_path, recorded):
+    runs, folder = _copy_run(cached_run, tmp_path)
+    if not recorded:  # a run cached before the digest was recorded
+        _edit(folder / "result.json", lambda r: r.pop("checkpoint_sha256"))
+    data = (folder / "checkpoint.pt").read_bytes()
+    (folder / "checkpoint.pt").write_bytes(data[:500])
+    with pytest.raises(ex.CacheError, match="SHA-256" if recorded else "cannot be read"):
+        ex.run("table6/cgmul", runs_dir=runs, need_checkpoint=True, **TINY)
+    r = ex.run("table6/cgmul", runs_dir=runs, **TINY)  # the numbers need no weights
+    with pytest.raises(ex.CacheError, match=str(folder / "checkpoint.pt")):
+        r.load_model()
+    r = ex.run("table6/cgmul", runs_dir=runs, force=True, **TINY)  # recomputed in place: not committed
+    assert r.path == folder and len(r.checkpoint_sha256) == 64 and r.load_model() is not None

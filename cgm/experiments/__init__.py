@@ -21,6 +21,7 @@ from .config import (
     config_hash,
     overrides_between,
 )
+from .integrity import CacheError, read_run
 from .lock import RunLockedError, run_lock
 from .models import figure_inputs, trained_model
 from .profiles import (
@@ -102,6 +103,8 @@ __all__ = [
     "EXPERIMENTS",
     "Experiment",
     "RunLockedError",
+    "CacheError",
+    "read_run",
     "run_lock",
     "get_experiment",
     "list_experiments",

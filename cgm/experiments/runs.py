@@ -24,12 +24,14 @@ from cgm import checkpoints
 from cgm import distributed as cgm_dist
 from cgm.data import build_dataset
 from cgm.data.registry import LAYOUTS
+from cgm.errors import CacheError
 from cgm.network import HEADS, CGMConfig, CGMNet
 from cgm.protocols import evaluate_action, evaluate_motion
 from cgm.train import Trainer
 
 from .config import EMBEDDED, DataSpec, ExperimentConfig, config_hash
 from .environment import environment, pinned_threads
+from .integrity import SHA_KEY, check_checkpoint, checkpoint_sha256, read_run
 from .lock import run_lock
 from .registry import get_experiment, resolve
 
@@ -185,19 +187,46 @@ def model_from_checkpoint(model_cfg: CGMConfig, path: str | os.PathLike) -> CGMN
     return model
 
 
-def evaluate_config(model, cfg: ExperimentConfig, *, device: str = "cpu") -> dict[str, float]:
-    """The config's evaluation protocols on `model`: metrics named "<dataset tag>/<metric>"."""
+def eval_runtime(cfg: ExperimentConfig, memory_gib: float | None = None, workers: int | None = None) -> dict:
+    """How evaluation is computed, which never changes what it measures (so it is no part of a
+    run's identity): the memory budget of a forward pass in GiB (None: the device's default,
+    `cgm.memory`) and the decoding workers. Unset, they come from CGM_EVAL_MEMORY_GIB and
+    CGM_EVAL_WORKERS (the CLI's --eval-memory-gib / --eval-workers set them for the whole chain),
+    else the device default and the config's training `num_workers`."""
+    if memory_gib is None and os.environ.get("CGM_EVAL_MEMORY_GIB"):
+        memory_gib = _env_number("CGM_EVAL_MEMORY_GIB", float)
+    if workers is None:
+        workers = _env_number("CGM_EVAL_WORKERS", int) if os.environ.get("CGM_EVAL_WORKERS") else None
+    return {"memory_gib": memory_gib, "workers": cfg.train.num_workers if workers is None else workers}
+
+
+def _env_number(name: str, kind: type):
+    try:
+        return kind(os.environ[name])
+    except ValueError:
+        raise ValueError(f"{name}={os.environ[name]!r} is not a {kind.__name__}") from None
+
+
+def evaluate_config(
+    model,
+    cfg: ExperimentConfig,
+    *,
+    device: str = "cpu",
+    memory_gib: float | None = None,
+    workers: int | None = None,
+) -> dict[str, float]:
+    """The config's evaluation protocols on `model`: metrics named "<dataset tag>/<metric>".
+    `memory_gib`, `workers`: see eval_runtime. Under torch.distributed every rank calls this,
+    scores its share of each set, and gets the metrics of the whole set."""
     check_device(device)
-    bs = cfg.eval.batch_size
+    how = {"batch_size": cfg.eval.batch_size, "device": device, **eval_runtime(cfg, memory_gib, workers)}
     results: dict[str, float] = {}
     for kind, tag, spec in cfg.eval.sets():
         ds = build_data(spec, cfg, future=kind == "motion")
         if kind == "motion":
-            r = evaluate_motion(model, ds, batch_size=bs, max_clips=spec.max_clips, device=device)
+            r = evaluate_motion(model, ds, max_clips=spec.max_clips, **how)
         else:
-            r = evaluate_action(
-                model, ds, spec.pipelines, batch_size=bs, max_clips=spec.max_clips, device=device
-            )
+            r = evaluate_action(model, ds, spec.pipelines, max_clips=spec.max_clips, **how)
         results.update({f"{tag}/{k}": v for k, v in r.items()})
     return results
 
@@ -246,20 +275,26 @@ class RunResult:
     config: dict
     source: str  # "computed", "cache" or "cache:<experiment with the same config>"
     path: Path
+    checkpoint_sha256: str | None = None  # recorded in result.json when the run was written
 
     @property
     def checkpoint(self) -> Path | None:
         p = self.path / "checkpoint.pt"
         return p if p.is_file() else None
 
-    def load_model(self, device: str = "cpu") -> CGMNet:
-        """The trained CGM-Net (eval mode) from the run's checkpoint."""
+    def verified_checkpoint(self) -> Path:
+        """The run's checkpoint after its integrity check (`integrity.check_checkpoint`), or a
+        CacheError / FileNotFoundError naming it."""
         if self.checkpoint is None:
             raise FileNotFoundError(
                 f"run {self.name} ({self.hash}) kept no checkpoint; call run(..., need_checkpoint=True)"
             )
+        return check_checkpoint(self.checkpoint, self.checkpoint_sha256)
+
+    def load_model(self, device: str = "cpu") -> CGMNet:
+        """The trained CGM-Net (eval mode) from the run's checkpoint."""
         return (
-            model_from_checkpoint(CGMConfig.from_dict(self.config["model"]), self.checkpoint)
+            model_from_checkpoint(CGMConfig.from_dict(self.config["model"]), self.verified_checkpoint())
             .to(device)
             .eval()
         )
@@ -272,8 +307,7 @@ class RunResult:
 
 
 def _read_result(path: Path, name: str, source: str) -> RunResult:
-    r = json.loads((path / "result.json").read_text())
-    config = json.loads((path / "config.json").read_text())
+    r, config = read_run(path)  # the integrity check: schema, finite metrics, the hash recomputed
     return RunResult(
         name=name,
         profile=r["profile"],
@@ -284,6 +318,7 @@ def _read_result(path: Path, name: str, source: str) -> RunResult:
         config=config,
         source=source,
         path=path,
+        checkpoint_sha256=r.get(SHA_KEY),
     )
 
 
@@ -350,14 +385,23 @@ def run(
         ]:
             if where is not None and (not need_checkpoint or (where / "checkpoint.pt").is_file()):
                 local = where.is_relative_to(local_runs(runs_dir))
-                return _read_result(
-                    where,
-                    name,
-                    "cache"
-                    if where == out
-                    else f"cache:{where.parent.parent.name}/{where.parent.name}"
-                    + (" (local)" if local else ""),
-                )
+                try:
+                    cached = _read_result(
+                        where,
+                        name,
+                        "cache"
+                        if where == out
+                        else f"cache:{where.parent.parent.name}/{where.parent.name}"
+                        + (" (local)" if local else ""),
+                    )
+                    if need_checkpoint:
+                        cached.verified_checkpoint()
+                except CacheError as err:
+                    fix = f"git checkout -- {where}" if is_committed(where) else f"delete {where}"
+                    raise CacheError(
+                        f"{err}. Not used: restore it ({fix}), or recompute it with force=True (CLI --force)"
+                    ) from None
+                return cached
     if is_committed(out):  # never replaced: computed into the local folder instead
         out = local_runs(runs_dir) / name / h
     check_device(cfg.train.device)  # before any work, the pretraining's weights included
@@ -418,12 +462,12 @@ def _compute(
             work,
             resume=True,
             progress=progress,
-            init_from=pre.checkpoint if pre else None,
+            init_from=pre.verified_checkpoint() if pre else None,
             fresh=get_experiment(name).fresh,
         )
         seconds = time.time() - start
         device = str(trainer.device)
-        metrics = evaluate_config(trainer.model, cfg, device=device) if info.is_main else {}
+        metrics = evaluate_config(trainer.model, cfg, device=device)  # every rank its share
         env = environment()  # after training: the threads it ran with, the allocator the Trainer set
         env["autocast"] = trainer.amp  # what it trained under (cgm.train.effective_amp)
     train = {
@@ -436,6 +480,7 @@ def _compute(
     if info.is_main:
         (work / "metrics.json").write_text(json.dumps(trainer.history, indent=1))
         checkpoints.slim(work / "checkpoint.pt")
+        sha = checkpoint_sha256(work / "checkpoint.pt")
         (work / "result.json").write_text(
             json.dumps(
                 {
@@ -445,6 +490,7 @@ def _compute(
                     "dataset": cfg.data.name,
                     "metrics": metrics,
                     "train": train,
+                    SHA_KEY: sha,
                     "torch": torch.__version__,
                     "environment": env,
                     "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -464,6 +510,7 @@ def _compute(
         config=json.loads((out / "config.json").read_text()) if info.is_main else {},
         source="computed",
         path=out,
+        checkpoint_sha256=sha if info.is_main else None,
     )
 
 

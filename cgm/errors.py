@@ -1,0 +1,74 @@
+"""The errors bad input ends in, and the one boundary that turns them into a one-line message.
+
+`UserError` marks an error caused by what the user gave (a file, a folder, a parameter, a cached
+run), not by the code: the CLI prints it as `error: <message>` with exit code 2, and so does every
+other anticipated failure listed in `expected` (a ValueError of a config, a missing or unreadable
+file, a full disk, too little memory). Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+
+
+class UserError(Exception):
+    """A failure caused by the input (names the file or field and what was expected)."""
+
+
+class DataError(UserError, RuntimeError):
+    """A dataset that cannot be used: no readable video, an empty split, a file that is not one."""
+
+
+class CacheError(UserError, ValueError):
+    """A cached run (result.json, config.json, checkpoint.pt) that fails its integrity check."""
+
+
+def expected() -> tuple[type[BaseException], ...]:
+    """The exception types bad input ends in (imported late: these modules import torch)."""
+    from cgm.experiments.lock import RunLockedError
+    from cgm.train import NonFiniteLossError
+
+    return (
+        UserError,
+        ValueError,
+        OSError,
+        MemoryError,
+        RunLockedError,
+        NonFiniteLossError,
+        FloatingPointError,
+    )
+
+
+def message(err: BaseException) -> str:
+    """What went wrong, for an error of `expected()`: one line naming the file or field (an
+    expected layout, where one is shown, on the indented lines after it)."""
+    if isinstance(err, MemoryError):
+        detail = f": {err}" if str(err) else ""
+        return (
+            f"out of memory{detail}; lower batch_size, size, clip_len or the number of clips "
+            "(--set batch_size=..., --set size=...)"
+        )
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        where = f" writing {err.filename}" if err.filename else ""
+        return f"the disk is full{where} (No space left on device); free space and run again"
+    if isinstance(err, OSError) and err.filename is not None and str(err.filename) not in str(err):
+        return f"{err} ({err.filename})"
+    return str(err).strip() or type(err).__name__
+
+
+def user_errors(fn):
+    """Decorator for the notebooks' helpers: an anticipated failure (see `expected`) is re-raised
+    as a UserError with its message and no chained traceback, so a notebook cell ends with one
+    line naming the file or parameter; a bug keeps its traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError:
+            raise
+        except expected() as err:
+            raise UserError(message(err)) from None
+
+    return wrapper
