@@ -1,21 +1,26 @@
 """Time-to-quality of a motion run: held-out ℓ1 of training snapshots against training minutes.
 
     python scripts/time_to_quality.py --snapshots 'SNAPDIR/*.pt' --metrics RUN/metrics.csv \
-        [--max-pairs 192] [--out results/time_to_quality__table1_cgm_laptop]
+        [--max-pairs 192] [--machine "CPU, threads"] [--out results/time_to_quality__table1_cgm_laptop]
+    python scripts/time_to_quality.py --replot results/time_to_quality__table1_cgm_laptop.csv
 
 Each snapshot is a training checkpoint (`checkpoint.pt` copied aside while the run trained: the
 trainer overwrites it every `checkpoint_every` steps). Every snapshot is scored like Table 1
 (`cgm.baselines.score_motion` on the same held-out footage pairs, at the model's clip length and
 size); copy, TV-L1 and the untrained soft block matching are scored once on the same pairs as
 reference lines. Training minutes at a step come from the run's metrics.csv (the sum over its log
-intervals of clips / measured clips-per-second: training time only, not checkpoint writes).
-Writes OUT.csv and OUT.png and prints the table.
+intervals of clips / measured clips-per-second: training time only, not checkpoint writes), so
+they are minutes of the machine that trained: the CSV's `machine` column names it (`--machine`;
+default: this CPU's model name, right when the script runs where the run trained) and the figure's
+axis says it. Writes OUT.csv and OUT.png and prints the table; `--replot` redraws OUT.png from
+OUT.csv alone.
 """
 
 from __future__ import annotations
 
 import argparse
 import glob
+import platform
 from pathlib import Path
 
 import matplotlib
@@ -38,6 +43,35 @@ def minutes_at(metrics_csv: Path, batch_size: int) -> pd.Series:
     return pd.Series(seconds.to_numpy() / 60, index=log["step"].to_numpy())
 
 
+def cpu_name() -> str:
+    """This CPU's model name (Linux: /proc/cpuinfo), else what `platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+REFERENCES = (("no_motion", ":"), ("tvl1", "--"), ("block_matching", "-."))
+
+
+def plot(frame: pd.DataFrame, png: Path) -> None:
+    """The curve of `frame` (this script's CSV) against the reference lines it holds."""
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    ax.plot(frame["minutes"], frame["l1"], "o-", label="CGM-Net (snapshots)")
+    for name, style in REFERENCES:
+        ax.axhline(frame[f"{name}_l1"].iloc[0], ls=style, color="grey", label=baselines.method_label(name))
+    ax.set_xlabel(f"training minutes ({frame['machine'].iloc[0]})", fontsize=8)
+    ax.set_ylabel(f"held-out ℓ1 ({int(frame['pairs'].iloc[0])} pairs)")
+    ax.set_ylim(0, None)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+
+
 def load_snapshot(path: str) -> tuple[CGMNet, int, int]:
     """(model in eval mode, step, batch size) of one training checkpoint."""
     state = torch.load(path, map_location="cpu", weights_only=True)
@@ -51,12 +85,26 @@ def load_snapshot(path: str) -> tuple[CGMNet, int, int]:
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--snapshots", required=True, help="glob of checkpoint copies")
-    p.add_argument("--metrics", required=True, type=Path, help="the run's metrics.csv")
+    p.add_argument("--snapshots", help="glob of checkpoint copies")
+    p.add_argument("--metrics", type=Path, help="the run's metrics.csv")
     p.add_argument("--dataset", default="footage", help="a Table 1 dataset (default: footage)")
     p.add_argument("--max-pairs", type=int, default=192)
     p.add_argument("--out", default="results/time_to_quality__table1_cgm_laptop")
+    p.add_argument(
+        "--machine",
+        default=None,
+        help="the CPU (and threads) that trained the run, for the CSV and the figure (default: this CPU)",
+    )
+    p.add_argument("--replot", type=Path, default=None, help="redraw CSV's figure (.png beside it) and exit")
     args = p.parse_args(argv)
+    if args.replot is not None:
+        frame = pd.read_csv(args.replot)
+        if "machine" not in frame.columns:
+            raise SystemExit(f"{args.replot} has no `machine` column: add the CPU that trained the run")
+        plot(frame, args.replot.with_suffix(".png"))
+        return frame
+    if not args.snapshots or not args.metrics:
+        p.error("--snapshots and --metrics are required (or --replot CSV)")
     paths = sorted(glob.glob(args.snapshots))
     if not paths:
         raise SystemExit(f"no snapshot matches {args.snapshots!r}")
@@ -88,20 +136,12 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     frame = pd.DataFrame(rows).drop_duplicates("step").sort_values("step")
     frame["l1_over_tvl1"] = frame["l1"] / frame["tvl1_l1"]
     frame["pairs"] = sum(c.shape[1] - 2 for c in clips)
+    frame["machine"] = args.machine or cpu_name()
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out.with_suffix(".csv"), index=False, float_format="%.6g")
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    ax.plot(frame["minutes"], frame["l1"], "o-", label="CGM-Net (snapshots)")
-    for name, style in (("no_motion", ":"), ("tvl1", "--"), ("block_matching", "-.")):
-        ax.axhline(lines[name], ls=style, color="grey", label=baselines.method_label(name))
-    ax.set_xlabel("training minutes (this machine)")
-    ax.set_ylabel(f"held-out ℓ1 ({int(frame['pairs'].iloc[0])} pairs)")
-    ax.set_ylim(0, None)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out.with_suffix(".png"), dpi=120)
+    plot(frame, out.with_suffix(".png"))
     print(frame.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     return frame
 
