@@ -133,7 +133,15 @@ def test_kinetics_bad_time_names_file_and_line(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "line, match", [("a.mp4 -1", "label -1 is out of range"), ("a.mp4 x1", "label 'x1' is not an integer")]
+    "line, match",
+    [
+        ("a.mp4 -1", "label -1 is out of range"),
+        ("a.mp4 x1", "label 'x1' is not an integer"),
+        (
+            "a.mp4 1000000000000",
+            "label 1000000000000 is out of range; labels are 0-based class indices below 100000",
+        ),
+    ],
 )
 def test_videolist_bad_labels_are_refused_at_load(tmp_path, line, match):
     write_video(tmp_path / "a.mp4", num_frames=4)
@@ -164,6 +172,32 @@ def test_videolist_bad_labels_are_refused_at_load(tmp_path, line, match):
     ],
 )
 def test_bad_config_values_are_refused_when_the_config_is_built(overrides, match):
+    with pytest.raises(ValueError, match=match):
+        ex.resolve("table6/cgmul", **overrides)
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        ({"clip_len": 100000}, r"model.clip_len=100000 is out of range: allowed 1..512"),
+        ({"size": 2**40}, r"model.size=1099511627776 is out of range: allowed 4..2048"),
+        ({"n": 10**12}, r"data.kw.n=1000000000000 is out of range: allowed 1..10000000"),
+        ({"seed": 2**70}, r"train.seed=1180591620717411303424 is out of range: allowed 0..4294967295"),
+        ({"batch_size": 10**6}, r"train.batch_size=1000000 is out of range"),
+        ({"steps": 10**12}, r"train.steps=1000000000000 is out of range"),
+        ({"width": 1e3}, r"model.width=1000.0 is out of range: allowed \(0, 16\]"),
+        ({"decay_every": 0}, r"decay_every must be >= 1"),
+        ({"eval__max_clips": 10**12}, r"max_clips=1000000000000 is out of range"),
+        ({"data__kw": "notadict"}, r"override data__kw='notadict': kw must be a dict"),
+        ({"data__kw": {"bogus": 1}}, r"data.kw: 'synthmotion' takes no bogus; valid: camera"),
+        (
+            {"data__kw": {"camera_speed": [1.0, 1e9]}},
+            r"data.kw.camera_speed=\[1.0, 1000000000.0\] is out of range",
+        ),
+        ({"fold": 2}, r"'synthmotion' takes no fold"),
+    ],
+)
+def test_numbers_out_of_range_are_refused_at_resolve_time(overrides, match):
     with pytest.raises(ValueError, match=match):
         ex.resolve("table6/cgmul", **overrides)
 
@@ -302,6 +336,16 @@ def test_a_run_folder_is_locked_and_stale_locks_are_taken_over(tmp_path):
         (["run", "--experiment", "table6/cgmul", "--device", "foo"], "device 'foo' is not supported"),
         (["run", "--experiment", "table6/cgmul", "--data-root", "/data"], "embedded and reads no data_root"),
         (["run", "--experiment", "table6/cgmul", "--set", "lr=1e999"], "not a finite number"),
+        (["run", "--experiment", "table6/cgmul", "--set", "data__kw='notadict'"], "kw must be a dict"),
+        (["run", "--experiment", "table6/cgmul", "--set", "seed=2**70"], "seed must be int"),
+        (
+            ["run", "--experiment", "table6/cgmul", "--set", "seed=1180591620717411303424"],
+            "train.seed=1180591620717411303424 is out of range",
+        ),
+        (
+            ["run", "--experiment", "table6/cgmul", "--set", "clip_len=100000"],
+            "clip_len=100000 is out of range",
+        ),
     ],
 )
 def test_cli_bad_input_is_a_one_line_message(argv, message, capsys):

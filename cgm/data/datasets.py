@@ -67,6 +67,8 @@ UCF101_CLASSES = (
     "TennisSwing ThrowDiscus TrampolineJumping Typing UnevenBars VolleyballSpiking WalkingWithDog "
     "WallPushups WritingOnBoard YoYo"
 ).split()
+# The most classes a dataset may have (a video list's labels name that many; Kinetics-700: 700).
+MAX_CLASSES = 100_000
 # The one class whose file names are spelled differently from its folder in the real UCF101.
 _UCF_FILE_SPELLING = {"HandstandPushups": "HandStandPushups"}
 
@@ -458,10 +460,12 @@ class VideoList(VideoClipDataset):
                 path, label = (line[:cut].strip(" \t,"), line[cut + 1 :]) if cut > 0 else (line, None)
             if label is not None:
                 label = _int(label, f"{list_file}:{number}", "label")
-                if label < 0 or (classes is not None and label >= len(classes)):
+                below = len(classes) if classes is not None else MAX_CLASSES
+                if not 0 <= label < below:
                     raise ValueError(
                         f"{list_file}:{number}: label {label} is out of range; labels are "
-                        "0-based class indices" + (f" below {len(classes)}" if classes else "")
+                        f"0-based class indices below {below}"
+                        + ("" if classes is not None else " (the most classes a list may name)")
                     )
             samples.append((str(root / path), label))
         labels = {label for _, label in samples}

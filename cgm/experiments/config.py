@@ -275,6 +275,11 @@ def apply_overrides(cfg: ExperimentConfig, overrides: dict[str, Any]) -> Experim
             else:
                 max_clips = {"max_clips": value}
         elif section == "data":
+            if name == "kw" and not isinstance(value, Mapping):
+                raise ValueError(
+                    f"override {key}={value!r}: kw must be a dict of the dataset's keyword arguments, "
+                    "e.g. data__kw={'n': 64}"
+                )
             if name in ("fold", "n"):
                 data["kw"][name] = value
             elif name in DATA_FIELDS:

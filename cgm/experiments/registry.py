@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .bounds import check_bounds
 from .config import ExperimentConfig, apply_overrides
 from .profiles import SMOKE_NATURAL_EVAL, Recipe, build_config, check_profile
 
@@ -46,7 +47,9 @@ def get_experiment(name: str) -> Experiment:
 def resolve(name: str, /, profile: str = "smoke", **overrides) -> ExperimentConfig:
     """The config of experiment `name` in `profile` with overrides applied (no work done)."""
     check_profile(profile)
-    return apply_overrides(get_experiment(name).build(profile), overrides)
+    cfg = apply_overrides(get_experiment(name).build(profile), overrides)
+    check_bounds(cfg)  # every numeric field in its range, before any work
+    return cfg
 
 
 def _config(profile: str, **recipe) -> ExperimentConfig:
