@@ -13,16 +13,15 @@ It changes no number a step computes. The Trainer calls it on CPU; `glibc_defaul
 what glibc does by default in a long-running process (benchmarks/train.py uses it for the old
 path). Outside glibc (macOS, musl) nothing is changed and `state()` says so.
 
-A trap (found in session 10): glibc's default mmap threshold is *dynamic*. It starts at 128 KiB
-and rises to the size of each mmapped block freed, up to 32 MiB on 64-bit, with the trim threshold
-at twice that; so after a step or two a process that never calls `mallopt` serves blocks up to
-32 MiB from its heap and faults only on the larger ones. Any `mallopt` of a threshold turns the
-dynamic rule off for good. Pinning the initial 128 KiB (what `glibc_defaults()` did up to session
-9) is not glibc's default at all: it made the laptop float32 step fault ~267,000 pages a step and
-take 1.03 s instead of 0.70 s (Intel Xeon, 1 thread), and so overstated the old path's cost in
-every side-by-side ratio before session 10 (docs/performance.md). `glibc_defaults()` now sets the
-dynamic rule's steady state (32 MiB / 64 MiB): 0.69-0.72 s, as a process that never called
-`mallopt` (0.69-0.71 s).
+A trap for baselines: glibc's default mmap threshold is *dynamic*. It starts at 128 KiB and rises
+to the size of each mmapped block freed, up to 32 MiB on 64-bit, with the trim threshold at twice
+that; so after a step or two a process that never calls `mallopt` serves blocks up to 32 MiB from
+its heap and faults only on the larger ones. Any `mallopt` of a threshold turns the dynamic rule
+off for good. Pinning the initial 128 KiB is therefore not glibc's default at all: it makes the
+laptop float32 step fault ~267,000 pages a step and take 1.03 s instead of 0.70 s (Intel Xeon with
+AMX, 1 thread), overstating a baseline's cost. `glibc_defaults()` sets the dynamic rule's steady
+state (32 MiB / 64 MiB): 0.69-0.72 s, as a process that never called `mallopt` (0.69-0.71 s).
+docs/decisions/003-allocator-keeps-freed-memory.md has the measurements.
 """
 
 from __future__ import annotations

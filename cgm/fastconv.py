@@ -1,4 +1,4 @@
-"""A faster CPU convolution with the same math, for CGM-Net's training step (issue 12).
+"""A faster CPU convolution with the same math, for CGM-Net's float32 training step.
 
 `winograd_conv2d_3x3` is a 3x3, stride-1, padding-1 2D convolution by Winograd's minimal
 filtering F(4x4, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", CVPR
@@ -7,10 +7,10 @@ batched GEMMs, and the 4x4 output tile is transformed back: 36 multiplies per 16
 of 144. The backward is written by hand (`_WinogradConv`), itself in the Winograd domain: the
 same few GEMMs transposed and one layout copy each way. `conv2d_3x3(x, w, b, shuffle)` also folds
 CGMUL's pixel shuffle (Eq. 5) into the output tile's layout copy, so the 1,312-channel output is
-written once, already shuffled. CGMUL's conv to scale^2 * k_hr^2 channels was 41% of the float32
-laptop step; its forward+backward is 2.5x faster with autograd through the transforms (session
-7), and with the hand-written backward and the folded shuffle another ~20% (conv + shuffle: 629-664
--> 515-525 ms, docs/performance.md). The reference, `conv2d_3x3_reference`, is `F.conv2d(x,
+written once, already shuffled. CGMUL's conv to scale^2 * k_hr^2 channels is 41% of the float32
+laptop step with oneDNN's direct algorithm; Winograd makes its forward+backward 2.5x faster, and
+the hand-written backward with the folded shuffle another ~20% (conv + shuffle: 629-664 -> 515-525
+ms on an AMD EPYC Zen 1; docs/decisions/005-fast-float32-convolutions.md). The reference, `conv2d_3x3_reference`, is `F.conv2d(x,
 weight, bias, padding=1)` then `F.pixel_shuffle`; the float32 error relative to a float64
 convolution is ~7e-6 of the largest value (oneDNN's direct algorithm: ~2e-6), tested with the
 gradients.
@@ -30,7 +30,7 @@ float64 error of the default layout, output and gradients, for activations of me
 Not the same math, so not adopted.
 
 `conv_backend()` is "fast" (default) or "direct" (PyTorch's own convolutions in the default
-layout: the step before issue 12's conv work, kept for `benchmarks/train.py --compare`), from
+layout: the baseline of `benchmarks/train.py --compare`), from
 $CGM_CONV at import or `set_conv_backend` / `use_conv_backend`. No config field: the backend
 changes float rounding only, never a cached result's config hash.
 """
@@ -132,9 +132,9 @@ def _check(x: torch.Tensor, weight: torch.Tensor, shuffle: int) -> None:
 
 class _WinogradConv(torch.autograd.Function):
     """F(4x4, 3x3) forward and a hand-written backward, both as a few large GEMMs and one layout
-    copy each way. Autograd through the same ops (session 7) spent ~200 ms of the laptop step
-    outside the GEMMs: a transposed 6x4 GEMM over 2M columns, the tile layout copied twice
-    (to (N, K, H, W), then by pixel shuffle) each way, and unfold's backward."""
+    copy each way. Autograd through the same ops would spend ~200 ms of the laptop step outside
+    the GEMMs (AMD EPYC Zen 1, 1 thread): a transposed 6x4 GEMM over 2M columns, the tile layout
+    copied twice (to (N, K, H, W), then by pixel shuffle) each way, and unfold's backward."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, shuffle):

@@ -177,7 +177,7 @@ def _order_claim(column, rows, *, higher, judge=_chain):
     return evaluate
 
 
-# --------------------------------------------------------------------------- Table 1 (lead's format)
+# --------------------------------------------------------------------------- Table 1 (either CSV layout)
 
 _T1_NAMES = {
     "cgm": ("cgm", "cgm-net", "ours (cgm-net)", "cgm-net (ours)"),

@@ -533,8 +533,8 @@ class _SoftmaxFilters(torch.autograd.Function):
 
     The forward flushes with one in-place threshold (probabilities are never negative). With the "native"
     backend on CPU (float32/float64) the backward is one compiled pass per block of pixels
-    (p * (g - sum_i g_i p_i), then the flush); otherwise plain PyTorch ops, as before issue 12's
-    item 2. Same values up to the order of the sum over the taps."""
+    (p * (g - sum_i g_i p_i), then the flush); otherwise plain PyTorch ops. Same values up to the
+    order of the sum over the taps."""
 
     @staticmethod
     def forward(ctx, logits):
