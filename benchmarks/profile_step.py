@@ -2,7 +2,7 @@
 
     python benchmarks/profile_step.py                                   # table1/cgm, laptop profile
     python benchmarks/profile_step.py --profile smoke --set size=64 --set clip_len=8 --steps 3
-    python benchmarks/profile_step.py --set hr_prior=cost --path old     # before issue 12, items 2-3
+    python benchmarks/profile_step.py --set hr_prior=cost --path old     # the float32 baseline step
 
 One step = forward, the stage's loss (Eq. 7), backward, Adam, on random clips of the config's
 shape (the time does not depend on the pixels, except through subnormal floats: see

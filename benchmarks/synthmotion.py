@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/synthmotion.py [--clips 50]
 
-Target (issue 4): a 16x112x112 clip in under 50 ms. The first item of each size also builds the
+Target: a clip of the paper's shape (16x112x112) in under 50 ms. The first item of each size also builds the
 texture atlas; it is timed separately ("setup") and excluded from the rate. Rendering runs
 single-threaded by design (see `cgm.data.synthmotion._one_thread`); DataLoader workers scale it.
 """

@@ -10,16 +10,17 @@
 
 Plain mode trains the experiment with the Trainer (its own data loader, `--workers` processes)
 and prints, per interval of `--interval` steps, clips/s, the share of the step spent waiting for
-data, and the loss. A flat clips/s column is the target (issue 12: a smoke run fell from ~20 to ~3
-clips/s after 30-50 steps on an Intel CPU; the cause was subnormal floats, docs/performance.md).
+data, and the loss. A flat clips/s column is the target: subnormal floats in the filter softmax
+can make a run decay 7-10x within 50 steps on Intel CPUs
+(docs/decisions/002-subnormal-flush.md).
 
 `--compare A B` trains two models from the same initial weights on the same batches, alternating
 intervals between them so that load from other processes hits both alike, each under its code
 path (`--paths` lists them): `fast` is the laptop's step as it is (bf16 autocast where the CPU
 has native bf16, else float32 with cgm.fastconv's convolutions; freed memory kept by the
-allocator); `old` the float32 step before it (and before issue 12's items 2-3: the PyTorch
-tap-loop warp, glibc's default allocator, PyTorch's direct convolutions); `new` is `old` with the compiled warp kernels;
-`prefix` the step before issue 12 (no subnormal flush either); `fast32` is `fast` kept in float32
+allocator); `old` the baseline float32 step (the PyTorch tap-loop warp, glibc's default
+allocator, PyTorch's direct convolutions); `new` is `old` with the compiled warp kernels;
+`prefix` is `old` without the subnormal flush (a plain softmax); `fast32` is `fast` kept in float32
 (the path of a CPU without native bf16, measurable on any CPU). The default is `old fast`. The
 rate columns then exclude data loading (each batch is loaded once, used by both); the loss
 columns show that the paths train alike. `--path` picks the path of plain mode (default `fast`).
@@ -50,7 +51,7 @@ from cgm import experiments as ex
 
 @contextlib.contextmanager
 def prefix_code():
-    """What the training step did before issue 12: a plain softmax over the taps, so subnormal
+    """The `old` step without the subnormal flush: a plain softmax over the taps, so subnormal
     probabilities (and gradients) reach the warp and CGMUL's conv; the PyTorch tap-loop warp;
     float32; glibc's default allocator thresholds."""
     saved = network.softmax_filters
@@ -65,7 +66,7 @@ def prefix_code():
 
 @contextlib.contextmanager
 def old_code():
-    """The step before issue 12's items 2-3: subnormal flush, the PyTorch tap-loop warp, float32,
+    """The baseline step: subnormal flush, the PyTorch tap-loop warp, float32,
     glibc's default allocator thresholds, PyTorch's direct convolution for CGMUL."""
     allocator.glibc_defaults()
     with warp.use_warp_backend("taps"), fastconv.use_conv_backend("direct"):
@@ -251,7 +252,7 @@ def main() -> None:
         choices=PATHS,
         default=None,
         metavar="PATH",
-        help="two code paths side by side (default: old fast; prefix = before issue 12)",
+        help="two code paths side by side (default: old fast; --paths lists them)",
     )
     p.add_argument("--paths", action="store_true", help="list the code paths, and exit")
     p.add_argument(

@@ -1,13 +1,13 @@
 """Benchmark of the Eq. 1 warp: compiled kernels and tap loop vs the unfold reference vs the
-memory-traffic floor, against issue 12's targets (forward+backward >= 10x faster than the
-reference, <= 3x the floor).
+memory-traffic floor, against docs/design.md's targets (forward+backward >= 10x faster than the
+reference, <= 3x the floor). Measured tables: docs/performance_warp.md.
 
     python benchmarks/warp.py [--device cpu|cuda] [--threads 1] [--repeats 9]
 
-Implementations: `native` (cgm.warp.adaptive_warp_native, the compiled CPU kernels that
-adaptive_warp uses on CPU; skipped when they cannot be built, with the reason printed), `taps`
-(cgm.warp.adaptive_warp_taps, the PyTorch tap loop: adaptive_warp before issue 12, and its GPU
-path), `reference` (the unfold formula).
+Implementations: `native` (cgm.warp.adaptive_warp_native, the compiled CPU kernels, opt-in for
+adaptive_warp with CGM_WARP=native; skipped when they cannot be built, with the reason printed),
+`taps` (cgm.warp.adaptive_warp_taps, the PyTorch tap loop: what adaptive_warp runs by default, on
+every device), `reference` (the unfold formula).
 
 For each case (N, C, H, W, K) it prints, in milliseconds (median over --repeats; every
 implementation and the floor's copy interleaved within each repeat, so that load from other
@@ -42,7 +42,7 @@ from cgm.warp import adaptive_warp_native, adaptive_warp_reference, adaptive_war
 
 CASES = [(16, 3, 112, 112, 9), (16, 128, 28, 28, 3), (8, 3, 224, 224, 9)]
 IMPLS = {"native": adaptive_warp_native, "taps": adaptive_warp_taps, "reference": adaptive_warp_reference}
-TARGET_SPEEDUP, TARGET_FLOOR = 10.0, 3.0  # issue 12: f+b >= 10x the reference, <= 3x the floor
+TARGET_SPEEDUP, TARGET_FLOOR = 10.0, 3.0  # docs/design.md: f+b >= 10x the reference, <= 3x the floor
 
 
 def _sync(device: str) -> None:
