@@ -1,4 +1,4 @@
-"""Hostile inputs (issue 11): each ends in a clear error, a counted skip, or correct behaviour.
+"""Hostile inputs: each ends in a clear error, a counted skip, or correct behaviour.
 
 One test (or one parametrized row) per input a careless or hostile user can give; the count of
 rows is quoted in the README's Status.
