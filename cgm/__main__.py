@@ -76,6 +76,11 @@ def _config(args) -> ex.ExperimentConfig:
     cache.use_roots(**{k: getattr(args, k, None) for k in cache.ROOT_PARAMETERS})
     cfg = ex.resolve(args.experiment, args.profile, **overrides_from(args))
     ex.check_data(cfg)
+    command = getattr(args, "command", "")
+    if command in ("run", "train") and not (command == "train" and args.no_pretrain):
+        # every root of the chain (the pretraining it starts from too) before any estimate or work
+        links = cache.chain(args.experiment, args.profile, runs_dir=args.runs_dir, **overrides_from(args))
+        cache.check_chain(links if command == "run" else links[:-1], args.profile)
     from cgm import distributed
 
     world = distributed.env_world().world_size
@@ -88,9 +93,10 @@ def _config(args) -> ex.ExperimentConfig:
 def cmd_list(args) -> int:
     from cgm import cache
 
-    table = cache.cached_table(args.profile)
-    print(f"profiles: {', '.join(ex.PROFILES)}; cached runs live in results/runs/<experiment>/<hash>/")
-    print(f"{'experiment':36s} {'paper table':26s} {'profile':8s} {'cached':28s} CPU time")
+    table = cache.cached_table(args.profile, runs_dir=args.runs_dir)
+    where = args.runs_dir or "results/runs"
+    print(f"profiles: {', '.join(ex.PROFILES)}; cached runs live in {where}/<experiment>/<hash>/")
+    print(f"{'experiment':36s} {'paper table':26s} {'profile':8s} {'cached':28s} {'CPU time':9s} overrides")
     rows = {e.name: e for e in ex.list_experiments()}
     for r in table.itertuples():
         e = rows[r.experiment]
@@ -100,7 +106,8 @@ def cmd_list(args) -> int:
             else f"no: trains {r.to_train}"
         )
         cpu = f"{r.cpu_s / 60:.1f} min" if r.cached and r.cpu_s == r.cpu_s and r.cpu_s is not None else ""
-        print(f"{r.experiment:36s} {e.paper_table:26s} {r.profile:8s} {state:28s} {cpu}")
+        line = f"{r.experiment:36s} {e.paper_table:26s} {r.profile:8s} {state:28s} {cpu:9s} {r.overrides}"
+        print(line.rstrip())
     return 0
 
 
@@ -112,6 +119,7 @@ def cmd_train(args) -> int:
             cfg.pretrain_from,
             args.profile,
             need_checkpoint=True,
+            runs_dir=args.runs_dir or ex.RUNS,
             **ex.pretrain_overrides(overrides_from(args)),
         ).checkpoint  # same architecture
     trainer = ex.train_experiment(
@@ -171,11 +179,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from cgm import cache
-
-    _config(args)
-    if not args.force:  # every root of the chain (pretraining too) before any work
-        cache.check_chain(cache.chain(args.experiment, args.profile, **overrides_from(args)), args.profile)
+    _config(args)  # every root of the chain (pretraining too) before any work
     from cgm.cache import run_pinned  # pinned CPU threads: a rerun gives the same numbers
 
     r = run_pinned(
@@ -184,6 +188,7 @@ def cmd_run(args) -> int:
         force=args.force,
         need_checkpoint=args.need_checkpoint,
         progress=True,
+        runs_dir=args.runs_dir or ex.RUNS,
         **overrides_from(args),
     )
     if args.json:
@@ -213,6 +218,30 @@ def cmd_run(args) -> int:
                 source=f"{r.source} ({r.path}), {r.train.get('steps')} steps in {r.train.get('seconds', 0):.0f} s",
             )
         )
+    return 0
+
+
+def cmd_show(args) -> int:
+    """The resolved config of an experiment with the given overrides (JSON) and its hash."""
+    from cgm import cache
+    from cgm.overrides import format_overrides
+
+    cache.use_roots(**{k: getattr(args, k, None) for k in cache.ROOT_PARAMETERS})
+    overrides = overrides_from(args)
+    links = cache.chain(args.experiment, args.profile, runs_dir=args.runs_dir, **overrides)
+    cfg = ex.resolve(args.experiment, args.profile, **overrides)
+    doc = {
+        "experiment": args.experiment,
+        "profile": args.profile,
+        "overrides": format_overrides(overrides),
+        "hash": links[-1].hash,
+        "chain": [
+            {"experiment": link.name, "hash": link.hash, "cached": str(link.path) if link.cached else None}
+            for link in links
+        ],
+        "config": cfg.to_dict(),
+    }
+    print(json.dumps(doc, indent=1, default=str))
     return 0
 
 
@@ -261,6 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     ls = sub.add_parser("list", help="experiments, whether each run is cached, and its CPU time")
     ls.add_argument("--profile", default=None, help=f"only this profile ({', '.join(ex.PROFILES)})")
+    runs_dir = dict(dest="runs_dir", default=None, metavar="DIR", help="run cache (default: results/runs/)")
+    ls.add_argument("--runs-dir", **runs_dir)
 
     def common(sp):
         sp.add_argument("--experiment", required=True, metavar="NAME", help="see `python -m cgm list`")
@@ -286,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
             )
         sp.add_argument("--device", default=None, help="cpu | cuda | cuda:N")
         sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override (repeatable)")
+        sp.add_argument("--runs-dir", **runs_dir)
 
     t = sub.add_parser("train", help="train an experiment's model into --out")
     common(t)
@@ -303,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--need-checkpoint", action="store_true", help="recompute if the cache kept no weights")
     for sp in (e, r):
         sp.add_argument("--json", action="store_true", help="print the metrics as JSON (machine form)")
+    s = sub.add_parser("show", help="the resolved config (JSON), its hash and its chain's cache status")
+    common(s)
+    s.add_argument("--steps", type=int, default=None, help="train for N steps (instead of the schedule)")
     f = sub.add_parser(
         "flow",
         help="CGM-Net on your own video: flow colours (PNG, MP4), motion maps, prediction",
@@ -345,9 +380,9 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--steps must be >= 1, got {args.steps}")
         if getattr(args, "device", None) is not None:
             ex.check_device(args.device)  # before any work
-        return {"list": cmd_list, "train": cmd_train, "eval": cmd_eval, "run": cmd_run, "flow": cmd_flow}[
-            args.command
-        ](args)
+        commands = {"list": cmd_list, "train": cmd_train, "eval": cmd_eval, "run": cmd_run, "flow": cmd_flow}
+        commands["show"] = cmd_show
+        return commands[args.command](args)
     except EXPECTED_ERRORS as err:  # a message, not a traceback: the input is wrong, not the code
         print(f"error: {err}", file=sys.stderr)
         return 2

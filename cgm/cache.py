@@ -30,6 +30,7 @@ from cgm.experiments.environment import (  # noqa: F401  (re-exported: cache.pin
     pinned_threads,
     train_threads,
 )
+from cgm.experiments.runs import data_roots
 
 
 @dataclass(frozen=True)
@@ -115,25 +116,46 @@ def use_roots(**roots: str | None) -> dict:
     return done
 
 
+def root_parameter(dataset: str, *, asked_for: bool) -> str | None:
+    """The notebook parameter that gives `dataset`'s root: `data_root` (or its own) for the
+    training root of the run asked for, else its own (`pretrain_root`, `ucf101_root`, ...)."""
+    own = ROOT_OF.get(dataset)
+    return "data_root" + (f" or {own}" if own else "") if asked_for else own
+
+
+def missing_roots(links: list[Link], profile: str) -> list[str]:
+    """One line per missing data root of the links that will train (and be evaluated), those of
+    the run asked for first: the link, the notebook parameter and CLI flag that give the root,
+    the dataset, what is wrong, the variable, and the layout expected (cached links need no data)."""
+    lines, seen = [], set()
+    for link in reversed(to_train(links)):
+        cfg = ex.resolve(link.name, profile, **link.overrides)
+        for r in data_roots(cfg):
+            if r.present or (r.env, r.root) in seen:  # (UCF-Flow and UCF-Pred: one UCF101 root)
+                continue
+            seen.add((r.env, r.root))
+            param = root_parameter(r.dataset, asked_for=r.training_root and link is links[-1])
+            flag = param.split(" or ")[0].replace("_", "-") if param else ""
+            hint = f" (notebook parameter {param}; CLI --{flag})" if param else ""
+            lines.append(
+                f"{link.name} ({profile}) must train and needs its data{hint}: dataset {r.dataset!r} "
+                f"({r.role} of {link.name}): data root {r.problem}; give it"
+                + (f" as {param} or" if param else "")
+                + f" with {r.env}. Expected layout:\n  "
+                + r.layout.replace("\n", "\n  ")
+            )
+    return lines
+
+
 def check_chain(links: list[Link], profile: str) -> None:
     """Every dataset the links that will train (and be evaluated) read has a root that is a
-    folder, or the ValueError of `experiments.check_data` naming the first missing one and its
-    layout, before any work starts (cached links need no data)."""
-    for link in to_train(links):
-        cfg = ex.resolve(link.name, profile, **link.overrides)
-        try:
-            ex.check_data(cfg)
-        except ValueError as err:
-            head = str(err).split(":")[0]
-            flag = next((k for d, k in ROOT_OF.items() if f"'{d}'" in head), None)
-            if f"'{cfg.data.name}'" in head and link is links[-1]:  # the training set of the run asked for
-                flag = "data_root" + (f" or {flag}" if flag else "")
-            hint = (
-                f" (notebook parameter {flag}; CLI --{flag.split(' or ')[0].replace('_', '-')})"
-                if flag
-                else ""
-            )
-            raise ValueError(f"{link.name} ({profile}) must train and needs its data{hint}: {err}") from None
+    folder, or a ValueError naming every missing one (`missing_roots`), before any work starts."""
+    lines = missing_roots(links, profile)
+    if len(lines) == 1:
+        raise ValueError(lines[0])
+    if lines:
+        head = f"{len(lines)} data roots are missing (checked before any work):"
+        raise ValueError("\n".join([head, *lines]))
 
 
 def _results(runs_dir: Path):
@@ -286,6 +308,10 @@ def cached_table(profile: str | None = None, *, runs_dir: str | Path | None = No
     from cgm.experiments.integrity import read_run
 
     rows = []
+    others = {}  # cached runs with overrides, listed after their experiment's default run
+    for r in cached_runs(runs_dir):
+        if profile in (None, r["profile"]):
+            others.setdefault(r["experiment"], []).append(r)
     for e in ex.list_experiments():
         for p in [profile] if profile else ex.PROFILES:
             try:
@@ -311,6 +337,40 @@ def cached_table(profile: str | None = None, *, runs_dir: str | Path | None = No
                     "cpu_s": train.get("seconds") if train.get("device", "cpu") == "cpu" else None,
                     "shared_with": source,
                     "to_train": "" if not todo else ", ".join(link.name for link in todo),
+                    "overrides": "",
                 }
             )
-    return pd.DataFrame(rows)
+            for r in others.get(e.name, []):
+                if r["profile"] == p and r["hash"] != last.hash:
+                    rows.append({**r, "cached": True, "shared_with": "", "to_train": ""})
+    columns = ["experiment", "profile", "cached", "hash", "cpu_s", "shared_with", "to_train", "overrides"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def cached_runs(runs_dir: str | Path | None = None) -> list[dict]:
+    """Every finished run in the cache (and its local recomputations): experiment, profile, hash,
+    CPU seconds, and `overrides`, the text (`cgm.overrides.format_overrides`) of what its config
+    changes from its profile's: what to give `--set` or a notebook's `overrides` to find it."""
+    from cgm.experiments.runs import local_runs
+    from cgm.overrides import format_overrides
+
+    runs_dir = Path(runs_dir or ex.RUNS)
+    out = []
+    for folder in (runs_dir, local_runs(runs_dir)):
+        for path, r in _results(folder):
+            try:
+                cfg = ex.ExperimentConfig.from_dict(json.loads((path / "config.json").read_text()))
+                changed = format_overrides(ex.overrides_between(ex.resolve(r["name"], r["profile"]), cfg))
+            except (ValueError, KeyError, TypeError, OSError) as err:
+                changed = f"(not the profile's config with overrides: {err})"
+            train = r.get("train", {})
+            out.append(
+                {
+                    "experiment": r["name"],
+                    "profile": r["profile"],
+                    "hash": r["hash"],
+                    "cpu_s": train.get("seconds") if train.get("device", "cpu") == "cpu" else None,
+                    "overrides": changed,
+                }
+            )
+    return out

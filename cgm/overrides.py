@@ -60,3 +60,19 @@ def format_overrides(overrides: Mapping) -> str:
         text = value if isinstance(value, str) and parse_value(value) == value else repr(value)
         words.append(shlex.quote(f"{key}={text}"))
     return " ".join(words)
+
+
+def merge_overrides(params: Mapping, overrides: str | Mapping | None) -> dict:
+    """`params` (a notebook's own parameters as overrides, None = not given) with `overrides` (its
+    `overrides` text) applied on top: what every run of the notebook gets. A field that both set
+    to different values is an error (say it once)."""
+    extra = parse_overrides(overrides)
+    given = {k: v for k, v in params.items() if v is not None}
+    clash = sorted(k for k in extra if k in given and given[k] != extra[k])
+    if clash:
+        raise ValueError(
+            "set in two places with different values: "
+            + ", ".join(f"{k} ({given[k]!r} as a parameter, {extra[k]!r} in overrides)" for k in clash)
+            + "; give each once"
+        )
+    return {**given, **extra}

@@ -172,18 +172,25 @@ def check(frame: pd.DataFrame, *, rows: Iterable[str], low: float, high: float) 
     assert bad.empty, f"measured values not finite or outside [{low}, {high}]:\n{bad.to_string()}"
 
 
-def run_overrides(name: str, profile: str, **params) -> dict:
-    """The notebook parameters that change experiment `name`'s config in `profile`.
+def run_overrides(name: str, profile: str, overrides: str | Mapping | None = None, **params) -> dict:
+    """The notebook parameters that change experiment `name`'s config in `profile`, with the
+    notebook's `overrides` (the CLI's `--set` pairs as text, "amp=bf16 eval__batch_size=1",
+    read by `cgm.overrides.parse_overrides`) on top: what the notebook passes to the run.
 
     Parameters left at None, or equal to what the profile already sets (e.g. seed=0, the smoke
     profile's device "cpu"), are dropped, so that a notebook run with default parameters has the
-    same config hash as every other user of the experiment and shares its cached run.
+    same config hash as every other user of the experiment and shares its cached run; a run the
+    CLI trained with `--set k=v` is found by a notebook given `overrides="k=v"`.
     """
     from cgm.experiments import resolve
+    from cgm.overrides import merge_overrides
 
     base = resolve(name, profile)
     current = {**base.data, **base.data.get("kw", {}), **base.model.to_dict(), **vars(base.train)}
-    return {k: v for k, v in params.items() if v is not None and not (k in current and current[k] == v)}
+    kept = {k: v for k, v in params.items() if v is not None and not (k in current and current[k] == v)}
+    merged = merge_overrides(kept, overrides)
+    resolve(name, profile, **merged)  # a bad override fails here, naming what is valid
+    return merged
 
 
 def metric(result, name: str) -> float:
@@ -341,7 +348,7 @@ def result_stem(
     With the notebook's default parameters: `stem` (default: the notebook's name), i.e.
     `results/<notebook>.csv`, the committed file. With any other parameters: the stem followed by
     `__name=value` for each parameter that differs from its default, in declaration order, e.g.
-    `table3_kinetics__backbone=slowfast`, so a run with other parameters never overwrites the
+    `table3_kinetics__rows=slowfast`, so a run with other parameters never overwrites the
     defaults' file. `ignore` names parameters already expressed by `stem` (Table 3's `variant`
     600 writes `table4_kinetics600`). Use it in every notebook that writes results:
 
@@ -353,7 +360,7 @@ def result_stem(
 
 
 def parameters_label(notebook: str, params: Mapping, *, ignore: Iterable[str] = ()) -> str:
-    """'defaults', or the parameters that differ from the notebook's defaults ("backbone=slowfast")."""
+    """'defaults', or the parameters that differ from the notebook's defaults ("rows=slowfast")."""
     changed = changed_parameters(notebook, params, ignore=ignore)
     return ", ".join(f"{k}={v}" for k, v in changed.items()) or "defaults"
 

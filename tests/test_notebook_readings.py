@@ -27,15 +27,15 @@ def test_table3_with_slowfast_reads_its_own_table(tmp_path, monkeypatch):
     papermill.execute_notebook(
         str(tables.NOTEBOOKS / "table3_kinetics.ipynb"),
         str(out),
-        parameters={"backbone": "slowfast"},
+        parameters={"rows": "slowfast"},
         cwd=str(tables.NOTEBOOKS),
         progress_bar=False,
         kernel_name="python3",
         start_timeout=300,
     )
-    assert sorted(p.name for p in tmp_path.glob("*.csv")) == ["table3_kinetics__backbone=slowfast.csv"]
-    frame = pd.read_csv(tmp_path / "table3_kinetics__backbone=slowfast.csv")
-    assert set(frame["parameters"]) == {"backbone=slowfast"}
+    assert sorted(p.name for p in tmp_path.glob("*.csv")) == ["table3_kinetics__rows=slowfast.csv"]
+    frame = pd.read_csv(tmp_path / "table3_kinetics__rows=slowfast.csv")
+    assert set(frame["parameters"]) == {"rows=slowfast"}
     reading = markdown_outputs(nbformat.read(str(out), as_version=4))
     top1 = frame[frame.column == "top1"]
     low, high = tables.chance_band(4, int(top1.clips.iloc[0]))

@@ -109,8 +109,8 @@ def test_result_stem_names_files_by_the_parameters_that_differ():
         == "table3_kinetics"
     )
     assert (
-        tables.result_stem("table3_kinetics", {"backbone": "slowfast", "seed": 0})
-        == "table3_kinetics__backbone=slowfast"
+        tables.result_stem("table3_kinetics", {"rows": "slowfast", "seed": 0})
+        == "table3_kinetics__rows=slowfast"
     )
     # papermill hands text; "600" is the literal 600, and the variant is in the stem already
     assert (

@@ -2,6 +2,7 @@
 and the notebooks, and the overrides a cached run differs from its profile by."""
 
 import json
+import warnings
 
 import pytest
 
@@ -67,3 +68,93 @@ def test_every_committed_run_is_its_profiles_default_config():
         cfg = ex.ExperimentConfig.from_dict(stored)
         assert ex.config_hash(cfg, stored["pretrain_hash"]) == path.parent.name, path
         assert ex.overrides_between(ex.resolve(stored["name"], stored["profile"]), cfg) == {}, path
+
+
+TINY = "width=0.125 size=16 clip_len=4 batch_size=2 n=8 eval__max_clips=2 steps=2"
+
+
+def test_a_bf16_run_of_the_cli_is_found_by_the_notebook_helpers(tmp_path, capsys):
+    from cgm import cache, tables
+    from cgm.__main__ import main
+
+    sets = [a for pair in (TINY + " amp=bf16").split() for a in ("--set", pair)]
+    argv = ["run", "--experiment", "table6/cgmul", "--runs-dir", str(tmp_path), "--json", *sets]
+    assert main(argv) == 0
+    trained = json.loads(capsys.readouterr().out)
+    assert trained["source"] == "computed"
+    # A notebook's parameters: its own (steps) and the CLI's pairs as the `overrides` text, with
+    # an evaluation batch that is not the one the run was scored with (not part of the run's identity).
+    per_run = tables.run_overrides(
+        "table6/cgmul",
+        "smoke",
+        TINY.replace(" steps=2", "") + " amp=bf16 eval__batch_size=1",
+        steps=2,
+        seed=0,
+    )
+    links = cache.chain("table6/cgmul", "smoke", runs_dir=tmp_path, **per_run)
+    assert links[-1].hash == trained["hash"] and links[-1].cached and not cache.to_train(links)
+    found = ex.run("table6/cgmul", "smoke", runs_dir=tmp_path, **per_run)
+    assert found.source == "cache" and found.metrics == trained["metrics"]
+    # Without the overrides it is another run; `list` shows this one with what it changed.
+    assert not cache.chain("table6/cgmul", "smoke", runs_dir=tmp_path)[-1].cached
+    (listed,) = cache.cached_runs(tmp_path)
+    assert listed["hash"] == trained["hash"]
+    assert (
+        ex.config_hash(ex.resolve("table6/cgmul", **parse_overrides(listed["overrides"]))) == trained["hash"]
+    )
+    assert main(["list", "--profile", "smoke", "--runs-dir", str(tmp_path)]) == 0
+    (line,) = [l for l in capsys.readouterr().out.splitlines() if "amp=bf16" in l]
+    assert line.startswith("table6/cgmul ") and " yes " in line and line.endswith(listed["overrides"])
+
+
+def test_show_prints_the_config_and_its_hash(capsys):
+    from cgm.__main__ import main
+
+    assert (
+        main(["show", "--experiment", "table3/r3d50", "--set", "amp=bf16", "--set", "eval__batch_size=1"])
+        == 0
+    )
+    doc = json.loads(capsys.readouterr().out)
+    cfg = ex.resolve("table3/r3d50", amp="bf16")
+    pre = ex.config_hash(ex.resolve("pretrain/r3d50", amp="bf16"))
+    assert doc["hash"] == ex.config_hash(cfg, pre) and [c["hash"] for c in doc["chain"]] == [pre, doc["hash"]]
+    assert doc["config"]["train"]["amp"] == "bf16" and doc["config"]["eval"]["batch_size"] == 1
+    assert doc["overrides"] == "amp=bf16 eval__batch_size=1"
+
+
+def test_a_notebook_parameter_and_an_override_that_disagree_are_refused():
+    from cgm import tables
+
+    with pytest.raises(ValueError, match="set in two places with different values: steps"):
+        tables.run_overrides("table6/cgmul", "smoke", "steps=3", steps=2)
+    with pytest.raises(ValueError, match="not a config field"):
+        tables.run_overrides("table6/cgmul", "smoke", "stpes=3")
+
+
+def test_a_wrong_data_root_is_named_first_with_every_missing_root(tmp_path, monkeypatch):
+    from cgm import cache
+
+    for var in ("CGM_VIDEOFOLDER_ROOT", "CGM_KINETICS400_ROOT", "CGM_UCF101_ROOT"):
+        monkeypatch.delenv(var, raising=False)
+    links = cache.chain("table3/r3d50", "paper", runs_dir=tmp_path, data_root="/no/kinetics")
+    with pytest.raises(ValueError) as err:
+        cache.check_chain(links, "paper")
+    lines = [l for l in str(err.value).splitlines() if "must train" in l]
+    assert str(err.value).startswith("3 data roots are missing") and len(lines) == 3
+    assert "data_root or kinetics_root" in lines[0] and "/no/kinetics is not a folder" in lines[0]
+    assert "'videofolder'" in lines[1] and "pretrain_root" in lines[1] and "data_root" not in lines[1]
+    assert "'ucf_flow'" in lines[2] and "ucf101_root" in lines[2]
+
+
+def test_the_cli_checks_the_chains_roots_before_the_cpu_estimate(tmp_path, monkeypatch, capsys):
+    from cgm.__main__ import main
+
+    for var in ("CGM_VIDEOFOLDER_ROOT", "CGM_UCF101_ROOT"):
+        monkeypatch.delenv(var, raising=False)
+    argv = ["run", "--experiment", "table3/r3d50", "--profile", "paper", "--device", "cpu"]
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert main([*argv, "--data-root", str(tmp_path), "--runs-dir", str(tmp_path)]) == 2
+    assert not [w for w in seen if "takes about" in str(w.message)]  # no CPU estimate ran
+    err = capsys.readouterr().err
+    assert "pretrain/r3d50 (paper) must train" in err and "pretrain_root" in err

@@ -101,25 +101,61 @@ def check_device(device: str) -> None:
             raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} GPU(s)")
 
 
+@dataclass(frozen=True)
+class DataRoot:
+    """One real dataset a run reads: where its root is (None: not given), the variable that gives
+    it, the layout expected there, and whether it is the training set's root (`data_root`)."""
+
+    dataset: str
+    split: str
+    role: str  # "training set" or "evaluation set <tag>"
+    root: str | None
+    env: str
+    layout: str
+    training_root: bool
+
+    @property
+    def present(self) -> bool:
+        return self.root is not None and Path(self.root).expanduser().is_dir()
+
+    @property
+    def problem(self) -> str:
+        return "" if self.present else "is not given" if self.root is None else f"{self.root} is not a folder"
+
+
+def data_roots(cfg: ExperimentConfig) -> list[DataRoot]:
+    """Every real (not embedded) dataset of the run, its training set first, and its root."""
+    out = []
+    sets = [("training set", cfg.data)] + [(f"evaluation set {t}", s) for _, t, s in cfg.eval.sets()]
+    for role, spec in sets:
+        if spec.name not in EMBEDDED:
+            out.append(
+                DataRoot(
+                    dataset=spec.name,
+                    split=spec.split,
+                    role=role,
+                    root=_root(spec, cfg),
+                    env=f"CGM_{root_dataset(spec.name).upper()}_ROOT",
+                    layout=LAYOUTS["kinetics" if spec.name.startswith("kinetics") else spec.name],
+                    training_root=root_dataset(spec.name) == root_dataset(cfg.data.name),
+                )
+            )
+    return out
+
+
 def check_data(cfg: ExperimentConfig) -> None:
     """Every real dataset the run needs has a data root that is a folder, or a ValueError saying
     which dataset, how to give its root, and the layout expected (before any work starts)."""
-    for spec in [cfg.data] + [s for _, _, s in cfg.eval.sets()]:
-        if spec.name in EMBEDDED:
-            continue
-        root = _root(spec, cfg)
-        if root is None or not Path(root).expanduser().is_dir():
-            env = f"CGM_{root_dataset(spec.name).upper()}_ROOT"
-            layout = LAYOUTS["kinetics" if spec.name.startswith("kinetics") else spec.name]
-            what = "is not given" if root is None else f"{root} is not a folder"
+    for r in data_roots(cfg):
+        if not r.present:
             how = (
-                f"pass data_root=... (CLI: --data-root) or set {env}"
-                if root_dataset(spec.name) == root_dataset(cfg.data.name)
-                else f"set {env} (it is not the training set {cfg.data.name!r}, whose data_root it does not read)"
+                f"pass data_root=... (CLI: --data-root) or set {r.env}"
+                if r.training_root
+                else f"set {r.env} (it is not the training set {cfg.data.name!r}, whose data_root it does not read)"
             )
             raise ValueError(
-                f"dataset {spec.name!r}: data root {what}; {how}. Expected layout:\n  "
-                + layout.replace("\n", "\n  ")
+                f"dataset {r.dataset!r}: data root {r.problem}; {how}. Expected layout:\n  "
+                + r.layout.replace("\n", "\n  ")
             )
 
 
