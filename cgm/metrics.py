@@ -168,6 +168,27 @@ def epe(flow: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None = None) 
     return error[mask].mean().item()
 
 
+OUTLIER_PX = 3.0  # an end-point error above this many pixels counts as an outlier
+
+
+@torch.no_grad()
+def outlier_rate(
+    flow: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None = None, px: float = OUTLIER_PX
+) -> float:
+    """Share of the pixels where `mask` is true whose end-point error exceeds `px` (shapes as `epe`)."""
+    _check_pair("outlier_rate", flow, gt, min_dim=3)
+    if flow.shape[-3] != 2:
+        raise ValueError(f"outlier_rate: flow must be (..., 2, H, W), got {tuple(flow.shape)}")
+    bad = ((flow.double() - gt.double()).pow(2).sum(-3).sqrt() > px).double()  # (..., H, W)
+    if mask is None:
+        return bad.mean().item()
+    if mask.dim() == bad.dim() + 1 and mask.shape[-3] == 1:
+        mask = mask.squeeze(-3)
+    if mask.dtype != torch.bool or mask.shape != bad.shape or not mask.any():
+        raise ValueError(f"outlier_rate: mask must be bool {tuple(bad.shape)} selecting some pixels")
+    return bad[mask].mean().item()
+
+
 # ----------------------------------------------------------------------------- classification
 
 

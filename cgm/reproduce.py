@@ -92,6 +92,7 @@ TITLES = {
     "datasets": "Embedded datasets",
     "table1_motion": "Table 1 (left): motion",
     "table1_prediction": "Table 1 (right): prediction",
+    "table1_known_motion": "Table 1: EPE against ground truth (not in the paper)",
     "table2_selfsupervised": "Table 2",
     "table3_kinetics": "Table 3",
     "table4_kinetics600": "Table 4",
