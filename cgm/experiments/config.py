@@ -2,7 +2,7 @@
 override language of `run(name, profile, **overrides)` and the config hash that names a cached run.
 
 The hash is SHA-256 over the JSON of `ExperimentConfig.to_dict()` less what only changes how the
-numbers are computed (UNHASHED_TRAIN, UNHASHED_EVAL; docs/decisions/001-run-identity.md); the
+numbers are computed (UNHASHED_TRAIN, UNHASHED_EVAL; docs/decisions/010-run-identity.md); the
 specs' `to_dict` keeps the JSON the untyped dicts of earlier versions had, so every cached run
 keeps its hash. `overrides_between` gives the overrides that turn one config into another (what
 `python -m cgm list` shows beside a cached run).
