@@ -20,8 +20,8 @@ import sys
 import time
 import warnings
 
+from cgm import errors
 from cgm import experiments as ex
-from cgm.train import NonFiniteLossError
 
 
 def parse_sets(pairs: list[str]) -> dict:
@@ -359,16 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-# Errors that bad input (arguments, files, data, a run held by another process) ends in.
-EXPECTED_ERRORS = (
-    ValueError,
-    FileNotFoundError,
-    NotADirectoryError,
-    PermissionError,
-    ex.RunLockedError,
-    NonFiniteLossError,
-    FloatingPointError,
-)
+# Errors that bad input (arguments, files, data, a full disk, too little memory, a run held by
+# another process) ends in: `cgm.errors.expected`.
+EXPECTED_ERRORS = errors.expected()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -384,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         commands["show"] = cmd_show
         return commands[args.command](args)
     except EXPECTED_ERRORS as err:  # a message, not a traceback: the input is wrong, not the code
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {errors.message(err)}", file=sys.stderr)
         return 2
 
 

@@ -56,7 +56,7 @@ class Link:
 
 
 def chain(
-    name: str, profile: str = "smoke", *, runs_dir: str | Path | None = None, **overrides
+    name: str, profile: str = "smoke", /, *, runs_dir: str | Path | None = None, **overrides
 ) -> list[Link]:
     """The runs `experiments.run(name, profile, **overrides)` involves, pretraining first,
     with the same hashes `run` computes (no work is done)."""

@@ -4,6 +4,7 @@ One test (or one parametrized row) per input a careless or hostile user can give
 rows is quoted in the README's Status.
 """
 
+import errno
 import os
 import socket
 import subprocess
@@ -18,8 +19,9 @@ from conftest import fixture_frame, write_frame_folder, write_video
 from cgm import checkpoints
 from cgm import experiments as ex
 from cgm.__main__ import main
-from cgm.data.datasets import UCF101, Kinetics, VideoFolder, VideoList
+from cgm.data.datasets import HMDB51, UCF101, Kinetics, VideoFolder, VideoList
 from cgm.data.decode import VideoError, read_frames
+from cgm.errors import DataError
 from cgm.network import CGMConfig, CGMNet
 from cgm.protocols import evaluate_action, evaluate_motion
 from cgm.train import NonFiniteLossError, TrainConfig, Trainer
@@ -534,3 +536,144 @@ def test_a_truncated_checkpoint_is_refused_when_used(cached_run, tmp_path, recor
         r.load_model()
     r = ex.run("table6/cgmul", runs_dir=runs, force=True, **TINY)  # recomputed in place: not committed
     assert r.path == folder and len(r.checkpoint_sha256) == 64 and r.load_model() is not None
+
+
+# --------------------------------------------------------------------------- one error boundary
+
+
+def _unreadable(kind, path):
+    """A file named like a video that no decoder reads as one."""
+    if kind == "one frame":
+        write_video(path, num_frames=1)
+    elif kind == "png":
+        ok, png = cv2.imencode(".png", fixture_frame(0))
+        path.write_bytes(png.tobytes())
+    else:
+        path.write_bytes({"random": os.urandom(5000), "empty": b"", "text": b"hello\n" * 100}[kind])
+
+
+@pytest.mark.parametrize("kind", ["random", "empty", "text", "png", "one frame"])
+def test_a_folder_whose_only_video_is_unreadable_is_a_data_error(tmp_path, kind):
+    _unreadable(kind, tmp_path / "a.mp4")
+    data = VideoFolder(tmp_path, clip_len=4, size=16, resize=None)
+    with (
+        warnings.catch_warnings(),
+        pytest.raises(DataError, match=r"VideoFolder \(.*\): none of its 1 videos"),
+    ):
+        warnings.simplefilter("ignore")
+        data[0]
+
+
+TRAIN_TINY = ["--set", "steps=2", "--set", "width=0.125", "--set", "size=16", "--set", "clip_len=4"]
+
+
+def _train_on_folder(folder, out, *extra):
+    return main(
+        [
+            "train",
+            "--experiment",
+            "table6/cgmul",
+            "--out",
+            str(out),
+            "--set",
+            "name=videofolder",
+            "--set",
+            "data__kw={}",
+            "--data-root",
+            str(folder),
+            *TRAIN_TINY,
+            "--set",
+            "batch_size=2",
+            *extra,
+        ]
+    )
+
+
+def test_cli_train_on_unreadable_videos_is_one_line(tmp_path, capsys):
+    for name in ("a.mp4", "b.mp4"):
+        _unreadable("random", tmp_path / "v" / name) if (tmp_path / "v").mkdir(
+            exist_ok=True
+        ) is None else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert _train_on_folder(tmp_path / "v", tmp_path / "o") == 2
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err.startswith("error: VideoFolder (") and "none of its 2 videos can be read" in err
+
+
+def _ucf_empty(tmp_path, train_list: bytes):
+    ann = tmp_path / "ann"
+    ann.mkdir()
+    (ann / "classInd.txt").write_text("1 A\n2 YoYo\n")
+    (ann / "trainlist01.txt").write_bytes(train_list)
+    (tmp_path / "videos").mkdir()
+    return lambda: UCF101(tmp_path / "videos", ann, train=True, clip_len=2, size=24, resize=None)
+
+
+def _hmdb_no_train_lines(tmp_path):
+    (tmp_path / "splits").mkdir()
+    (tmp_path / "videos").mkdir()
+    (tmp_path / "splits" / "run_test_split1.txt").write_text("a.avi 2\nb.avi 0\n")
+    return lambda: HMDB51(tmp_path / "videos", tmp_path / "splits", train=True, clip_len=2, size=24)
+
+
+def _videolist(tmp_path, text):
+    (tmp_path / "list.txt").write_text(text)
+    return lambda: VideoList(tmp_path, tmp_path / "list.txt", clip_len=2, size=24)
+
+
+@pytest.mark.parametrize(
+    "build, match",
+    [
+        (lambda t: _ucf_empty(t, b""), r"UCF101 \(train split\): .*trainlist01.txt: it lists no videos"),
+        (lambda t: _ucf_empty(t, b"  \n\t\n"), r"trainlist01.txt: it lists no videos"),
+        (
+            _hmdb_no_train_lines,
+            r"HMDB51 \(train split\): .*_test_split1.txt, lines flagged 1: it lists no videos",
+        ),
+        (lambda t: _videolist(t, ""), r"VideoList \(train split\): .*list.txt: it lists no videos"),
+        (
+            lambda t: _videolist(t, "gone.mp4 0\n"),
+            r"list.txt: all 1 listed videos are missing, e.g. .*gone.mp4",
+        ),
+    ],
+)
+def test_an_empty_set_names_its_list_file_and_split(tmp_path, build, match):
+    with warnings.catch_warnings(), pytest.raises(DataError, match=match):
+        warnings.simplefilter("ignore")
+        build(tmp_path)()
+
+
+@pytest.mark.parametrize(
+    "error, message",
+    [
+        (
+            OSError(errno.ENOSPC, "No space left on device", "/x/checkpoint.pt"),
+            "the disk is full writing /x/checkpoint.pt",
+        ),
+        (MemoryError(), "out of memory; lower batch_size"),
+        (
+            IsADirectoryError(errno.EISDIR, "Is a directory", "/a/classInd.txt"),
+            "Is a directory: '/a/classInd.txt'",
+        ),
+        (DataError("VideoFolder (/v): none of its 1 videos can be read"), "VideoFolder (/v): none of its"),
+    ],
+)
+def test_cli_anticipated_failures_are_one_line_with_exit_code_2(monkeypatch, capsys, error, message):
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(ex, "run", fail)
+    assert main(["run", "--experiment", "table6/cgmul", *TRAIN_TINY]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_cli_a_bug_keeps_its_traceback(monkeypatch):
+    def bug(*args, **kwargs):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(ex, "run", bug)
+    with pytest.raises(KeyError):
+        main(["run", "--experiment", "table6/cgmul", *TRAIN_TINY])

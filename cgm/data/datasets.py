@@ -36,6 +36,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from cgm.errors import DataError
+
 from .decode import (
     MAX_PIXELS,
     VIDEO_EXTENSIONS,
@@ -135,6 +137,7 @@ class VideoClipDataset(Dataset):
     (`cgm.data.seeding`)."""
 
     keyed_items = True
+    source = ""  # the file or folder the samples were listed from (named in errors)
 
     def __init__(
         self,
@@ -172,6 +175,16 @@ class VideoClipDataset(Dataset):
                 self.samples.append((path, label))
             else:
                 self.skipped.append((path, "missing file"))
+        if not self.samples:  # an empty set can be neither trained nor evaluated on
+            what = (
+                f"all {len(samples)} listed videos are missing, e.g. {self.skipped[0][0]}"
+                if samples
+                else "it lists no videos"
+            )
+            raise DataError(
+                f"{type(self).__name__} ({'train' if train else 'test'} split): "
+                f"{self.source or 'the sample list'}: {what}"
+            )
         if self.skipped:
             warnings.warn(
                 f"{type(self).__name__}: {len(self.skipped)} of {len(samples)} listed videos "
@@ -266,10 +279,15 @@ class VideoClipDataset(Dataset):
             item["skipped"], item["skipped_paths"] = found, "\n".join(passed)
             return item
         recent = "; ".join(f"{p}: {r}" for p, r in self.skipped[-3:])
-        raise RuntimeError(
-            f"{type(self).__name__}: {min(len(self), self.max_failures + 1)} videos in a "
-            f"row from index {index} could not be read; last: {recent}. Check the "
-            "decoder and the dataset layout."
+        tried = min(len(self), self.max_failures + 1)
+        what = (
+            f"none of its {len(self)} videos can be read"
+            if tried == len(self)
+            else f"{tried} videos in a row from index {index} could not be read"
+        )
+        raise DataError(
+            f"{type(self).__name__}{f' ({self.source})' if self.source else ''}: {what}; last: {recent}. "
+            "Check the decoder and the dataset layout."
         )
 
     def report(self) -> str:
@@ -354,6 +372,7 @@ class UCF101(VideoClipDataset):
             else:
                 raise ValueError(f"{list_file}:{number}: class {folder!r} is not in {class_file}")
             samples.append((resolve(relative), label))
+        self.source = str(list_file)
         super().__init__(samples, classes, train=train, **kw)
 
 
@@ -379,6 +398,7 @@ class HMDB51(VideoClipDataset):
                     raise ValueError(f"{split_file}:{number}: expected 'video.avi 0|1|2', got {line!r}")
                 if flag[0] == wanted:
                     samples.append((str(root / classes[label] / name), label))
+        self.source = f"{annotation_dir}/*{suffix}, lines flagged {wanted}"
         super().__init__(samples, classes, train=train, **kw)
 
 
@@ -422,6 +442,7 @@ class Kinetics(VideoClipDataset):
                     )
                 label = lookup[row["label"]]
             samples.append((path, label))
+        self.source = str(annotation_csv)
         super().__init__(samples, classes, train=train, **kw)
 
     @staticmethod
@@ -468,6 +489,7 @@ class VideoList(VideoClipDataset):
                         + ("" if classes is not None else " (the most classes a list may name)")
                     )
             samples.append((str(root / path), label))
+        self.source = str(list_file)
         labels = {label for _, label in samples}
         if None in labels and len(labels) > 1:
             raise ValueError(f"{list_file}: some lines have a label and some do not")
@@ -496,6 +518,7 @@ class VideoFolder(VideoClipDataset):
         if not samples:
             raise FileNotFoundError(f"no videos or frame folders under {root}")
         samples.sort(key=lambda p: natural_key(os.path.relpath(p, root)))
+        self.source = str(root)
         super().__init__([(p, None) for p in samples], [], train=train, **kw)
 
 
@@ -532,6 +555,7 @@ class _UCFSubset(VideoClipDataset):
         resolve = _CaseInsensitivePaths(root)
         classes = {c.lower(): k for k, c in enumerate(UCF101_CLASSES)}
         samples = [(resolve(p), classes[p.split("/")[0].lower()]) for p in ucf_subset(self.subset)]
+        self.source = f"{self.subset} under {root}"
         super().__init__(
             samples,
             list(UCF101_CLASSES),
@@ -553,6 +577,12 @@ class _UCFSubset(VideoClipDataset):
             if not windows:
                 self.skipped.append((path, f"too short for one clip of {clip_len + future} frames"))
             self.windows += [(video, w) for w in windows]
+        if not self.windows:
+            raise DataError(
+                f"{type(self).__name__} ({self.source}): no video gives a clip of {clip_len + future} "
+                f"frames; e.g. {self.skipped[0][0] if self.skipped else ''}: "
+                f"{self.skipped[0][1] if self.skipped else ''}"
+            )
 
     def __len__(self) -> int:
         return len(self.windows)
