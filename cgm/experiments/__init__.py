@@ -1,9 +1,14 @@
-"""Named experiments: one per paper table row or figure point, each in every profile.
+"""Named experiments: one per paper table row or figure point, each in the profiles it fits.
 
 - `config`: `ExperimentConfig` (model, train, typed data/eval specs), overrides, the config hash;
-- `profiles`: smoke, paper (`PROFILES`): one builder per profile from a registry `Recipe`;
+- `profiles`: smoke (every experiment), laptop (the motion experiments of Table 1 and Table 6, on
+  natural footage), paper (every experiment) (`PROFILES`): one builder per profile from a
+  registry `Recipe`;
 - `registry`: the named experiments (`EXPERIMENTS`, `list_experiments`, `resolve`);
-- `runs`: data and model of a config, training, evaluation, and the run cache (`run`).
+- `runs`: data and model of a config, training, evaluation, and the run cache (`run`), with
+  `lock` (one process computes a run at a time) and `environment` (what a run records besides
+  its config);
+- `models`: the trained model behind the motion notebooks (`trained_model`, `figure_inputs`).
 
 `run(name, profile, **overrides)` trains and evaluates, or loads the cached result from
 `results/runs/<name>/<config-hash>/`. Overrides change the config and hence the hash.
