@@ -1,13 +1,14 @@
 """Named experiments: one per paper table row or figure point, each in the profiles it fits.
 
 - `config`: `ExperimentConfig` (model, train, typed data/eval specs), overrides, the config hash;
+  `bounds`: the allowed range of every numeric config field;
 - `profiles`: smoke (every experiment), laptop (the motion experiments of Table 1 and Table 6, on
   natural footage), paper (every experiment) (`PROFILES`): one builder per profile from a
   registry `Recipe`;
 - `registry`: the named experiments (`EXPERIMENTS`, `list_experiments`, `resolve`);
 - `runs`: data and model of a config, training, evaluation, and the run cache (`run`), with
   `lock` (one process computes a run at a time) and `environment` (what a run records besides
-  its config);
+  its config) and `integrity` (the check of a cached run before it is trusted);
 - `models`: the trained model behind the motion notebooks (`trained_model`, `figure_inputs`).
 
 `run(name, profile, **overrides)` trains and evaluates, or loads the cached result from
