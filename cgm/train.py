@@ -459,12 +459,30 @@ class Trainer:
                 f"cannot resume {path}: it was trained with another model config: {'; '.join(changed)} "
                 "(checkpoint -> this run)"
             )
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        if state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
-        set_rng_state({**state["rng"], "torch": state["rng"]["torch"].cpu()})
+        for key in ("step", "epoch", "position"):
+            value = state.get(key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise checkpoints.CheckpointError(
+                    f"cannot resume {path}: its {key} is {value!r}, expected an integer >= 0"
+                )
+        part = "model"
+        try:  # a hand-made or damaged checkpoint: its parts of the wrong shape or type
+            self.model.load_state_dict(state["model"])
+            part = "optimizer"
+            self.optimizer.load_state_dict(state["optimizer"])
+            part = "scheduler"
+            self.scheduler.load_state_dict(state["scheduler"])
+            part = "scaler"
+            if state.get("scaler"):
+                self.scaler.load_state_dict(state["scaler"])
+            part = "rng"
+            set_rng_state({**state["rng"], "torch": state["rng"]["torch"].cpu()})
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as err:
+            first = (str(err).strip().splitlines() or [""])[0]
+            raise checkpoints.CheckpointError(
+                f"cannot resume {path}: its {part} state is malformed ({type(err).__name__}: {first}); "
+                "start a fresh run in another folder"
+            ) from None
         self.step, self.epoch, self.position = state["step"], state["epoch"], state["position"]
         self.last_checkpoint = Path(path)
 

@@ -264,6 +264,24 @@ def test_resume_from_a_bad_checkpoint_is_refused(tmp_path, content, match):
         _trainer(tmp_path, {})
 
 
+@pytest.mark.parametrize(
+    "tamper, match",
+    [
+        (lambda s: s.update(step="3"), "its step is '3', expected an integer >= 0"),
+        (lambda s: s["optimizer"].pop("state"), r"its optimizer state is malformed \(KeyError"),
+        (lambda s: s.update(scheduler=[1]), "its scheduler state is malformed"),
+        (lambda s: s.update(rng={}), "its rng state is malformed"),
+    ],
+)
+def test_resume_from_a_malformed_training_checkpoint_is_refused(tmp_path, tamper, match):
+    _trainer(tmp_path, {}, resume=False).fit()
+    state = checkpoints.load(tmp_path / "checkpoint.pt")
+    tamper(state)
+    checkpoints.save(state, tmp_path / "checkpoint.pt")
+    with pytest.raises(checkpoints.CheckpointError, match=match):
+        _trainer(tmp_path, {})
+
+
 def test_non_finite_weights_are_never_checkpointed(tmp_path):
     trainer = _trainer(tmp_path, {}, resume=False)
     with torch.no_grad():
