@@ -1,7 +1,8 @@
 """Every number the paper reports, as plain data; nothing here is measured.
 
-Transcribed from `docs/paper_tables.md` (a copy of `../shared/paper/tables.md`, the cleaned reading
-of the paper's tables) and cross-checked against the paper text. Each cell is a `PaperValue`
+Transcribed from `docs/paper_tables.md` (a cleaned, cell-by-cell reading of the tables of Tian,
+Che, Bao, Zhai, Gao, "Self-supervised Motion Representation via Scattering Local Motion Cues",
+ECCV 2020) and cross-checked against the paper text. Each cell is a `PaperValue`
 keyed by (table, row, column). Row names follow the paper's wording; where the paper repeats a
 method name (e.g. "Ours" with three backbones) the backbone is added in brackets. A dash in the
 paper ("not reported") is kept as `value=None`. Cells that could not be read with confidence from
