@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cgm import experiments as ex
-from cgm.errors import CacheError
+from cgm.errors import CacheError, user_errors
 from cgm.experiments.environment import (  # noqa: F401  (re-exported: cache.pinned_threads, ...)
     TRAIN_THREADS,
     environment,
@@ -256,6 +256,7 @@ def text_progress():
         train.tqdm = saved
 
 
+@user_errors
 def run_all(runs: Mapping, profile: str, overrides: Mapping | None = None) -> dict:
     """Run (or read) each experiment of `runs` ({key: experiment name}) in `profile` with
     `overrides[key]`; print, before any training, what is cached and what will train with its

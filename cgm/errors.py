@@ -49,26 +49,29 @@ def message(err: BaseException) -> str:
             f"out of memory{detail}; lower batch_size, size, clip_len or the number of clips "
             "(--set batch_size=..., --set size=...)"
         )
-    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
         where = f" writing {err.filename}" if err.filename else ""
-        return f"the disk is full{where} (No space left on device); free space and run again"
+        return f"the disk is full{where} ({err.strerror}); free space and run again"
     if isinstance(err, OSError) and err.filename is not None and str(err.filename) not in str(err):
         return f"{err} ({err.filename})"
     return str(err).strip() or type(err).__name__
 
 
 def user_errors(fn):
-    """Decorator for the notebooks' helpers: an anticipated failure (see `expected`) is re-raised
-    as a UserError with its message and no chained traceback, so a notebook cell ends with one
-    line naming the file or parameter; a bug keeps its traceback."""
+    """Decorator for the notebooks' helpers: a full disk or too little memory is re-raised as a
+    UserError saying so and what to do, without the chained traceback of the allocator or the
+    file write; every other error passes unchanged (those of bad input already name the file or
+    parameter; a bug keeps its traceback)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except UserError:
-            raise
-        except expected() as err:
+        except MemoryError as err:
             raise UserError(message(err)) from None
+        except OSError as err:
+            if err.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise UserError(message(err)) from None
+            raise
 
     return wrapper

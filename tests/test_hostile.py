@@ -695,3 +695,28 @@ def test_cli_a_bug_keeps_its_traceback(monkeypatch):
     monkeypatch.setattr(ex, "run", bug)
     with pytest.raises(KeyError):
         main(["run", "--experiment", "table6/cgmul", *TRAIN_TINY])
+
+
+@pytest.mark.parametrize(
+    "error, message",
+    [
+        (MemoryError(), "out of memory"),
+        (OSError(errno.ENOSPC, "No space left on device", "/r"), "disk is full"),
+    ],
+)
+def test_notebook_helpers_say_what_ran_out(monkeypatch, error, message):
+    from cgm import cache
+    from cgm.errors import UserError
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(ex.models, "run", fail)
+    monkeypatch.setattr(cache, "run_pinned", fail)
+    for call in (
+        lambda: ex.trained_model("table1/cgm", "smoke"),
+        lambda: cache.run_all({"a": "table6/cgmul"}, "smoke"),
+    ):
+        with pytest.raises(UserError, match=message) as caught:
+            call()
+        assert caught.value.__suppress_context__  # the message, not the allocator's traceback

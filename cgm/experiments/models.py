@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cgm.errors import user_errors
 from cgm.overrides import merge_overrides
 
 from .registry import resolve
 from .runs import RunResult, run
 
 
+@user_errors
 def trained_model(
     name: str = "table1/cgm",
     profile: str = "laptop",
@@ -46,6 +48,7 @@ def trained_model(
     return result, model
 
 
+@user_errors
 def figure_inputs(
     kind: str,
     *,
