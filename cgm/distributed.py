@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -41,6 +42,14 @@ def env_world() -> DistInfo:
     )
 
 
+# How long a collective waits for the slowest rank before the run fails. Every collective of a run
+# follows work of about equal length on every rank (a training step, an evaluation shard), but a
+# rank can still lag by minutes: rank 0 writes a checkpoint or a result to a slow filesystem while
+# the others wait, and a rank's last evaluation videos may decode slowly. NCCL's default of 10
+# minutes turns such a lag into a dead multi-day run; a hung rank is still reported, after an hour.
+COLLECTIVE_TIMEOUT = timedelta(minutes=60)
+
+
 def backend_for(device: str) -> str:
     """nccl between GPUs, gloo between CPU processes."""
     return "nccl" if torch.device(device).type == "cuda" else "gloo"
@@ -58,7 +67,11 @@ def init_distributed(device: str) -> DistInfo:
         torch.cuda.set_device(info.local_rank)
     if not dist.is_initialized():
         dist.init_process_group(
-            backend=backend_for(device), init_method="env://", rank=info.rank, world_size=info.world_size
+            backend=backend_for(device),
+            init_method="env://",
+            rank=info.rank,
+            world_size=info.world_size,
+            timeout=COLLECTIVE_TIMEOUT,
         )
     return info
 
@@ -84,6 +97,34 @@ def shard(batch: list[int], info: DistInfo) -> list[int]:
     """This rank's contiguous slice of one global batch (what DistributedSampler does per batch)."""
     per_rank = len(batch) // info.world_size
     return batch[info.rank * per_rank : (info.rank + 1) * per_rank]
+
+
+def shard_items(indices: list[int], info: DistInfo, block: int = 1) -> list[int]:
+    """This rank's items of an evaluation set: blocks of `block` consecutive items dealt in turn
+    (rank r takes blocks r, r + world_size, ...). Each item goes to exactly one rank (no padding:
+    shares differ by at most one block), so gathered results count every item once; and an
+    evaluation that batches each block on its own batches exactly as one process does."""
+    if block < 1:
+        raise ValueError(f"shard_items: block must be >= 1, got {block}")
+    blocks = range(info.rank * block, len(indices), info.world_size * block)
+    return [j for start in blocks for j in indices[start : start + block]]
+
+
+def gather_to_all(obj):
+    """[obj of rank 0, obj of rank 1, ...]: every rank's picklable `obj` on every rank
+    (all_gather_object: gloo and NCCL alike); [obj] for a world of one."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return [obj]
+    out = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def current() -> DistInfo:
+    """This process's place in the initialised process group (a world of one when there is none)."""
+    if dist.is_available() and dist.is_initialized():
+        return DistInfo(dist.get_rank(), dist.get_world_size(), env_world().local_rank)
+    return DistInfo()
 
 
 def all_reduce_mean(x: torch.Tensor) -> torch.Tensor:
