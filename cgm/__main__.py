@@ -19,6 +19,7 @@ import json
 import sys
 import time
 import warnings
+from pathlib import Path
 
 from cgm import errors
 from cgm import experiments as ex
@@ -111,7 +112,31 @@ def cmd_list(args) -> int:
     return 0
 
 
+def train_out(args) -> Path:
+    """`--out` as the folder to train into, or a ValueError before any work: an empty path, a
+    file, or a folder holding an earlier run's checkpoint without --resume or --overwrite."""
+    if not str(args.out).strip():
+        raise ValueError("--out is empty; give the folder to train into (e.g. --out runs/t6)")
+    out = errors.check_path(args.out, "--out").expanduser()
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {args.out} is a file, not a folder; give the folder to train into")
+    if args.resume and args.overwrite:
+        raise ValueError("--resume continues the run in --out and --overwrite replaces it: give one")
+    if (out / "checkpoint.pt").exists() and not (args.resume or args.overwrite):
+        raise ValueError(
+            f"--out {args.out} holds the checkpoint.pt of an earlier run; continue it with --resume "
+            "or replace it with --overwrite"
+        )
+    return out
+
+
 def cmd_train(args) -> int:
+    import contextlib
+    import shutil
+
+    from cgm import distributed
+
+    out = train_out(args)
     cfg = _config(args)
     init = None
     if cfg.pretrain_from and not args.no_pretrain:
@@ -121,15 +146,23 @@ def cmd_train(args) -> int:
             need_checkpoint=True,
             runs_dir=args.runs_dir or ex.RUNS,
             **ex.pretrain_overrides(overrides_from(args)),
-        ).checkpoint  # same architecture
-    trainer = ex.train_experiment(
-        cfg,
-        args.out,
-        resume=args.resume,
-        init_from=init,
-        progress=True,
-        fresh=ex.get_experiment(args.experiment).fresh,
-    )
+        ).verified_checkpoint()  # same architecture
+    main_rank = distributed.env_world().is_main
+    # One process trains into a folder at a time (the lock of `run`; rank 0 holds it for all).
+    lock = ex.run_lock(out / ".train.lock", f"train into {out}") if main_rank else contextlib.nullcontext()
+    with lock:
+        if args.overwrite and main_rank:  # the earlier run's files go; a fresh run writes new ones
+            for name in ("checkpoint.pt", "metrics.csv"):
+                (out / name).unlink(missing_ok=True)
+            shutil.rmtree(out / "tb", ignore_errors=True)
+        trainer = ex.train_experiment(
+            cfg,
+            out,
+            resume=args.resume,
+            init_from=init,
+            progress=True,
+            fresh=ex.get_experiment(args.experiment).fresh,
+        )
     if trainer.info.is_main:
         print(
             json.dumps(
@@ -140,8 +173,6 @@ def cmd_train(args) -> int:
                 }
             )
         )
-    from cgm import distributed
-
     distributed.cleanup()
     return 0
 
@@ -324,6 +355,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="folder for checkpoint.pt, metrics.csv, tb/")
     t.add_argument("--steps", type=int, default=None, help="train for N steps (instead of the schedule)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt if present")
+    t.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run in OUT (its checkpoint.pt, metrics.csv, tb/)",
+    )
     t.add_argument("--no-pretrain", action="store_true", help="do not start from the pretraining experiment")
     e = sub.add_parser("eval", help="evaluate a checkpoint with an experiment's protocols")
     common(e)

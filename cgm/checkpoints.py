@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+from cgm.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,10 @@ SLIM_FORMAT = "cgm-weights-fp16"
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used: unreadable, of another model, or of another run."""
+
+
+class CheckpointWriteError(UserError, OSError):
+    """A checkpoint that could not be written (a full disk); the previous one is untouched."""
 
 
 # --------------------------------------------------------------------------- files
@@ -47,10 +54,40 @@ def save(state: dict, path: str | os.PathLike) -> Path:
         with os.fdopen(fd, "wb") as f:
             torch.save(state, f)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, (OSError, RuntimeError)):  # a full disk: OSError, or torch's "unexpected pos"
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            free = shutil.disk_usage(path.parent).free
+            kept = f"the previous {path} is untouched" if path.exists() else f"no {path.name} was written"
+            raise CheckpointWriteError(
+                f"could not write {path} ({first}; {free / 2**20:.0f} MiB free on its disk); {kept}"
+            ) from err
         raise
     return path
+
+
+def clean_temporary(folder: str | os.PathLike, name: str = "checkpoint.pt") -> list[Path]:
+    """Remove the temporary files `save` left in `folder` for `name` when its process was killed:
+    `.<name>.<pid>.<random>.tmp` whose pid is no longer running, or is this process's (a restarted
+    container reuses pids; call this before this process saves). Returns what was removed."""
+    removed = []
+    for tmp in Path(folder).glob(f".{name}.*.tmp"):
+        pid = tmp.name[len(name) + 2 :].split(".")[0]
+        if pid.isdigit() and (int(pid) == os.getpid() or not _running(int(pid))):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def load(path: str | os.PathLike, map_location="cpu") -> dict:

@@ -75,3 +75,27 @@ def user_errors(fn):
             raise
 
     return wrapper
+
+
+# Linux limits: a name of at most 255 bytes, a path of at most 4096 bytes.
+NAME_MAX, PATH_MAX = 255, 4096
+
+
+def check_path(path, what: str):
+    """`path` as a pathlib.Path, or a UserError naming `what` when no file system can hold it: a
+    NUL byte, a name over 255 bytes or a path over 4096 bytes (checked before anything opens it)."""
+    import os
+    from pathlib import Path
+
+    text = os.fsencode(path)
+    if b"\0" in text:
+        raise UserError(f"{what} {os.fsdecode(text)!r} contains a NUL byte, which no file name may hold")
+    if len(text) > PATH_MAX:
+        raise UserError(f"{what} is {len(text)} bytes long; paths may be at most {PATH_MAX} bytes")
+    longest = max(text.split(b"/"), key=len)
+    if len(longest) > NAME_MAX:
+        raise UserError(
+            f"{what}: the name {os.fsdecode(longest[:40])!r}... is {len(longest)} bytes long; file and "
+            f"folder names may be at most {NAME_MAX} bytes"
+        )
+    return Path(os.fsdecode(text))

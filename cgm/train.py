@@ -403,6 +403,8 @@ class Trainer:
         self.history: list[dict] = []
         self.skipped: dict[int, set[str]] = {}  # epoch -> unreadable videos the data passed over
         self.last_checkpoint: Path | None = None
+        if self.info.is_main and self.out_dir.is_dir():  # temporary files of a killed save
+            checkpoints.clean_temporary(self.out_dir, CHECKPOINT)
         if resume and (self.out_dir / CHECKPOINT).is_file():
             self.load(self.out_dir / CHECKPOINT)
         self._writer = None

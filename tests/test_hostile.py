@@ -24,7 +24,7 @@ from cgm.data.decode import VideoError, read_frames
 from cgm.errors import DataError
 from cgm.network import CGMConfig, CGMNet
 from cgm.protocols import evaluate_action, evaluate_motion
-from cgm.train import NonFiniteLossError, TrainConfig, Trainer
+from cgm.train import NonFiniteLossError, TrainConfig, Trainer, read_metrics
 
 TINY = dict(steps=2, width=0.125, size=16, clip_len=4, batch_size=2, n=8, eval__max_clips=2)
 TINY_MODEL = dict(clip_len=4, size=16, width=0.125, depth=(1, 1, 1, 1), num_classes=4)
@@ -720,3 +720,84 @@ def test_notebook_helpers_say_what_ran_out(monkeypatch, error, message):
         with pytest.raises(UserError, match=message) as caught:
             call()
         assert caught.value.__suppress_context__  # the message, not the allocator's traceback
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def _train(out, *extra):
+    argv = ["train", "--experiment", "table6/cgmul", "--out", str(out), *TRAIN_TINY, "--set", "batch_size=2"]
+    return main([*argv, "--set", "n=8", *extra])
+
+
+def test_train_into_a_folder_with_a_checkpoint_needs_resume_or_overwrite(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert _train(out) == 0
+    first = (out / "checkpoint.pt").read_bytes()
+    assert _train(out, "--set", "seed=1") == 2
+    assert "holds the checkpoint.pt of an earlier run; continue it with --resume" in capsys.readouterr().err
+    assert (out / "checkpoint.pt").read_bytes() == first
+    assert _train(out, "--resume", "--overwrite") == 2
+    assert "give one" in capsys.readouterr().err
+    assert _train(out, "--set", "seed=1", "--overwrite") == 0
+    assert (out / "checkpoint.pt").read_bytes() != first
+    steps = [r["step"] for r in read_metrics(out)]
+    assert steps == sorted(set(steps))  # one run's rows, not two runs' interleaved
+    assert not list(out.glob(".*.lock"))
+
+
+@pytest.mark.parametrize(
+    "out, message",
+    [
+        ("", "--out is empty"),
+        ("FILE", "is a file, not a folder"),
+        ("with\0nul", "contains a NUL byte"),
+        ("x" * 300, "is 300 bytes long; file and folder names may be at most 255 bytes"),
+        ("/".join(["y" * 200] * 25), "paths may be at most 4096 bytes"),
+    ],
+)
+def test_train_out_must_be_a_folder_path(tmp_path, monkeypatch, capsys, out, message):
+    (tmp_path / "FILE").write_text("mine")
+    monkeypatch.chdir(tmp_path)
+    assert _train(out) == 2
+    assert message in capsys.readouterr().err
+    assert (
+        sorted(p.name for p in tmp_path.iterdir()) == ["FILE"] and (tmp_path / "FILE").read_text() == "mine"
+    )
+
+
+def test_train_takes_the_run_lock(tmp_path, capsys):
+    out = tmp_path / "o"
+    with ex.run_lock(out / ".train.lock", "another train"):
+        assert _train(out) == 2
+    assert f"train into {out} is being computed by pid {os.getpid()}" in capsys.readouterr().err
+    assert not (out / "checkpoint.pt").exists()
+
+
+def test_temporary_files_of_a_killed_save_are_cleaned_at_start(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = [tmp_path / f".checkpoint.pt.{pid}.abc{pid}.tmp" for pid in (dead.pid, os.getpid())]
+    for tmp in stale:
+        tmp.write_bytes(b"")
+    _trainer(tmp_path, {}, resume=False)
+    assert not any(tmp.exists() for tmp in stale)
+
+
+def test_a_full_disk_keeps_the_previous_checkpoint_and_says_so(tmp_path, monkeypatch):
+    trainer = _trainer(tmp_path, {}, resume=False)
+    trainer.fit()
+    before = (tmp_path / "checkpoint.pt").read_bytes()
+    save = torch.save
+
+    def full_disk(state, f):
+        with open("/dev/full", "wb") as full:  # every write: ENOSPC
+            save(state, full)
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(
+        checkpoints.CheckpointWriteError, match=r"No space left on device.*the previous .* is untouched"
+    ):
+        trainer.save()
+    assert (tmp_path / "checkpoint.pt").read_bytes() == before
+    assert not list(tmp_path.glob(".*.tmp"))
