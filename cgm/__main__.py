@@ -291,7 +291,7 @@ def cmd_flow(args) -> int:
     print(
         json.dumps(summary, indent=1)
         if args.json
-        else f"{summary['frames']} frames of {summary['size']}x{summary['size']} -> {summary['out']}: flow/*.png, "
+        else f"{summary['frames']} frames of {summary['width']}x{summary['height']} -> {summary['out']}: flow/*.png, "
         f"flow.mp4 ({summary['codec']}), motion_maps.npz, prediction.png, prediction_check.png "
         f"(predicted last frame: l1 {summary['check_prediction_l1']:.4f}, copying: {summary['check_copy_l1']:.4f})"
     )
@@ -300,15 +300,24 @@ def cmd_flow(args) -> int:
 
 EXAMPLES = """examples:
   python -m cgm list --profile smoke                      # cached runs and their CPU time
+        train=args.train,
   python -m cgm run --experiment table6/cgmul             # read (or train, ~1 CPU min) and compare with the paper
   python -m cgm run --experiment table7/cgmul --json      # the same, as JSON
+        compare=args.compare,
   python -m cgm run --experiment fig6/scale8 --set seed=1 # any config field; changes the hash
+    agree = summary.get("compare")
   python -m cgm train --experiment table6/cgmul --out runs/t6 --steps 50
   python -m cgm eval --experiment table6/cgmul --checkpoint runs/t6/checkpoint.pt
   python -m cgm flow video.mp4 --out flow_out             # flow colours, motion maps, prediction
   torchrun --nproc_per_node 8 -m cgm run --experiment table3/r3d50 --profile paper --device cuda \\
       --data-root /data/kinetics400
 """
+        + (
+            f"; vs {agree['method']}: mean |flow| {agree['cgm_mean_px']:.2f} vs {agree['compare_mean_px']:.2f} px, "
+            f"x-correlation {agree['corr_x']:.2f}"
+            if agree
+            else ""
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -377,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser(
         "flow",
         help="CGM-Net on your own video: flow colours (PNG, MP4), motion maps, prediction",
-        epilog="example: python -m cgm flow clip.mp4 --out flow_out --size 64",
+        epilog="example: python -m cgm flow clip.mp4 --out flow_out --compare tvl1",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     f.add_argument("video", help="any video file PyAV decodes")
@@ -387,10 +396,32 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument(
         "--experiment", default="table1/cgm", metavar="NAME", help="whose trained model (default table1/cgm)"
     )
-    f.add_argument("--profile", default="smoke", help=f"one of {', '.join(ex.PROFILES)}")
+    f.add_argument(
+        "--profile",
+        default="laptop",
+        help=f"one of {', '.join(ex.PROFILES)} (default laptop: the committed model)",
+    )
     f.add_argument("--checkpoint", default=None, help="weights to use instead of the experiment's cached run")
-    f.add_argument("--size", type=int, default=None, help="frame size (default: the model's training size)")
-    f.add_argument("--max-frames", dest="max_frames", type=int, default=None, help="stop after N frames")
+    f.add_argument(
+        "--train",
+        action="store_true",
+        help="train the experiment's model if no trained weights are cached (never replaces committed runs)",
+    )
+    f.add_argument(
+        "--size",
+        type=int,
+        default=None,
+        help="long side of the frames in px, aspect ratio kept (default: the model's training size, at least 128)",
+    )
+    f.add_argument(
+        "--max-frames", dest="max_frames", type=int, default=None, help="stop after N frames (>= 2)"
+    )
+    f.add_argument(
+        "--compare",
+        default=None,
+        choices=("tvl1", "dis"),
+        help="also write OpenCV's TV-L1 or DIS flow beside CGM-Net's, coloured on the same scale",
+    )
     f.add_argument("--json", action="store_true", help="print the summary as JSON")
     return p
 

