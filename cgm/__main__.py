@@ -285,39 +285,39 @@ def cmd_flow(args) -> int:
         experiment=args.experiment,
         profile=args.profile,
         checkpoint=args.checkpoint,
+        train=args.train,
         size=args.size,
         max_frames=args.max_frames,
+        compare=args.compare,
     )
+    agree = summary.get("compare")
     print(
         json.dumps(summary, indent=1)
         if args.json
         else f"{summary['frames']} frames of {summary['width']}x{summary['height']} -> {summary['out']}: flow/*.png, "
         f"flow.mp4 ({summary['codec']}), motion_maps.npz, prediction.png, prediction_check.png "
         f"(predicted last frame: l1 {summary['check_prediction_l1']:.4f}, copying: {summary['check_copy_l1']:.4f})"
-    )
-    return 0
-
-
-EXAMPLES = """examples:
-  python -m cgm list --profile smoke                      # cached runs and their CPU time
-        train=args.train,
-  python -m cgm run --experiment table6/cgmul             # read (or train, ~1 CPU min) and compare with the paper
-  python -m cgm run --experiment table7/cgmul --json      # the same, as JSON
-        compare=args.compare,
-  python -m cgm run --experiment fig6/scale8 --set seed=1 # any config field; changes the hash
-    agree = summary.get("compare")
-  python -m cgm train --experiment table6/cgmul --out runs/t6 --steps 50
-  python -m cgm eval --experiment table6/cgmul --checkpoint runs/t6/checkpoint.pt
-  python -m cgm flow video.mp4 --out flow_out             # flow colours, motion maps, prediction
-  torchrun --nproc_per_node 8 -m cgm run --experiment table3/r3d50 --profile paper --device cuda \\
-      --data-root /data/kinetics400
-"""
         + (
             f"; vs {agree['method']}: mean |flow| {agree['cgm_mean_px']:.2f} vs {agree['compare_mean_px']:.2f} px, "
             f"x-correlation {agree['corr_x']:.2f}"
             if agree
             else ""
         )
+    )
+    return 0
+
+
+EXAMPLES = """examples:
+  python -m cgm list --profile smoke                      # cached runs and their CPU time
+  python -m cgm run --experiment table6/cgmul             # read (or train, ~1 CPU min) and compare with the paper
+  python -m cgm run --experiment table7/cgmul --json      # the same, as JSON
+  python -m cgm run --experiment fig6/scale8 --set seed=1 # any config field; changes the hash
+  python -m cgm train --experiment table6/cgmul --out runs/t6 --steps 50
+  python -m cgm eval --experiment table6/cgmul --checkpoint runs/t6/checkpoint.pt
+  python -m cgm flow video.mp4 --out flow_out             # flow colours, motion maps, prediction
+  torchrun --nproc_per_node 8 -m cgm run --experiment table3/r3d50 --profile paper --device cuda \\
+      --data-root /data/kinetics400
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
