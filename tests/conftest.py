@@ -118,3 +118,37 @@ def seeded_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _fetched_footage_only_when_marked(request, monkeypatch):
+    """Only a test marked `footage` sees the footage that `make data` fetched (data/footage/). To
+    any other test it looks absent (`footage_ready()` is False, `load_sequence` raises the
+    missing-footage error), so `make test-fast` behaves the same with or without it, and a test
+    that needs it but lacks the mark fails with a message that says so. Footage in other folders
+    (a test's own fake sequences) reads as usual."""
+    if request.node.get_closest_marker("footage"):
+        return
+    from pathlib import Path
+
+    from cgm.data import footage
+
+    real = footage.FOOTAGE_DIR.resolve()
+    ready, load = footage.footage_ready, footage.load_sequence
+
+    def fetched(folder) -> bool:
+        return Path(folder).resolve() == real
+
+    def footage_ready(footage_dir=footage.FOOTAGE_DIR) -> bool:
+        return False if fetched(footage_dir) else ready(footage_dir)
+
+    def load_sequence(name, footage_dir=footage.FOOTAGE_DIR):
+        if fetched(footage_dir):
+            raise FileNotFoundError(
+                f"footage {name!r} read by {request.node.nodeid}, which is not marked "
+                "@pytest.mark.footage: mark it (make test-fast leaves such tests out)"
+            )
+        return load(name, footage_dir)
+
+    monkeypatch.setattr(footage, "footage_ready", footage_ready)
+    monkeypatch.setattr(footage, "load_sequence", load_sequence)

@@ -12,7 +12,9 @@ def n_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-@pytest.mark.parametrize("name", BACKBONES)
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in ("r3d101", "rx3d101") else n for n in BACKBONES]
+)
 def test_forward_backward_shapes_and_strides(name):
     torch.manual_seed(0)
     net = build_backbone(name, width=0.125)
@@ -50,6 +52,7 @@ def test_expected_strides_and_channels():
         assert (net.out_channels, net.temporal_stride, net.spatial_stride) == want
 
 
+@pytest.mark.slow
 def test_r3d18_matches_torchvision_and_table8():
     ours = build_backbone("r3d18")
     tv = torchvision.models.video.r3d_18(weights=None, num_classes=101)

@@ -54,6 +54,7 @@ def test_truncated_real_checkpoint_and_non_dict(tmp_path):
         C.load(tmp_path / "list.pt")
 
 
+@pytest.mark.slow
 def test_prefixes_are_stripped_in_one_place():
     assert C.strip_prefixes("module._orig_mod.module.body.weight") == "body.weight"
     weights = C.model_weights({"state_dict": {"module.body.weight": torch.ones(1), "meta": 3}})

@@ -91,6 +91,7 @@ def test_paper_profile_on_cpu_warns_with_an_estimate(tmp_path):
     assert "one step of batch 4 takes about" in text and "days" in text and "1000 steps" in text
 
 
+@pytest.mark.slow
 def test_train_writes_checkpoint_and_metrics_then_eval(tmp_path, capsys):
     out = tmp_path / "run"
     argv = ["train", "--experiment", "table6/cgmul", "--out", str(out), "--steps", "2", *TINY]

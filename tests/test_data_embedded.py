@@ -55,6 +55,7 @@ def test_synth_shapes_and_range(future):
     assert ds.classes == list(SYNTH_CLASSES) and ds.skipped == [] and len(ds) == 3
 
 
+@pytest.mark.slow
 def test_flow_reproduces_next_frame(small):
     """Warping frame t by the GT flow gives frame t+1 where visible; the negated flow does not."""
     moving = []
@@ -230,6 +231,7 @@ def natural_pair():
     return NaturalClips("train", **kw), NaturalClips("test", **kw)
 
 
+@pytest.mark.slow
 def test_natural_items_and_segments(natural_pair):
     train, test = natural_pair
     assert len(train) > len(test) > 0 and train.classes == [] and train.skipped == []

@@ -87,6 +87,7 @@ def test_paper_profile_needs_data_roots(monkeypatch):
         ex.check_data(ex.resolve("table7/cgmul", "paper"))
 
 
+@pytest.mark.slow
 def test_run_computes_then_hits_the_cache(tmp_path):
     first = ex.run("table6/cgmul", runs_dir=tmp_path, **TINY)
     assert first.source == "computed" and first.dataset == "synthmotion" and first.profile == "smoke"
@@ -132,6 +133,7 @@ def test_spread_indices():
     assert spread_indices(10, 3) == [0, 4, 9]
 
 
+@pytest.mark.slow
 def test_protocols_on_an_identity_model():
     """A model whose maps are the identity scores exactly like the copy-last-frame baseline."""
     from cgm.data import build_dataset

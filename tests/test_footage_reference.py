@@ -18,7 +18,11 @@ def tiny_config(**options) -> CGMConfig:
     return CGMConfig(num_classes=1, **{**kw, **options})
 
 
-needs_footage = pytest.mark.skipif(not footage.footage_ready(), reason="run `make data` first")
+def needs_footage(test):
+    """Reads the footage `make data` fetches: marked `footage`, skipped until it is there."""
+    return pytest.mark.footage(
+        pytest.mark.skipif(not footage.footage_ready(), reason="run `make data` first")(test)
+    )
 
 
 def test_flow_kernel_moves_by_the_flow_and_sums_to_one():
@@ -54,6 +58,7 @@ def test_lr_flow_prior_peaks_at_the_scaled_lr_motion():
         dict(hr_prior="cost_local", context_input="pair", last_cue="previous"),
     ],
 )
+@pytest.mark.slow
 def test_laptop_model_options_give_maps_of_the_right_shape(options):
     torch.manual_seed(0)
     out = CGMNet(tiny_config(**options))(torch.rand(2, 3, 4, 32, 32) * 2 - 1)
@@ -75,6 +80,7 @@ def test_last_cue_previous_gives_the_last_frame_the_cost_of_the_pair_before_it()
         tiny_config(hr_prior="cost", last_cue="next")
 
 
+@pytest.mark.slow
 def test_a_huge_local_temperature_stays_finite():
     # The laptop run's NaN: a per-pixel log-temperature offset of 279 made exp() overflow.
     torch.manual_seed(0)
@@ -190,6 +196,7 @@ def test_footage_splits_are_disjoint_and_clips_are_in_range():
         footage.FootageClips("train", size=200)
 
 
+@pytest.mark.slow
 def test_motorcycle_pair_ground_truth_agrees_with_tvl1_not_with_zero_flow():
     from cgm import baselines
 
@@ -201,6 +208,7 @@ def test_motorcycle_pair_ground_truth_agrees_with_tvl1_not_with_zero_flow():
     assert tvl1["epe"] < 0.5 * zero["epe"]
 
 
+@pytest.mark.slow
 def test_table1_reading_follows_the_numbers():
     from cgm import baselines
 
@@ -250,6 +258,7 @@ def test_psnr_of_a_held_frame_is_capped_in_the_protocols():
     assert psnr(frame, frame + 0.1, max_db=PSNR_CAP) == psnr(frame, frame + 0.1)
 
 
+@pytest.mark.slow
 def test_block_matching_recovers_a_shift_and_its_flow():
     from cgm.reference import block_matching_motion
 
@@ -268,6 +277,7 @@ def test_block_matching_recovers_a_shift_and_its_flow():
         block_matching_motion(9, tau=0)
 
 
+@pytest.mark.slow
 def test_local_cost_temperature_is_one_more_cgmul_map_that_starts_neutral():
     torch.manual_seed(0)
     model = CGMNet(tiny_config(clip_len=3, hr_prior="cost_local"))
@@ -292,6 +302,7 @@ def test_local_cost_temperature_is_one_more_cgmul_map_that_starts_neutral():
 @pytest.mark.parametrize(
     "options", [dict(), dict(hr_prior="cost_local", context_input="pair", last_cue="previous")]
 )
+@pytest.mark.slow
 def test_bf16_autocast_gives_float32_maps_close_to_float32(options):
     """The laptop trains under CPU bf16 autocast: its convs run in bf16, but the motion maps stay
     float32 (Eq. 1 warps float32 frames) and close to the float32 model's; gradients flow."""

@@ -444,6 +444,7 @@ def _commit(folder):
     subprocess.run([*git, "commit", "-qm", "runs"], check=True)
 
 
+@pytest.mark.slow
 def test_a_committed_run_is_never_replaced(tmp_path):
     runs = tmp_path / "runs"
     first = ex.run("table6/cgmul", runs_dir=runs, **TINY)

@@ -55,6 +55,7 @@ def test_default_config_is_the_paper_model():
     assert {k: tuple(v.shape) for k, v in out.logits.items()} == {h: (1, 101) for h in cfg.heads}
 
 
+@pytest.mark.slow
 def test_forward_backward_tiny():
     torch.manual_seed(0)
     cfg = tiny()

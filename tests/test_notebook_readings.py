@@ -21,6 +21,7 @@ def markdown_outputs(nb) -> str:
     )
 
 
+@pytest.mark.slow
 def test_table3_with_slowfast_reads_its_own_table(tmp_path, monkeypatch):
     monkeypatch.setenv("CGM_RESULTS_DIR", str(tmp_path))
     out = tmp_path / "out.ipynb"

@@ -118,6 +118,7 @@ def test_every_table_of_the_md_is_parsed(md_tables):
     assert sum(len(rows) for rows in md_tables.values()) > 80
 
 
+@pytest.mark.slow
 def test_every_md_row_is_in_paper_values_with_the_same_numbers(md_tables):
     for table_id, md_rows in md_tables.items():
         paper_rows = paper_table(table_id).groupby("row", sort=False)

@@ -123,6 +123,7 @@ def test_result_stem_names_files_by_the_parameters_that_differ():
     assert tables.parameters_label("fig6_scale", {"scales": None, "seed": 1}) == "seed=1"
 
 
+@pytest.mark.slow
 def test_write_results_with_parameters_never_clobbers_the_defaults(tmp_path):
     f = frame([("Backbone", 50.0, 84.4)])
     a = tables.write_results(
@@ -338,6 +339,7 @@ def test_a_claim_falls_back_to_the_next_profile_that_holds_its_rows(tmp_path):
     assert row.verdict == verdicts.REPRODUCED and row.profile == "smoke"
 
 
+@pytest.mark.slow
 def test_expected_seconds_come_from_the_same_profile_and_scale_with_the_models_cost():
     import json
 

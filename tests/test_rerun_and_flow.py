@@ -11,6 +11,7 @@ from cgm import cache
 TINY = dict(steps=3, width=0.125, size=16, clip_len=4, batch_size=2, n=8, eval__max_clips=2)
 
 
+@pytest.mark.slow
 def test_two_short_runs_give_the_same_metrics_and_record_their_environment(tmp_path, monkeypatch):
     from cgm import experiments
 

@@ -290,6 +290,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_match_one(tmp_path):
     import json
 
@@ -330,6 +331,7 @@ def test_ddp_two_processes_match_one(tmp_path):
 # --------------------------------------------------------------------------- real learning
 
 
+@pytest.mark.slow
 def test_selfsup_smoke_beats_the_copy_baseline(tmp_path, seeded_one_thread):
     """200 self-supervised steps of the smoke CGM-Net (Table 6's CGMUL model, 4 frames of 32 px)
     on the smoke SynthMotion take the HR reconstruction error of held-out clips below copying

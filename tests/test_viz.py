@@ -49,6 +49,7 @@ def test_flow_to_rgb_accepts_numpy_and_rejects_bad_shapes():
         flow_to_rgb(torch.zeros(2, 4, 4), max_mag=0)
 
 
+@pytest.mark.slow
 def test_clip_to_images_and_show_clip():
     clip = torch.linspace(-1, 1, 3 * 4 * 6 * 6).view(3, 4, 6, 6)
     frames = clip_to_images(clip)

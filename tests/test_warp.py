@@ -37,7 +37,9 @@ def one_hot_motion(n, k, h, w, dy, dx, dtype=torch.float32):
 
 
 @pytest.mark.parametrize("padding", PADDINGS)
-@pytest.mark.parametrize("k", [1, 3, 5])
+@pytest.mark.parametrize(
+    "k", [1, pytest.param(3, marks=pytest.mark.slow), pytest.param(5, marks=pytest.mark.slow)]
+)
 def test_gradcheck(padding, k):
     for c in (2, 6):  # both ways of computing grad_m (few / many channels)
         x = torch.randn(2, c, 4, 5, dtype=torch.float64, requires_grad=True)
