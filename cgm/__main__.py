@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import warnings
@@ -178,9 +179,18 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    from cgm import distributed
+
     cfg = _config(args)
+    info = distributed.init_distributed(cfg.train.device)  # under torchrun: each rank scores its share
+    device = cfg.train.device
+    if info.distributed and device.startswith("cuda"):
+        device = f"cuda:{info.local_rank}"
     model = ex.model_from_checkpoint(cfg.model, args.checkpoint)  # every tensor, same model config
-    metrics = ex.evaluate_config(model.to(cfg.train.device), cfg, device=cfg.train.device)
+    metrics = ex.evaluate_config(model.to(device), cfg, device=device)
+    distributed.cleanup()
+    if not info.is_main:
+        return 0
     if args.json:
         print(
             json.dumps(
@@ -222,6 +232,11 @@ def cmd_run(args) -> int:
         runs_dir=args.runs_dir or ex.RUNS,
         **overrides_from(args),
     )
+    from cgm import distributed
+
+    distributed.cleanup()
+    if not distributed.env_world().is_main:  # the result once, from rank 0
+        return 0
     if args.json:
         print(
             json.dumps(
@@ -380,6 +395,25 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--need-checkpoint", action="store_true", help="recompute if the cache kept no weights")
     for sp in (e, r):
         sp.add_argument("--json", action="store_true", help="print the metrics as JSON (machine form)")
+        how = sp.add_argument_group("how evaluation is computed (never part of a run's identity)")
+        how.add_argument(
+            "--eval-memory-gib",
+            dest="eval_memory_gib",
+            type=float,
+            default=None,
+            metavar="GIB",
+            help="memory budget of one evaluation forward pass (default: 70%% of the GPU's free "
+            "memory, 2 GiB on the CPU; sets CGM_EVAL_MEMORY_GIB)",
+        )
+        how.add_argument(
+            "--eval-workers",
+            dest="eval_workers",
+            type=int,
+            default=None,
+            metavar="N",
+            help="DataLoader workers decoding evaluation videos (default: the config's num_workers; "
+            "sets CGM_EVAL_WORKERS)",
+        )
     s = sub.add_parser("show", help="the resolved config (JSON), its hash and its chain's cache status")
     common(s)
     s.add_argument("--steps", type=int, default=None, help="train for N steps (instead of the schedule)")
@@ -433,6 +467,13 @@ EXPECTED_ERRORS = errors.expected()
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from cgm import distributed
+
+    if not distributed.env_world().is_main:  # under torchrun: warnings once, from rank 0
+        warnings.simplefilter("ignore")
+    for flag, env in (("eval_memory_gib", "CGM_EVAL_MEMORY_GIB"), ("eval_workers", "CGM_EVAL_WORKERS")):
+        if getattr(args, flag, None) is not None:  # for every evaluation of the chain
+            os.environ[env] = str(getattr(args, flag))
     try:
         if getattr(args, "profile", None) not in (None, *ex.PROFILES):  # `list` takes no profile
             raise ValueError(f"unknown profile {args.profile!r}; valid: {', '.join(ex.PROFILES)}")
@@ -440,6 +481,12 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--steps must be >= 1, got {args.steps}")
         if getattr(args, "device", None) is not None:
             ex.check_device(args.device)  # before any work
+        if getattr(args, "eval_memory_gib", None) is not None and not 0 < args.eval_memory_gib < float("inf"):
+            raise ValueError(
+                f"--eval-memory-gib must be a positive number of GiB, got {args.eval_memory_gib}"
+            )
+        if getattr(args, "eval_workers", None) is not None and args.eval_workers < 0:
+            raise ValueError(f"--eval-workers must be >= 0, got {args.eval_workers}")
         commands = {"list": cmd_list, "train": cmd_train, "eval": cmd_eval, "run": cmd_run, "flow": cmd_flow}
         commands["show"] = cmd_show
         return commands[args.command](args)

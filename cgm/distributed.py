@@ -127,6 +127,15 @@ def current() -> DistInfo:
     return DistInfo()
 
 
+def any_rank(flag: bool, device: str | torch.device = "cpu") -> bool:
+    """Whether `flag` is true on any rank (every rank gets the same answer); `flag` for a world of one."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return flag
+    x = torch.tensor([float(flag)], device=device)
+    dist.all_reduce(x, op=dist.ReduceOp.MAX)
+    return bool(x.item())
+
+
 def all_reduce_mean(x: torch.Tensor) -> torch.Tensor:
     """Mean of `x` over all processes (a copy; `x` itself unchanged). Identity for a world of one."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:

@@ -51,6 +51,7 @@ RESUMABLE_CHANGES = {
     "num_workers",
     "log_every",
     "checkpoint_every",
+    "checkpoint_minutes",
     "eval_every",
     "progress",
     "tensorboard",
@@ -79,6 +80,8 @@ class TrainConfig:
     compile: wrap the model in torch.compile (explicit; off by default).
     checkpoint_every: write DIR/checkpoint.pt every N steps (and at the end); a killed run
         loses at most N steps.
+    checkpoint_minutes: also write it when this many minutes have passed since the last one
+        (0 = off): a killed run loses at most that much time however long its steps take.
     labeled_fraction: train on this fraction of the training set (Table 2's half vs full data),
         a subset fixed by `seed`.
     sync_bn: convert BatchNorm to SyncBatchNorm under DDP.
@@ -102,6 +105,7 @@ class TrainConfig:
     amp: str = "none"
     compile: bool = False
     checkpoint_every: int = 1000
+    checkpoint_minutes: float = 20.0
     seed: int = 0
     device: str = "cpu"
     log_every: int = 10
@@ -149,6 +153,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 < self.labeled_fraction <= 1.0:
             raise ValueError(f"labeled_fraction must be in (0, 1], got {self.labeled_fraction}")
+        if self.checkpoint_minutes < 0:
+            raise ValueError(f"checkpoint_minutes must be >= 0 (0 = off), got {self.checkpoint_minutes}")
         if self.lr <= 0 or not 0 < self.decay_factor <= 1:
             raise ValueError(f"need lr > 0 and 0 < decay_factor <= 1, got {self.lr}, {self.decay_factor}")
         if self.num_workers < 0 or self.eval_every < 0 or self.grad_clip < 0 or self.seed < 0:
@@ -403,6 +409,7 @@ class Trainer:
         self.history: list[dict] = []
         self.skipped: dict[int, set[str]] = {}  # epoch -> unreadable videos the data passed over
         self.last_checkpoint: Path | None = None
+        self._saved_at = time.monotonic()  # checkpoint_minutes count from here
         if self.info.is_main and self.out_dir.is_dir():  # temporary files of a killed save
             checkpoints.clean_temporary(self.out_dir, CHECKPOINT)
         if resume and (self.out_dir / CHECKPOINT).is_file():
@@ -508,6 +515,7 @@ class Trainer:
         if self.info.is_main:
             self.last_checkpoint = save_checkpoint(self.state_dict(), self.out_dir / CHECKPOINT)
         cgm_dist.barrier()
+        self._saved_at = time.monotonic()
         return self.last_checkpoint
 
     # ---- one step
@@ -643,8 +651,15 @@ class Trainer:
                 self._log(row)
         if self.cfg.eval_every and self.step % self.cfg.eval_every == 0 and not last:
             self.evaluate()
-        if self.step % self.cfg.checkpoint_every == 0 or last:
+        if self.step % self.cfg.checkpoint_every == 0 or last or self._checkpoint_due():
             self.save()
+
+    def _checkpoint_due(self) -> bool:
+        """checkpoint_minutes have passed since the last checkpoint (or the start), on any rank:
+        every rank decides alike (one all-reduce of a flag per step, microseconds against a step)."""
+        minutes = self.cfg.checkpoint_minutes
+        due = bool(minutes) and time.monotonic() - self._saved_at >= 60 * minutes
+        return cgm_dist.any_rank(due, self.device) if self.info.distributed else due
 
     def evaluate(self) -> dict[str, float]:
         """Run the evaluation hooks on rank 0 (eval mode, no grad); log them under eval/."""

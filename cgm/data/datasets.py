@@ -402,15 +402,31 @@ class HMDB51(VideoClipDataset):
         super().__init__(samples, classes, train=train, **kw)
 
 
+def _csv_rows(path: Path) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(_text(path), newline="")))
+
+
+def kinetics_classes(annotation_csvs) -> list[str]:
+    """The sorted union of the labels of the Kinetics annotation CSVs that exist (train, validate,
+    test; a CSV without a label column adds none): class indices that agree between the splits
+    even when one split lacks a class."""
+    labels = set()
+    for path in annotation_csvs:
+        if Path(path).is_file():
+            labels |= {row["label"] for row in _csv_rows(Path(path)) if row.get("label") is not None}
+    return sorted(labels)
+
+
 class Kinetics(VideoClipDataset):
-    """Kinetics-400/600 from the official CSV; classes = sorted labels of the CSV unless given.
+    """Kinetics-400/600 from the official CSV; classes = sorted labels of the CSV unless given
+    (`build_dataset` gives the union of every split's CSV, `kinetics_classes`).
     Files are found by name (`<youtube_id>_<start:06d>_<end:06d>` or `<youtube_id>`, any video
     extension, or a frame folder of that name) anywhere under root."""
 
     def __init__(self, root, annotation_csv, train: bool = True, classes: list[str] | None = None, **kw):
         root = _require(root, "Kinetics video root", KINETICS_LAYOUT)
         annotation_csv = _require(annotation_csv, "Kinetics annotation CSV", KINETICS_LAYOUT)
-        rows = list(csv.DictReader(io.StringIO(_text(annotation_csv), newline="")))
+        rows = _csv_rows(annotation_csv)
         missing = {"youtube_id", "time_start", "time_end"} - set(rows[0] if rows else ())
         if missing:
             raise ValueError(

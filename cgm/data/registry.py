@@ -103,6 +103,10 @@ def build_dataset(
             _first(root, video_names), _first(root, annotation_names), split=fold, train=train, **common, **kw
         )
     if name.startswith("kinetics"):
+        if kw.get("classes") is None:  # the same indices in every split
+            kw["classes"] = (
+                datasets.kinetics_classes([_kinetics_csv(root / "annotations", s) for s in SPLITS]) or None
+            )
         return datasets.Kinetics(
             _first(root, ("videos",)), _kinetics_csv(root / "annotations", split), train=train, **common, **kw
         )

@@ -1,15 +1,22 @@
 """A run folder's lock: one process computes a run at a time.
 
 The lock is a file beside the run folder (`.<hash>.lock`) created with O_EXCL and holding the
-holder's pid, host and start time. A second process gets a `RunLockedError` naming the holder. A
-lock left by a process that is gone (same host, pid no longer alive) is stale and taken over; a
-lock of another host cannot be checked from here and is reported with how to remove it.
+holder's pid, host, start time, and what identifies that process start beyond its pid: a random
+token drawn once per process, the kernel's boot id and the process's start in clock ticks after
+boot (/proc, where there is one). A second process gets a `RunLockedError` naming the holder.
+
+A lock left by a process that is gone is stale and taken over: on the same host, its pid is not
+alive, or it is alive but is another process (another start time or boot: pids are reused, and a
+restarted container starts its processes at the same small pids), or it is this process's pid
+without this process's token. A lock of another host cannot be checked from here and is
+reported with how to remove it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import time
 from contextlib import contextmanager
@@ -18,6 +25,32 @@ from pathlib import Path
 
 class RunLockedError(RuntimeError):
     """Another process holds the run folder."""
+
+
+_TOKEN = secrets.token_hex(8)  # this process start's own (a forked child has another pid)
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def process_start(pid: int) -> str | None:
+    """When process `pid` started, in clock ticks after boot (/proc/<pid>/stat field 22), or None
+    where that cannot be read (no /proc, no such process)."""
+    stat = _read(f"/proc/{pid}/stat")
+    if not stat or ")" not in stat:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    return fields[19] if len(fields) > 19 else None
+
+
+def boot_id() -> str | None:
+    """The kernel's id of this boot (Linux), or None."""
+    return _read("/proc/sys/kernel/random/boot_id")
 
 
 def _alive(pid: int) -> bool:
@@ -38,11 +71,18 @@ def _holder(lock: Path) -> dict:
 
 
 def _stale(holder: dict) -> bool:
-    return (
-        holder.get("host") == socket.gethostname()
-        and isinstance(holder.get("pid"), int)
-        and not _alive(holder["pid"])
-    )
+    """Whether the lock's holder is a process of this host that no longer runs."""
+    pid = holder.get("pid")
+    if holder.get("host") != socket.gethostname() or isinstance(pid, bool) or not isinstance(pid, int):
+        return False
+    if pid == os.getpid():  # this pid: held by this very process start, or left by an earlier one
+        return holder.get("token") != _TOKEN
+    if not _alive(pid):
+        return True
+    if holder.get("boot_id") and boot_id() and holder["boot_id"] != boot_id():
+        return True  # written before a reboot: its pid is another process now
+    started = process_start(pid)
+    return bool(holder.get("process_start") and started and holder["process_start"] != started)
 
 
 @contextmanager
@@ -73,6 +113,9 @@ def run_lock(lock: str | os.PathLike, what: str):
                     "pid": os.getpid(),
                     "host": socket.gethostname(),
                     "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                    "token": _TOKEN,
+                    "boot_id": boot_id(),
+                    "process_start": process_start(os.getpid()),
                 },
                 f,
             )
