@@ -20,6 +20,10 @@ class DataError(UserError, RuntimeError):
     """A dataset that cannot be used: no readable video, an empty split, a file that is not one."""
 
 
+class PathError(UserError, ValueError):
+    """A path no file system can hold (a NUL byte, a name or path over the length limits)."""
+
+
 class CacheError(UserError, ValueError):
     """A cached run (result.json, config.json, checkpoint.pt) that fails its integrity check."""
 
@@ -82,19 +86,19 @@ NAME_MAX, PATH_MAX = 255, 4096
 
 
 def check_path(path, what: str):
-    """`path` as a pathlib.Path, or a UserError naming `what` when no file system can hold it: a
+    """`path` as a pathlib.Path, or a PathError naming `what` when no file system can hold it: a
     NUL byte, a name over 255 bytes or a path over 4096 bytes (checked before anything opens it)."""
     import os
     from pathlib import Path
 
     text = os.fsencode(path)
     if b"\0" in text:
-        raise UserError(f"{what} {os.fsdecode(text)!r} contains a NUL byte, which no file name may hold")
+        raise PathError(f"{what} {os.fsdecode(text)!r} contains a NUL byte, which no file name may hold")
     if len(text) > PATH_MAX:
-        raise UserError(f"{what} is {len(text)} bytes long; paths may be at most {PATH_MAX} bytes")
+        raise PathError(f"{what} is {len(text)} bytes long; paths may be at most {PATH_MAX} bytes")
     longest = max(text.split(b"/"), key=len)
     if len(longest) > NAME_MAX:
-        raise UserError(
+        raise PathError(
             f"{what}: the name {os.fsdecode(longest[:40])!r}... is {len(longest)} bytes long; file and "
             f"folder names may be at most {NAME_MAX} bytes"
         )

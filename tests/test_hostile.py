@@ -653,7 +653,7 @@ def _videolist(tmp_path, text):
         (lambda t: _videolist(t, ""), r"VideoList \(train split\): .*list.txt: it lists no videos"),
         (
             lambda t: _videolist(t, "gone.mp4 0\n"),
-            r"list.txt: all 1 listed videos are missing, e.g. .*gone.mp4",
+            r"list.txt: none of its 1 listed videos can be used, e.g. .*gone.mp4: missing file",
         ),
     ],
 )
@@ -802,3 +802,109 @@ def test_a_full_disk_keeps_the_previous_checkpoint_and_says_so(tmp_path, monkeyp
         trainer.save()
     assert (tmp_path / "checkpoint.pt").read_bytes() == before
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+# --------------------------------------------------------------------------- odd files and names
+
+
+@pytest.fixture
+def no_hang():
+    """Fail a test that blocks (a FIFO opened for reading waits for a writer forever)."""
+    import signal
+
+    def hung(*args):
+        raise TimeoutError("blocked: a FIFO was opened")
+
+    old = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(20)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
+
+def test_a_fifo_named_like_a_video_is_skipped_and_counted_never_opened(tmp_path, no_hang):
+    write_video(tmp_path / "good.mp4", num_frames=8)
+    os.mkfifo(tmp_path / "x.mp4")
+    with pytest.warns(
+        UserWarning, match=r"1 of 2 listed videos are missing or unusable .*1 not a regular file"
+    ):
+        data = VideoFolder(tmp_path, clip_len=2, size=16, resize=None)
+    assert len(data) == 1 and data.skipped == [
+        (str(tmp_path / "x.mp4"), "not a regular file (a FIFO); never opened")
+    ]
+    assert data[0]["clip"].shape == (3, 2, 16, 16)
+    with pytest.raises(VideoError, match="not a regular file"):
+        read_frames(str(tmp_path / "x.mp4"), [0])
+    (tmp_path / "good.mp4").unlink()
+    with warnings.catch_warnings(), pytest.raises(DataError, match=r"x.mp4: not a regular file \(a FIFO\)"):
+        warnings.simplefilter("ignore")
+        VideoFolder(tmp_path, clip_len=2, size=16, resize=None)
+
+
+def test_a_device_in_a_video_list_is_skipped(tmp_path, no_hang):
+    write_video(tmp_path / "a.mp4", num_frames=8)
+    (tmp_path / "list.txt").write_text("a.mp4 0\n/dev/zero 0\n")
+    with pytest.warns(UserWarning, match="1 not a regular file"):
+        data = VideoList(tmp_path, tmp_path / "list.txt", clip_len=2, size=16, resize=None)
+    assert len(data) == 1 and data.skipped[0] == ("/dev/zero", "not a regular file (a device); never opened")
+
+
+def test_duplicate_class_names_are_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"classInd.txt:3: class 'yoyo' is listed twice \(also as class 2\)"):
+        _ucf(tmp_path, b"1 A\n2 YoYo\n3 yoyo\n", b"YoYo/v_YoYo_g01_c01.avi 2\n")
+
+
+def test_class_ind_that_is_a_folder_is_named(tmp_path):
+    (tmp_path / "ann" / "classInd.txt").mkdir(parents=True)
+    (tmp_path / "ann" / "trainlist01.txt").write_text("YoYo/v_YoYo_g01_c01.avi 1\n")
+    (tmp_path / "videos").mkdir()
+    with pytest.raises(ValueError, match=r"classInd.txt is a folder; expected a text file"):
+        UCF101(tmp_path / "videos", tmp_path / "ann", clip_len=2, size=16)
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e400"])
+def test_kinetics_infinite_time_names_file_and_line(tmp_path, value):
+    (tmp_path / "train.csv").write_text(
+        f"label,youtube_id,time_start,time_end,split\na,x,0,10,train\na,y,{value},10,train\n"
+    )
+    (tmp_path / "videos").mkdir()
+    with pytest.raises(ValueError, match=rf"train.csv:3: time_start '{value}' is not a number of seconds"):
+        Kinetics(tmp_path / "videos", tmp_path / "train.csv")
+
+
+def test_a_nul_byte_in_a_listed_path_is_a_counted_skip(tmp_path):
+    write_video(tmp_path / "a.mp4", num_frames=8)
+    (tmp_path / "list.txt").write_text("a.mp4 0\nb\0.mp4 0\n")
+    with pytest.warns(UserWarning, match="1 cannot be read"):
+        data = VideoList(tmp_path, tmp_path / "list.txt", clip_len=2, size=16, resize=None)
+    assert len(data) == 1 and "null byte" in data.skipped[0][1]
+
+
+@pytest.mark.parametrize(
+    "root, message", [("/data/a\0b", "contains a NUL byte"), ("/" + "d" * 300, "is 300 bytes long")]
+)
+def test_cli_a_data_root_no_file_system_holds_is_named(capsys, root, message):
+    assert main(["run", "--experiment", "table6/cgmul", "--profile", "paper", "--data-root", root]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: dataset 'ucf101': data root") and message in err
+
+
+def test_a_video_beyond_the_path_length_limit_is_reported(tmp_path):
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        for _ in range(23):  # 23 x 201 bytes: past Linux's 4096-byte PATH_MAX
+            os.mkdir("d" * 200, dir_fd=fd)
+            inner = os.open("d" * 200, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        video = os.open("v.mp4", os.O_WRONLY | os.O_CREAT, dir_fd=fd)
+        os.write(video, b"0" * 100)
+        os.close(video)
+    finally:
+        os.close(fd)
+    with (
+        warnings.catch_warnings(),
+        pytest.raises(FileNotFoundError, match="could not be listed, e.g. .*too long"),
+    ):
+        warnings.simplefilter("ignore")
+        VideoFolder(tmp_path, clip_len=2, size=16)

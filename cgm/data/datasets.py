@@ -47,6 +47,7 @@ from .decode import (
     natural_key,
     probe_video,
     read_frames,
+    unusable,
 )
 from .sampling import TooShortError, sample_test_clips, sample_train_clip, sample_windows
 from .seeding import ItemKey, item_generator, split_key
@@ -103,7 +104,12 @@ def _require(path, what: str, layout: str) -> Path:
 
 def _text(path: Path) -> str:
     """A UTF-8 text file (a byte-order mark dropped), or a ValueError naming the file and the line
-    of the first byte that is not UTF-8."""
+    of the first byte that is not UTF-8 (or saying that it is a folder, not a file)."""
+    if Path(path).is_dir():
+        raise ValueError(f"{path} is a folder; expected a text file")
+    reason = unusable(path)
+    if reason is not None:
+        raise ValueError(f"{path}: {reason}; expected a text file")
     data = Path(path).read_bytes()
     try:
         return data.decode("utf-8-sig")
@@ -171,13 +177,15 @@ class VideoClipDataset(Dataset):
         self._warned = False
         self.samples = []
         for path, label in samples:
-            if os.path.exists(path):
+            reason = unusable(path)  # a FIFO named like a video is counted here, never opened
+            if reason is None:
                 self.samples.append((path, label))
             else:
-                self.skipped.append((path, "missing file"))
+                self.skipped.append((path, reason))
         if not self.samples:  # an empty set can be neither trained nor evaluated on
             what = (
-                f"all {len(samples)} listed videos are missing, e.g. {self.skipped[0][0]}"
+                f"none of its {len(samples)} listed videos can be used, e.g. {self.skipped[0][0]}: "
+                f"{self.skipped[0][1]}"
                 if samples
                 else "it lists no videos"
             )
@@ -186,9 +194,14 @@ class VideoClipDataset(Dataset):
                 f"{self.source or 'the sample list'}: {what}"
             )
         if self.skipped:
+            reasons = {}
+            for _, reason in self.skipped:
+                reasons[reason.split(" (")[0]] = reasons.get(reason.split(" (")[0], 0) + 1
             warnings.warn(
                 f"{type(self).__name__}: {len(self.skipped)} of {len(samples)} listed videos "
-                f"are missing and were skipped (see .skipped), e.g. {self.skipped[0][0]}",
+                f"are missing or unusable and were skipped ({', '.join(f'{n} {r}' for r, n in reasons.items())}; "
+                "see .skipped), "
+                f"e.g. {self.skipped[0][0]}",
                 stacklevel=3,
             )
 
@@ -354,6 +367,12 @@ class UCF101(VideoClipDataset):
                     f"{class_file}:{number}: expected '{len(classes) + 1} ClassName' (1-based "
                     f"index, then the class), got {line!r}"
                 )
+            if tokens[1].lower() in (c.lower() for c in classes):
+                first = next(k for k, c in enumerate(classes) if c.lower() == tokens[1].lower()) + 1
+                raise ValueError(
+                    f"{class_file}:{number}: class {tokens[1]!r} is listed twice (also as class {first}); "
+                    "each class name must appear once"
+                )
             classes.append(tokens[1])
         lower = {name.lower(): k for k, name in enumerate(classes)}
         resolve = _CaseInsensitivePaths(root)
@@ -444,7 +463,7 @@ class Kinetics(VideoClipDataset):
             for column in ("time_start", "time_end"):
                 try:
                     times.append(int(float(row[column])))
-                except (TypeError, ValueError):
+                except (TypeError, ValueError, OverflowError):  # not a number, nan, inf
                     raise ValueError(
                         f"{annotation_csv}:{number}: {column} {row[column]!r} is not a number of seconds"
                     ) from None
@@ -524,15 +543,28 @@ class VideoFolder(VideoClipDataset):
             "video folder",
             "<root>/**/<name>.mp4|.avi|.mkv|.webm|.mov\n   or <root>/**/<name>/00001.jpg ... (frame folders)",
         )
-        samples = []
-        for folder, dirs, names in os.walk(root):
+        samples, unlisted = [], []
+        for folder, dirs, names in os.walk(root, onerror=unlisted.append):
             if folder != str(root) and is_frame_folder(folder):
                 samples.append(folder)
                 dirs.clear()
                 continue
             samples += [os.path.join(folder, n) for n in names if n.lower().endswith(VIDEO_EXTENSIONS)]
+        if unlisted:  # e.g. a path beyond the system's length limit
+            e = unlisted[0]
+            warnings.warn(
+                f"VideoFolder: {len(unlisted)} folders under {root} could not be listed and were "
+                f"skipped, e.g. {e.filename}: {e.strerror}",
+                stacklevel=2,
+            )
         if not samples:
-            raise FileNotFoundError(f"no videos or frame folders under {root}")
+            why = (
+                f"; {len(unlisted)} folders could not be listed, e.g. {str(unlisted[0].filename)[:200]}...: "
+                f"{unlisted[0].strerror}"
+                if unlisted
+                else ""
+            )
+            raise FileNotFoundError(f"no videos or frame folders under {root}{why}")
         samples.sort(key=lambda p: natural_key(os.path.relpath(p, root)))
         self.source = str(root)
         super().__init__([(p, None) for p in samples], [], train=train, **kw)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -67,6 +68,9 @@ def _read_image(path: str, max_pixels: int) -> np.ndarray:
     cv2.imread is handed no file name (one that is not UTF-8 crashed the process in OpenCV)."""
     import cv2  # loaded on first use: OpenCV is heavy
 
+    reason = unusable(path)
+    if reason is not None or os.path.isdir(path):  # a FIFO named like an image would block open()
+        raise VideoError(path, f"unreadable image ({reason or 'a folder'})")
     try:
         with open(path, "rb") as f:
             data = np.frombuffer(f.read(), np.uint8)
@@ -93,6 +97,28 @@ def _check_size(path: str, width: int, height: int, max_pixels: int) -> None:
 _PROBE_CACHE: dict[str, tuple[tuple[int, int], VideoInfo]] = {}
 
 
+def unusable(path: str | os.PathLike) -> str | None:
+    """Why `path` cannot be read as a video (file or frame folder) without opening it, or None:
+    missing, a name no file system holds, or not a regular file (a FIFO would block the reader
+    forever, a device never ends)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "missing file"
+    except (OSError, ValueError) as e:  # ENAMETOOLONG, ELOOP, EACCES; ValueError: a NUL byte
+        return f"cannot be read ({getattr(e, 'strerror', None) or e})"
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    kind = (
+        "a FIFO"
+        if stat.S_ISFIFO(mode)
+        else "a device"
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        else "a socket"
+    )
+    return f"not a regular file ({kind}); never opened"
+
+
 def _stat_key(path: str) -> tuple[int, int]:
     st = os.stat(path)
     return st.st_mtime_ns, st.st_size
@@ -108,6 +134,9 @@ def _open(path: str):
     """(container, None), or (None, reason) when FFmpeg cannot read it."""
     import av
 
+    reason = unusable(path)
+    if reason is not None or os.path.isdir(path):  # a FIFO would block av.open forever
+        return None, reason or "a folder, not a video file"
     try:
         container = av.open(path)
     except (av.error.FFmpegError, OSError, ValueError) as e:

@@ -24,7 +24,7 @@ from cgm import checkpoints
 from cgm import distributed as cgm_dist
 from cgm.data import build_dataset
 from cgm.data.registry import LAYOUTS
-from cgm.errors import CacheError
+from cgm.errors import CacheError, check_path
 from cgm.network import HEADS, CGMConfig, CGMNet
 from cgm.protocols import evaluate_action, evaluate_motion
 from cgm.train import Trainer
@@ -147,6 +147,8 @@ def check_data(cfg: ExperimentConfig) -> None:
     """Every real dataset the run needs has a data root that is a folder, or a ValueError saying
     which dataset, how to give its root, and the layout expected (before any work starts)."""
     for r in data_roots(cfg):
+        if r.root is not None:  # a NUL byte or an over-long path: named as such, not "not a folder"
+            check_path(r.root, f"dataset {r.dataset!r}: data root")
         if not r.present:
             how = (
                 f"pass data_root=... (CLI: --data-root) or set {r.env}"
