@@ -908,3 +908,11 @@ def test_a_video_beyond_the_path_length_limit_is_reported(tmp_path):
     ):
         warnings.simplefilter("ignore")
         VideoFolder(tmp_path, clip_len=2, size=16)
+
+
+def test_an_action_set_with_more_classes_than_the_model_is_refused():
+    cfg = ex.resolve("table7/cgmul", **TINY, num_classes=2)
+    with pytest.raises(
+        ValueError, match=r"'synthmotion' \(synthmotion\) has 4 classes but the model scores num_classes=2"
+    ):
+        ex.evaluate_config(ex.build_model(cfg), cfg)

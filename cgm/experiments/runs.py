@@ -264,6 +264,12 @@ def evaluate_config(
         if kind == "motion":
             r = evaluate_motion(model, ds, max_clips=spec.max_clips, **how)
         else:
+            if len(ds.classes) > cfg.model.num_classes:  # labels the model's heads cannot score
+                raise ValueError(
+                    f"action evaluation set {tag!r} ({spec.name}) has {len(ds.classes)} classes but the "
+                    f"model scores num_classes={cfg.model.num_classes}; evaluate a model of "
+                    f"num_classes={len(ds.classes)}"
+                )
             r = evaluate_action(model, ds, spec.pipelines, max_clips=spec.max_clips, **how)
         results.update({f"{tag}/{k}": v for k, v in r.items()})
     return results
