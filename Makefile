@@ -1,13 +1,14 @@
 # Two commands do all set-up on a fresh machine:
 #   make reproduce   create .venv, install the pinned stack, run every notebook on the embedded data
 #   make test        install if needed, run the unit tests and `pytest --nbval notebooks/`
+# While working: `make test-fast` (lint and the unit tests that need neither footage nor minutes).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 FOOTAGE := data/footage/visp_mbt_cube.npy
 
-.PHONY: install data reproduce demo test ruff-check unit nbval notebooks benchmarks gpu-check clean
+.PHONY: install data reproduce demo test test-fast ruff-check unit nbval notebooks benchmarks gpu-check clean
 
 install: $(STAMP)
 
@@ -30,9 +31,17 @@ demo: reproduce
 
 test: ruff-check unit nbval
 
-# Lint and formatting (configured in pyproject.toml); `ruff format cgm tests benchmarks` applies it.
+# Lint and the unit tests not marked `slow` or `footage` (pyproject.toml): no download, under a
+# minute on 2 cores. `make test` still runs everything.
+test-fast: ruff-check
+	$(BIN)/python -m pytest -q -m "not slow and not footage" tests/
+
+# Lint and formatting (configured in pyproject.toml: the notebooks' code is linted, not formatted);
+# `ruff format cgm tests benchmarks scripts` applies it. The same checks run as a pre-commit hook
+# (.pre-commit-config.yaml).
+RUFF_PATHS := cgm tests benchmarks scripts notebooks
 ruff-check: $(STAMP)
-	$(BIN)/ruff check cgm tests benchmarks && $(BIN)/ruff format --check cgm tests benchmarks
+	$(BIN)/ruff check $(RUFF_PATHS) && $(BIN)/ruff format --check $(RUFF_PATHS)
 
 unit: $(STAMP) $(FOOTAGE)
 	$(BIN)/python -m pytest -q tests/

@@ -603,3 +603,28 @@ def test_cgm_imports_in_one_direction():
     assert not found, "import cycles among cgm's modules (imports inside functions included): " + "; ".join(
         " <-> ".join(c) for c in found
     )
+
+
+# --------------------------------------------------------------------------- habits
+
+
+def test_pre_commit_hooks_run_the_checks_of_make_ruff_check():
+    import yaml
+
+    paths = re.search(r"^RUFF_PATHS\s*:=\s*(.+)$", (ROOT / "Makefile").read_text(), re.M).group(1).split()
+    config = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())
+    hooks = {h["id"]: h for repo in config["repos"] for h in repo["hooks"]}
+    assert set(hooks) == {"ruff-check", "ruff-format"}
+    for hook in hooks.values():
+        assert hook["entry"].startswith(".venv/bin/ruff ") and "--force-exclude" in hook["entry"]
+        assert hook["files"] == "^(" + "|".join(paths) + ")/", (hook["files"], paths)
+
+
+def test_fast_tier_leaves_out_slow_and_footage_tests():
+    text = (ROOT / "Makefile").read_text()
+    recipe = re.search(r"^test-fast:([^\n]*)\n((?:\t[^\n]*\n)+)", text, re.M)
+    assert recipe, "the Makefile has no test-fast target"
+    assert "$(FOOTAGE)" not in recipe.group(1), "test-fast must not download the footage"
+    assert '-m "not slow and not footage"' in recipe.group(2)
+    markers = (ROOT / "pyproject.toml").read_text()
+    assert '"slow:' in markers and '"footage:' in markers and "--strict-markers" in markers
