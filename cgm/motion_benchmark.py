@@ -118,9 +118,12 @@ def benchmark_frame(
     known: dict[str, dict], motorcycle: dict[str, dict], *, profile: str, resolution: int
 ) -> pd.DataFrame:
     """Both sets' scores (method -> `score_known_motion` / `score_motorcycle`) in the one results
-    layout: one line per (set, method, metric), `dataset` naming the set, no paper value."""
+    layout: one line per (set, method, metric), `dataset` naming the set, no paper value. An empty
+    dict leaves its set out."""
     frames = []
     for dataset, scores in ((KNOWN, known), (MOTORCYCLE, motorcycle)):
+        if not scores:  # a set not run (known motion needs `make data`)
+            continue
         records = [
             {
                 "row": method_label(method),
@@ -137,6 +140,8 @@ def benchmark_frame(
             if not (metric != "l1" and np.isnan(score[metric]))
         ]
         frames.append(compare(STEM, records, dataset=dataset, profile=profile))
+    if not frames:
+        raise ValueError("benchmark_frame: no scores for either set")
     return pd.concat(frames, ignore_index=True)
 
 
