@@ -80,6 +80,10 @@ def test_frame_reading_and_verdict(tmp_path):
     assert any("not within 1.5x" in line for line in mb.reading(frame))
     row = verdicts.verdict_table(tmp_path).set_index("table").loc["Fig. 4"]
     assert row.verdict == verdicts.NOT_REPRODUCED and "3.0x" in row.measured and row.profile == "laptop"
+    only_stereo = mb.benchmark_frame({}, {"tvl1": scores(0.5)}, profile="laptop", resolution=64)
+    assert set(only_stereo["dataset"]) == {mb.MOTORCYCLE}  # known motion not run (no footage)
+    with pytest.raises(ValueError, match="no scores"):
+        mb.benchmark_frame({}, {}, profile="laptop", resolution=64)
     written(0.3)  # 1.25x and 1.2x
     assert verdicts.verdict_table(tmp_path).set_index("table").loc["Fig. 4"].verdict == verdicts.REPRODUCED
 
