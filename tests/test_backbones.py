@@ -13,7 +13,11 @@ def n_params(module: nn.Module) -> int:
 
 
 @pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=pytest.mark.slow) if n in ("r3d101", "rx3d101") else n for n in BACKBONES]
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.slow) if n in ("r3d101", "rx3d101", "slowfast_r101") else n
+        for n in BACKBONES
+    ],
 )
 def test_forward_backward_shapes_and_strides(name):
     torch.manual_seed(0)

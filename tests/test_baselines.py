@@ -138,6 +138,7 @@ def test_raft_without_weights_names_the_file_and_where_to_get_it(tmp_path, monke
         load_raft("raft_large", tmp_path / "nope.pth")
 
 
+@pytest.mark.slow
 def test_raft_runs_from_a_local_weights_file(tmp_path):
     """A (random) state dict saved locally loads with weights_only=True and gives a (2,H,W) flow."""
     from torchvision.models.optical_flow import raft_small
@@ -202,6 +203,7 @@ def test_score_prediction_uses_the_unseen_last_frame():
         baselines.score_prediction(spy, [torch.zeros(3, 2, 16, 16)])
 
 
+@pytest.mark.slow
 def test_cgm_motion_and_prediction_with_identity_maps_repeat_frames():
     """A CGM-Net forced to identity maps scores exactly like 'repeat the frame' on the same clips."""
     from cgm.network import CGMConfig, CGMNet, set_identity_motion_

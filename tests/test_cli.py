@@ -80,6 +80,7 @@ def test_batch_must_divide_by_world_size(capsys, monkeypatch, tmp_path):
     assert "must be a positive multiple of the world size 3" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_paper_profile_on_cpu_warns_with_an_estimate(tmp_path):
     from cgm import experiments as ex
     from cgm.__main__ import estimate_paper_time

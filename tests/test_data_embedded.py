@@ -248,6 +248,7 @@ def test_natural_items_and_segments(natural_pair):
     assert 0 < d < 0.3
 
 
+@pytest.mark.slow
 def test_natural_windows_do_not_overlap_and_stride(natural_pair):
     train, _ = natural_pair
     starts = [s for v, s in train.windows if v == 0]

@@ -82,6 +82,7 @@ def test_the_bytes_of_a_forward_pass_grow_linearly_with_its_clips(seeded_one_thr
 
 
 @pytest.mark.parametrize("views, videos", [(1, 6), (30, 3)])
+@pytest.mark.slow
 def test_no_forward_pass_grows_with_the_views(views, videos, seeded_one_thread):
     """With a budget of 4 clips, 1 view or 30 views per video: every pass sees at most 4 clips, and
     the view-averaged top-k equal the plain protocol's (all of a video's views in one pass)."""
@@ -143,6 +144,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_gloo_ranks_evaluate_like_one_process(tmp_path, seeded_one_thread):
     """7 videos of 3 views and 5 motion clips split over 2 ranks in blocks of one batch: the
     gathered metrics are exactly those of one process (each forward pass holds the same clips)."""

@@ -114,6 +114,7 @@ def test_run_computes_then_hits_the_cache(tmp_path):
     assert json.loads((folder / "result.json").read_text())["hash"] == first.hash
 
 
+@pytest.mark.slow
 def test_pretraining_chain_runs_the_pretraining_first(tmp_path):
     r = ex.run("table2/ucf101_pretrained", runs_dir=tmp_path, **TINY)
     pre = list((tmp_path / "table2" / "pretrain").iterdir())

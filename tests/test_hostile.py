@@ -291,6 +291,7 @@ def test_non_finite_weights_are_never_checkpointed(tmp_path):
     assert not (tmp_path / "checkpoint.pt").exists()
 
 
+@pytest.mark.slow
 def test_nan_in_evaluation_raises():
     class NaNClips(torch.utils.data.Dataset):
         def __len__(self):
@@ -313,6 +314,7 @@ def test_nan_in_evaluation_raises():
 # --------------------------------------------------------------------------- the run cache
 
 
+@pytest.mark.slow
 def test_an_interrupted_recompute_keeps_the_cached_run(tmp_path, monkeypatch):
     first = ex.run("table6/cgmul", runs_dir=tmp_path, **TINY)
     before = (first.path / "result.json").read_text()
@@ -523,6 +525,7 @@ def _edit(path, change):
         (b"[]", r"result.json: holds a JSON list"),
     ],
 )
+@pytest.mark.slow
 def test_a_tampered_result_is_never_reported_as_valid(cached_run, tmp_path, tamper, match):
     runs, folder = _copy_run(cached_run, tmp_path)
     if isinstance(tamper, bytes):
@@ -542,6 +545,7 @@ def test_a_changed_config_is_caught_by_the_hash(cached_run, tmp_path):
 
 
 @pytest.mark.parametrize("recorded", [True, False])
+@pytest.mark.slow
 def test_a_truncated_checkpoint_is_refused_when_used(cached_run, tmp_path, recorded):
     runs, folder = _copy_run(cached_run, tmp_path)
     if not recorded:  # a run cached before the digest was recorded
@@ -731,6 +735,7 @@ def _train(out, *extra):
     return main([*argv, "--set", "n=8", *extra])
 
 
+@pytest.mark.slow
 def test_train_into_a_folder_with_a_checkpoint_needs_resume_or_overwrite(tmp_path, capsys):
     out = tmp_path / "o"
     assert _train(out) == 0
@@ -910,6 +915,7 @@ def test_a_video_beyond_the_path_length_limit_is_reported(tmp_path):
         VideoFolder(tmp_path, clip_len=2, size=16)
 
 
+@pytest.mark.slow
 def test_an_action_set_with_more_classes_than_the_model_is_refused():
     cfg = ex.resolve("table7/cgmul", **TINY, num_classes=2)
     with pytest.raises(

@@ -44,6 +44,7 @@ def test_shapes_and_range(items):
         assert it["flow"].norm(dim=1).mean() > 0.1  # something moves
 
 
+@pytest.mark.slow
 def test_flow_is_exact(items):
     """Frame t+1 at p is frame t rendered at p - flow(p) on non-occluded pixels (to float
     error), and the bilinear warp of frame t by the flow is far closer to t+1 than copying."""
@@ -105,6 +106,7 @@ def test_splits_draw_from_their_footage_ranges(fake_footage, items):
             assert name in ("visp_mire2", "visp_cube") or (name == "bbb" and int(frame) < 9_500)
 
 
+@pytest.mark.slow
 def test_registry_and_evaluate_motion(fake_footage):
     from cgm.network import CGMConfig, CGMNet
     from cgm.protocols import evaluate_motion

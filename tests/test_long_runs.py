@@ -33,6 +33,7 @@ class _Clock:
 
 
 @pytest.mark.parametrize("minutes, saved", [(1.0, [2, 3, 5, 6]), (0.0, [3, 6])])
+@pytest.mark.slow
 def test_checkpoints_by_wall_time(tmp_path, monkeypatch, minutes, saved):
     """Steps of 35 s, checkpoint_every=3: also a checkpoint once a minute has passed since the last
     one (after steps 2 and 5); checkpoint_minutes=0 turns that off."""

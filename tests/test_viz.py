@@ -116,6 +116,7 @@ def test_plot_predictions_error_maps():
     plt.close("all")
 
 
+@pytest.mark.slow
 def test_motion_explorer_builds_updates_and_draws_headless():
     import matplotlib.pyplot as plt
 
