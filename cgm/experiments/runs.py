@@ -36,7 +36,10 @@ from .lock import run_lock
 from .registry import get_experiment, resolve
 
 ROOT = Path(__file__).resolve().parents[2]
-RUNS = ROOT / "results" / "runs"
+PACKAGE_RUNS = ROOT / "results" / "runs"
+# The run cache: the package's results/runs/, or the folder CGM_RUNS_DIR names (read at import,
+# so that a notebook executed by papermill and every rank under torchrun use it too).
+RUNS = Path(os.environ.get("CGM_RUNS_DIR") or PACKAGE_RUNS).expanduser()
 # Runs recomputed where a committed run sits (e.g. for weights it did not keep): git-ignored,
 # searched after RUNS, never written over a committed result (docs/decisions/001-committed-runs.md).
 LOCAL_RUNS = ROOT / "results" / "local-runs"
@@ -46,7 +49,7 @@ def local_runs(runs_dir: str | os.PathLike) -> Path:
     """The folder of local recomputations beside the cache `runs_dir`: results/local-runs/ for
     the package's cache, `<runs_dir>/local-runs/` for another one."""
     runs_dir = Path(runs_dir)
-    return LOCAL_RUNS if runs_dir.resolve() == RUNS.resolve() else runs_dir / "local-runs"
+    return LOCAL_RUNS if runs_dir.resolve() == PACKAGE_RUNS.resolve() else runs_dir / "local-runs"
 
 
 def is_committed(folder: str | os.PathLike) -> bool:
@@ -66,7 +69,7 @@ def is_committed(folder: str | os.PathLike) -> bool:
         done = None
     if done is not None and done.returncode in (0, 1):  # 1: in a work tree, not tracked
         return done.returncode == 0
-    return folder.resolve().is_relative_to(RUNS.resolve())
+    return folder.resolve().is_relative_to(PACKAGE_RUNS.resolve())
 
 
 # --------------------------------------------------------------------------- data and models
