@@ -12,17 +12,11 @@ from cgm import flow as cgm_flow
 
 @pytest.fixture(scope="module")
 def video(tmp_path_factory):
-    """A 6-frame 3:2 mp4 of a textured image panning right by 1 px per frame (footage when
-    `make data` has run, else a fixed procedural texture)."""
+    """A 6-frame 3:2 mp4 of a fixed texture panning right by 1 px per frame."""
     import av
 
-    from cgm.data import footage
-
-    if footage.footage_ready():
-        image = np.array(footage.load_sequence("bbb")[9_700, :60, :120])
-    else:
-        rng = np.random.default_rng(0)
-        image = np.kron(rng.integers(0, 256, (15, 30, 3)), np.ones((4, 4, 1))).astype(np.uint8)
+    rng = np.random.default_rng(0)
+    image = np.kron(rng.integers(0, 256, (15, 30, 3)), np.ones((4, 4, 1))).astype(np.uint8)
     path = tmp_path_factory.mktemp("video") / "pan.mp4"
     with av.open(str(path), "w") as container:
         stream = container.add_stream("mpeg4", rate=10)

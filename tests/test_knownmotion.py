@@ -128,6 +128,7 @@ def test_bad_arguments(fake_footage, kwargs):
 
 
 @pytest.mark.footage
+@pytest.mark.footage
 @pytest.mark.skipif(not footage.footage_ready(), reason="run `make data` first")
 def test_real_footage_item():
     it = KnownMotion("test", n=2)[1]
