@@ -79,14 +79,31 @@ def _config(args) -> ex.ExperimentConfig:
     cfg = ex.resolve(args.experiment, args.profile, **overrides_from(args))
     ex.check_data(cfg)
     command = getattr(args, "command", "")
-    if command in ("run", "train") and not (command == "train" and args.no_pretrain):
+    todo = []  # (name, config) of every run this command trains
+    if command in ("run", "train"):
         # every root of the chain (the pretraining it starts from too) before any estimate or work
         links = cache.chain(args.experiment, args.profile, runs_dir=args.runs_dir, **overrides_from(args))
-        cache.check_chain(links if command == "run" else links[:-1], args.profile)
+        if command == "train":  # trains into --out whatever the cache holds
+            import dataclasses
+
+            links = [*([] if args.no_pretrain else links[:-1]), dataclasses.replace(links[-1], path=None)]
+        cache.check_chain(links, args.profile)
+        trains = cache.to_train(links)
+        todo = [(link.name, ex.resolve(link.name, args.profile, **link.overrides)) for link in trains]
+        if command == "run" and args.force and not todo:
+            todo.append((args.experiment, cfg))
     from cgm import distributed
 
     world = distributed.env_world().world_size
     distributed.check_global_batch(cfg.train.batch_size, world)
+    if str(cfg.train.device).startswith("cuda") and todo:  # a step that cannot fit: refused before work
+        import torch
+
+        from cgm.plan import check_fits
+
+        free, _ = torch.cuda.mem_get_info(torch.device(cfg.train.device))
+        for name, c in todo:
+            check_fits(c, world_size=world, available_bytes=free, name=name)
     if args.profile == "paper" and cfg.train.device == "cpu" and getattr(args, "command", "") != "eval":
         warnings.warn(estimate_paper_time(cfg, world_size=world), stacklevel=1)
     return cfg
@@ -291,6 +308,27 @@ def cmd_show(args) -> int:
     return 0
 
 
+def cmd_plan(args) -> int:
+    """What the experiment needs on `--gpus` GPUs: chain, data roots, memory, batch, time, commands."""
+    from cgm import cache, plan
+
+    cache.use_roots(**{k: getattr(args, k, None) for k in cache.ROOT_PARAMETERS})
+    roots = {k: getattr(args, k, None) for k in ("data_root", *cache.ROOT_PARAMETERS)}
+    overrides = {k: v for k, v in overrides_from(args).items() if k != "data_root"}  # a root: in roots
+    p = plan.make_plan(
+        args.experiment,
+        args.profile,
+        gpus=args.gpus,
+        gpu_memory_gib=args.gpu_memory,
+        tflops=args.tflops,
+        runs_dir=args.runs_dir,
+        roots=roots,
+        **overrides,
+    )
+    print(json.dumps(p.to_dict(), indent=1, default=str) if args.json else plan.render(p))
+    return 0
+
+
 def cmd_flow(args) -> int:
     from cgm.flow import run_flow
 
@@ -417,6 +455,14 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("show", help="the resolved config (JSON), its hash and its chain's cache status")
     common(s)
     s.add_argument("--steps", type=int, default=None, help="train for N steps (instead of the schedule)")
+    pl = sub.add_parser("plan", help="before a GPU run: chain, data roots, memory, batch, time, commands")
+    common(pl)
+    pl.set_defaults(profile="paper")
+    pl.add_argument("--steps", type=int, default=None, help="train for N steps (instead of the schedule)")
+    pl.add_argument("--gpus", type=int, default=1, help="GPUs the runs will use (default 1)")
+    pl.add_argument("--gpu-memory", dest="gpu_memory", type=float, default=80.0, help="GiB each (default 80)")
+    pl.add_argument("--tflops", type=float, default=None, help="sustained TFLOP/s per GPU (default: assumed)")
+    pl.add_argument("--json", action="store_true", help="print the plan as JSON")
     f = sub.add_parser(
         "flow",
         help="CGM-Net on your own video: flow colours (PNG, MP4), motion maps, prediction",
@@ -489,6 +535,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--eval-workers must be >= 0, got {args.eval_workers}")
         commands = {"list": cmd_list, "train": cmd_train, "eval": cmd_eval, "run": cmd_run, "flow": cmd_flow}
         commands["show"] = cmd_show
+        commands["plan"] = cmd_plan
         return commands[args.command](args)
     except EXPECTED_ERRORS as err:  # a message, not a traceback: the input is wrong, not the code
         print(f"error: {errors.message(err)}", file=sys.stderr)
