@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import errno
 import functools
+import os
+from pathlib import Path
 
 
 class UserError(Exception):
@@ -28,11 +30,17 @@ class CacheError(UserError, ValueError):
     """A cached run (result.json, config.json, checkpoint.pt) that fails its integrity check."""
 
 
-def expected() -> tuple[type[BaseException], ...]:
-    """The exception types bad input ends in (imported late: these modules import torch)."""
-    from cgm.experiments.lock import RunLockedError
-    from cgm.train import NonFiniteLossError
+class RunLockedError(RuntimeError):
+    """Another process holds the run folder (`cgm.experiments.lock`)."""
 
+
+class NonFiniteLossError(RuntimeError):
+    """The loss or the weights became NaN or Inf; the run stopped before updating the weights or
+    writing a checkpoint (`cgm.train`)."""
+
+
+def expected() -> tuple[type[BaseException], ...]:
+    """The exception types bad input ends in."""
     return (
         UserError,
         ValueError,
@@ -88,9 +96,6 @@ NAME_MAX, PATH_MAX = 255, 4096
 def check_path(path, what: str):
     """`path` as a pathlib.Path, or a PathError naming `what` when no file system can hold it: a
     NUL byte, a name over 255 bytes or a path over 4096 bytes (checked before anything opens it)."""
-    import os
-    from pathlib import Path
-
     text = os.fsencode(path)
     if b"\0" in text:
         raise PathError(f"{what} {os.fsdecode(text)!r} contains a NUL byte, which no file name may hold")

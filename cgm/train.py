@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 from cgm import allocator, checkpoints
 from cgm import distributed as cgm_dist
 from cgm.data.seeding import SeededItems, item_seed  # noqa: F401  (item_seed: old import path)
+from cgm.errors import NonFiniteLossError
 from cgm.losses import WEIGHTINGS, cgm_loss
 
 STAGES = ("selfsup", "multitask", "supervised")
@@ -56,11 +57,6 @@ RESUMABLE_CHANGES = {
     "progress",
     "tensorboard",
 }
-
-
-class NonFiniteLossError(RuntimeError):
-    """The loss or the weights became NaN or Inf; the run stopped before updating the weights or
-    writing a checkpoint."""
 
 
 # --------------------------------------------------------------------------- configuration

@@ -22,10 +22,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-
-class RunLockedError(RuntimeError):
-    """Another process holds the run folder."""
-
+from cgm.errors import RunLockedError
 
 _TOKEN = secrets.token_hex(8)  # this process start's own (a forked child has another pid)
 
