@@ -5,7 +5,7 @@ soft block matching, CGM-Net) is scored against exact flow on two sets:
 - **known motion** (`cgm.data.knownmotion`): held-out footage frames under known smooth camera and
   layer motion, with occlusion; EPE and the outlier rate on non-occluded pixels, and the ℓ1 of the
   reconstructed frames (all pixels, as Table 1's);
-- **Middlebury Motorcycle** (`cgm.baselines.motorcycle_clip`): a real stereo pair whose disparity is
+- **Middlebury Motorcycle** (`cgm.motion_table.motorcycle_clip`): a real stereo pair whose disparity is
   the flow of one frame pair; EPE and outliers on valid pixels, ℓ1 of that pair.
 
 A method's flow is what it moves pixels by: OpenCV's flows as they are, CGM-Net's HR maps through
@@ -24,8 +24,10 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from cgm.baselines import MotionFn, method_label, motorcycle_clip, timed
+from cgm.baselines import MotionFn
+from cgm.data import build_dataset
 from cgm.metrics import epe, outlier_rate
+from cgm.motion_table import evaluation_clips, method_label, motorcycle_clip, timed
 from cgm.tables import compare
 
 STEM = "table1_known_motion"
@@ -62,10 +64,7 @@ def oracle_flow_motion(k: int) -> MotionFn:
 
 def known_motion_items(clip_len: int, size: int, max_pairs: int, *, footage_dir=None) -> list[dict]:
     """The known-motion test clips (clip_len + 1 frames at size px) every method is scored on:
-    about `max_pairs` scored frame pairs (`cgm.baselines.evaluation_clips`)."""
-    from cgm.baselines import evaluation_clips
-    from cgm.data import build_dataset
-
+    about `max_pairs` scored frame pairs (`cgm.motion_table.evaluation_clips`)."""
     kw = {"footage_dir": footage_dir} if footage_dir else {}
     dataset = build_dataset(KNOWN, "test", clip_len=clip_len, size=size, future=True, **kw)
     return evaluation_clips(dataset, max_pairs=max_pairs)
@@ -100,7 +99,7 @@ def score_known_motion(motion: MotionFn, items: list[dict]) -> dict[str, float]:
 @torch.no_grad()
 def score_motorcycle(motion: MotionFn, clip_len: int) -> dict[str, float]:
     """EPE, outlier rate (valid pixels) and ℓ1 of one method on the Motorcycle pair
-    (`cgm.baselines.motorcycle_clip`); EPE and outliers NaN without flow."""
+    (`cgm.motion_table.motorcycle_clip`); EPE and outliers NaN without flow."""
     clip, pair, gt, valid = motorcycle_clip(clip_len)
     (recon, flow), dt = timed(motion, clip[:, :-1])
     out = {

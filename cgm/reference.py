@@ -9,7 +9,7 @@
   k x k softmax kernel per pixel, applied with Eq. 1. It has the same output and loss as CGM-Net's
   HR branch, without the video encoder, the LR decoder or CGMUL: a yardstick for what a budget buys.
 
-Both score on the same frame pairs as Table 1 (`cgm.baselines.score_motion`): `oracle_motion` and
+Both score on the same frame pairs as Table 1 (`cgm.motion_table.score_motion`): `oracle_motion` and
 `kernel_motion` are `MotionFn`s.
 """
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from cgm import baselines, checkpoints
+from cgm import baselines, checkpoints, motion_table
 from cgm.data.registry import DATASETS
 from cgm.experiments import resolve
 from cgm.experiments.runs import model_from_checkpoint, train_experiment
@@ -63,21 +63,21 @@ def score(model, *, max_pairs: int = 192) -> dict[str, float]:
     model.eval()
     k, size = model.cfg.clip_len, model.cfg.size
     kw = dict(clip_len=k, size=size, max_pairs=max_pairs)
-    motion = baselines.cgm_motion(model)
-    clips = [item["clip"] for item in baselines.test_clips("footage", "motion", **kw)]
-    out = {"l1": baselines.score_motion(motion, clips)["l1"]}
-    pred = baselines.score_prediction(baselines.cgm_prediction(model), clips)
+    motion = motion_table.cgm_motion(model)
+    clips = [item["clip"] for item in motion_table.test_clips("footage", "motion", **kw)]
+    out = {"l1": motion_table.score_motion(motion, clips)["l1"]}
+    pred = motion_table.score_prediction(motion_table.cgm_prediction(model), clips)
     out["psnr"] = pred["psnr"]
-    out["motorcycle_epe"] = baselines.score_motorcycle(motion, k)["epe"]
+    out["motorcycle_epe"] = motion_table.score_motorcycle(motion, k)["epe"]
     known = [name for name in ("knownmotion", "synthmotion") if name in DATASETS]
     for name in known:
         from cgm.data import build_dataset
 
-        items = baselines.evaluation_clips(
+        items = motion_table.evaluation_clips(
             build_dataset(name, "test", clip_len=k, size=size, future=True, **KNOWN_KW[name]),
             max_pairs=max_pairs,
         )
-        r = baselines.score_motion(
+        r = motion_table.score_motion(
             motion,
             [i["clip"] for i in items],
             flows=[i["flow"] for i in items],
@@ -91,21 +91,21 @@ def score(model, *, max_pairs: int = 192) -> dict[str, float]:
 def references(clip_len: int, size: int, *, max_pairs: int = 192) -> dict[str, dict[str, float]]:
     """The same scores for copy and TV-L1 (and their prediction PSNR: repeat-last)."""
     kw = dict(clip_len=clip_len, size=size, max_pairs=max_pairs)
-    clips = [item["clip"] for item in baselines.test_clips("footage", "motion", **kw)]
+    clips = [item["clip"] for item in motion_table.test_clips("footage", "motion", **kw)]
     rows = {}
     for method, fn in (("no_motion", baselines.no_motion), ("tvl1", baselines.flow_motion("tvl1"))):
-        r = {"l1": baselines.score_motion(fn, clips)["l1"]}
-        r["motorcycle_epe"] = baselines.score_motorcycle(fn, clip_len)["epe"]
+        r = {"l1": motion_table.score_motion(fn, clips)["l1"]}
+        r["motorcycle_epe"] = motion_table.score_motorcycle(fn, clip_len)["epe"]
         for name in ("knownmotion", "synthmotion"):
             if name not in DATASETS:
                 continue
             from cgm.data import build_dataset
 
-            items = baselines.evaluation_clips(
+            items = motion_table.evaluation_clips(
                 build_dataset(name, "test", clip_len=clip_len, size=size, future=True, **KNOWN_KW[name]),
                 max_pairs=max_pairs,
             )
-            s = baselines.score_motion(
+            s = motion_table.score_motion(
                 fn,
                 [i["clip"] for i in items],
                 flows=[i["flow"] for i in items],
@@ -113,7 +113,7 @@ def references(clip_len: int, size: int, *, max_pairs: int = 192) -> dict[str, d
             )
             r[f"{name}_epe"], r[f"{name}_l1"] = s["epe"], s["l1"]
         rows[method] = r
-    rows["no_motion"]["psnr"] = baselines.score_prediction(
+    rows["no_motion"]["psnr"] = motion_table.score_prediction(
         lambda c: baselines.predict_next("repeat_last", c), clips
     )["psnr"]
     return rows

@@ -6,7 +6,7 @@
 
 Each snapshot is a training checkpoint (`checkpoint.pt` copied aside while the run trained: the
 trainer overwrites it every `checkpoint_every` steps). Every snapshot is scored like Table 1
-(`cgm.baselines.score_motion` on the same held-out footage pairs, at the model's clip length and
+(`cgm.motion_table.score_motion` on the same held-out footage pairs, at the model's clip length and
 size); copy, TV-L1 and the untrained soft block matching are scored once on the same pairs as
 reference lines. Training minutes at a step come from the run's metrics.csv (the sum over its log
 intervals of clips / measured clips-per-second: training time only, not checkpoint writes), so
@@ -31,7 +31,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from cgm import baselines, checkpoints, reference  # noqa: E402
+from cgm import baselines, checkpoints, motion_table, reference  # noqa: E402
 from cgm.network import CGMConfig, CGMNet  # noqa: E402
 
 
@@ -62,7 +62,7 @@ def plot(frame: pd.DataFrame, png: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 3.6))
     ax.plot(frame["minutes"], frame["l1"], "o-", label="CGM-Net (snapshots)")
     for name, style in REFERENCES:
-        ax.axhline(frame[f"{name}_l1"].iloc[0], ls=style, color="grey", label=baselines.method_label(name))
+        ax.axhline(frame[f"{name}_l1"].iloc[0], ls=style, color="grey", label=motion_table.method_label(name))
     ax.set_xlabel(f"training minutes ({frame['machine'].iloc[0]})", fontsize=8)
     ax.set_ylabel(f"held-out ℓ1 ({int(frame['pairs'].iloc[0])} pairs)")
     ax.set_ylim(0, None)
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
 
     first, _, batch_size = load_snapshot(paths[0])
     cfg = first.cfg
-    items = baselines.test_clips(
+    items = motion_table.test_clips(
         args.dataset, "motion", clip_len=cfg.clip_len, size=cfg.size, max_pairs=args.max_pairs
     )
     clips = [item["clip"] for item in items]
@@ -122,14 +122,14 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         "tvl1": baselines.flow_motion("tvl1"),
         "block_matching": reference.block_matching_motion(cfg.k_hr),
     }
-    lines = {name: baselines.score_motion(fn, clips)["l1"] for name, fn in refs.items()}
+    lines = {name: motion_table.score_motion(fn, clips)["l1"] for name, fn in refs.items()}
     minutes = minutes_at(args.metrics, batch_size)
     rows = []
     for path in tqdm(paths, desc="snapshots", unit="ckpt"):
         model, step, _ = load_snapshot(path)
         if step not in minutes.index:
             raise SystemExit(f"{path}: step {step} is not logged in {args.metrics}")
-        l1 = baselines.score_motion(baselines.cgm_motion(model), clips)["l1"]
+        l1 = motion_table.score_motion(motion_table.cgm_motion(model), clips)["l1"]
         rows.append(
             {"step": step, "minutes": minutes[step], "l1": l1, **{f"{k}_l1": v for k, v in lines.items()}}
         )

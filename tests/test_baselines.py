@@ -5,7 +5,7 @@ import pytest
 import skimage.data
 import torch
 
-from cgm import baselines, tables
+from cgm import baselines, motion_table, tables
 from cgm.baselines import (
     FLOW_METHODS,
     PAPER_ONLY_METHODS,
@@ -173,17 +173,17 @@ def test_score_motion_same_pairs_l1_and_epe():
         torch.tensor([0.0, 1.0]).view(1, 2, 1, 1).expand(3, 2, 64, 64),
     ]
     occ = [torch.zeros(3, 1, 64, 64, dtype=torch.bool) for _ in clips]
-    tvl1 = baselines.score_motion(baselines.flow_motion("tvl1"), clips, flows=gt, occlusions=occ)
+    tvl1 = motion_table.score_motion(baselines.flow_motion("tvl1"), clips, flows=gt, occlusions=occ)
     assert tvl1["pairs"] == 4 and tvl1["sec_per_pair"] > 0
     assert tvl1["epe"] < 0.5
 
     still = baselines.no_motion  # frame t reconstructs frame t+1
-    zero = baselines.score_motion(still, clips, flows=gt, occlusions=occ)
+    zero = motion_table.score_motion(still, clips, flows=gt, occlusions=occ)
     expected = torch.cat([(c[:, 1:3] - c[:, 0:2]).abs().flatten() for c in clips]).mean().item()
     assert zero["l1"] == pytest.approx(expected, rel=1e-6)
     assert zero["epe"] == pytest.approx(1.0, abs=1e-6)
     assert tvl1["l1"] < 0.5 * zero["l1"]
-    assert np.isnan(baselines.score_motion(still, clips)["epe"])
+    assert np.isnan(motion_table.score_motion(still, clips)["epe"])
 
 
 def test_score_prediction_uses_the_unseen_last_frame():
@@ -194,13 +194,13 @@ def test_score_prediction_uses_the_unseen_last_frame():
         seen.append(clip.shape)
         return clip[:, -1]
 
-    scores = baselines.score_prediction(spy, clips)
+    scores = motion_table.score_prediction(spy, clips)
     assert seen == [(3, 3, 64, 64)]  # frame T is never shown to the method
-    cv = baselines.score_prediction(lambda c: predict_next("constant_velocity_tvl1", c), clips)
+    cv = motion_table.score_prediction(lambda c: predict_next("constant_velocity_tvl1", c), clips)
     assert scores["clips"] == 1 and np.isfinite(scores["psnr"]) and 0 < scores["ssim"] < 1
     assert cv["psnr"] > scores["psnr"] + 3 and cv["ssim"] > scores["ssim"]
     with pytest.raises(ValueError, match="T >= 2"):
-        baselines.score_prediction(spy, [torch.zeros(3, 2, 16, 16)])
+        motion_table.score_prediction(spy, [torch.zeros(3, 2, 16, 16)])
 
 
 @pytest.mark.slow
@@ -217,24 +217,24 @@ def test_cgm_motion_and_prediction_with_identity_maps_repeat_frames():
         return clip[:, :-1].transpose(0, 1), torch.zeros(clip.shape[1] - 1, 2, 32, 32)
 
     ours, zero = (
-        baselines.score_motion(baselines.cgm_motion(model), clips),
-        baselines.score_motion(still, clips),
+        motion_table.score_motion(motion_table.cgm_motion(model), clips),
+        motion_table.score_motion(still, clips),
     )
     assert ours["pairs"] == 3
     assert ours["l1"] == pytest.approx(zero["l1"], abs=1e-5)
-    pred = baselines.score_prediction(baselines.cgm_prediction(model), clips)
-    repeat = baselines.score_prediction(lambda c: predict_next("repeat_last", c), clips)
+    pred = motion_table.score_prediction(motion_table.cgm_prediction(model), clips)
+    repeat = motion_table.score_prediction(lambda c: predict_next("repeat_last", c), clips)
     assert pred["psnr"] == pytest.approx(repeat["psnr"], abs=1e-3)
 
 
 def test_evaluation_clips_spreads_over_the_dataset():
     data = [{"clip": torch.zeros(3, 5, 8, 8), "index": i} for i in range(10)]  # 3 pairs per clip
-    picked = baselines.evaluation_clips(data, max_pairs=9)
+    picked = motion_table.evaluation_clips(data, max_pairs=9)
     assert [d["index"] for d in picked] == [0, 4, 9]
-    assert [d["index"] for d in baselines.evaluation_clips(data, max_pairs=1)] == [0]
-    assert len(baselines.evaluation_clips(data, max_pairs=1000)) == 10
+    assert [d["index"] for d in motion_table.evaluation_clips(data, max_pairs=1)] == [0]
+    assert len(motion_table.evaluation_clips(data, max_pairs=1000)) == 10
     with pytest.raises(ValueError, match="T\\+1 >= 3"):
-        baselines.evaluation_clips([{"clip": torch.zeros(3, 2, 8, 8)}], max_pairs=4)
+        motion_table.evaluation_clips([{"clip": torch.zeros(3, 2, 8, 8)}], max_pairs=4)
 
 
 def test_table1_frame_puts_paper_values_only_in_paper_column():
@@ -244,10 +244,10 @@ def test_table1_frame_puts_paper_values_only_in_paper_column():
         "raft_small": "not run: weights file missing",
         "cgm": {"l1": 0.015, "epe": 0.4, "pairs": 6, "sec_per_pair": 0.5},
     }
-    frame = baselines.table1_frame(
+    frame = motion_table.table1_frame(
         "table1_motion", motion, dataset="synthmotion", profile="smoke", resolution=112
     )
-    assert list(frame.columns) == list(baselines.TABLE_COLUMNS)
+    assert list(frame.columns) == list(motion_table.TABLE_COLUMNS)
     assert list(frame.columns[: len(tables.COLUMNS)]) == list(tables.COLUMNS)  # the one results layout
     assert (frame["table"] == "table1_motion").all()
     assert frame.set_index("method").loc["tvl1", "row"].iloc[0] == "TV-L1"
@@ -257,14 +257,14 @@ def test_table1_frame_puts_paper_values_only_in_paper_column():
     assert np.isnan(line.loc[("cgm", "epe"), "paper"])  # the paper reports no EPE
     assert ("no_motion", "epe") not in line.index  # nan EPE: no line
     assert np.isnan(line.loc[("raft_small", "l1"), "measured"])
-    quoted = frame[frame["source"] == baselines.QUOTED]
+    quoted = frame[frame["source"] == motion_table.QUOTED]
     assert set(quoted["method"]) == {"flownet2", "pwcnet", "tvnet"}
     assert quoted["measured"].isna().all() and quoted["paper"].notna().all()
     assert (quoted["dataset"] == "UCF-Flow (paper)").all()
-    measured = frame[frame["source"] == baselines.MEASURED]
+    measured = frame[frame["source"] == motion_table.MEASURED]
     assert (measured["dataset"] == "synthmotion").all() and (measured["profile"] == "smoke").all()
 
-    pred = baselines.table1_frame(
+    pred = motion_table.table1_frame(
         "table1_prediction",
         {"cgm": {"psnr": 30.0, "ssim": 0.9, "clips": 2, "sec_per_pair": 0.1}},
         dataset="natural",
@@ -273,6 +273,8 @@ def test_table1_frame_puts_paper_values_only_in_paper_column():
     )
     line = pred.set_index(["method", "column"])
     assert line.loc[("cgm", "psnr"), "paper"] == paper_value("table1_prediction", "Ours (256 px)", "psnr")
-    assert len(pred[pred["source"] == baselines.QUOTED]) == 10  # 5 methods x (psnr, ssim)
+    assert len(pred[pred["source"] == motion_table.QUOTED]) == 10  # 5 methods x (psnr, ssim)
     with pytest.raises(ValueError, match="unknown Table 1 method"):
-        baselines.table1_frame("table1_motion", {"flownet3": "x"}, dataset="d", profile="p", resolution=112)
+        motion_table.table1_frame(
+            "table1_motion", {"flownet3": "x"}, dataset="d", profile="p", resolution=112
+        )

@@ -198,19 +198,19 @@ def test_footage_splits_are_disjoint_and_clips_are_in_range():
 
 @pytest.mark.slow
 def test_motorcycle_pair_ground_truth_agrees_with_tvl1_not_with_zero_flow():
-    from cgm import baselines
+    from cgm import baselines, motion_table
 
-    clip, pair, flow, valid = baselines.motorcycle_clip(4)
+    clip, pair, flow, valid = motion_table.motorcycle_clip(4)
     assert clip.shape[:2] == (3, 5) and pair == 1 and valid.float().mean() > 0.8
     assert torch.equal(clip[:, 0], clip[:, 1]) and torch.equal(clip[:, 2], clip[:, 4])
-    tvl1 = baselines.score_motorcycle(baselines.flow_motion("tvl1"), 4)
-    zero = baselines.score_motorcycle(baselines.no_motion, 4)
+    tvl1 = motion_table.score_motorcycle(baselines.flow_motion("tvl1"), 4)
+    zero = motion_table.score_motorcycle(baselines.no_motion, 4)
     assert tvl1["epe"] < 0.5 * zero["epe"]
 
 
 @pytest.mark.slow
 def test_table1_reading_follows_the_numbers():
-    from cgm import baselines
+    from cgm import motion_table
 
     scores = {
         m: {"l1": v, "epe": float("nan"), "pairs": 3, "sec_per_pair": 0.0}
@@ -223,10 +223,10 @@ def test_table1_reading_follows_the_numbers():
             "cgm": 0.02,
         }.items()
     }
-    motion = baselines.table1_frame(
+    motion = motion_table.table1_frame(
         "table1_motion", scores, dataset="footage", profile="laptop", resolution=64
     )
-    pred = baselines.table1_frame(
+    pred = motion_table.table1_frame(
         "table1_prediction",
         {
             m: {"psnr": p, "ssim": 0.5, "clips": 2, "sec_per_pair": 0}
@@ -236,16 +236,16 @@ def test_table1_reading_follows_the_numbers():
         profile="laptop",
         resolution=64,
     )
-    text = " ".join(baselines.table1_reading(motion, pred))
+    text = " ".join(motion_table.table1_reading(motion, pred))
     assert "33% below copying" in text and "disagrees with the paper" in text
     assert "the same order" in text and "(above) and constant velocity (TV-L1) 31.00 dB (not above)" in text
     assert "block matching" not in text  # not scored: no line
     scores["cgm"]["l1"] = 0.01
     scores["block_matching"] = {**scores["cgm"], "l1": 0.0125}
-    motion = baselines.table1_frame(
+    motion = motion_table.table1_frame(
         "table1_motion", scores, dataset="footage", profile="laptop", resolution=64
     )
-    text = " ".join(baselines.table1_reading(motion, pred))
+    text = " ".join(motion_table.table1_reading(motion, pred))
     assert "at or below TV-L1, as in the paper, by less than the paper's margin (0.71 vs 0.49)" in text
     assert "CGM-Net is 20% below it: what training adds" in text
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 from conftest import fixture_frame, write_frame_folder, write_video
 
-from cgm import checkpoints
+from cgm import checkpoints, motion_table
 from cgm import experiments as ex
 from cgm.__main__ import main
 from cgm.data.datasets import HMDB51, UCF101, Kinetics, VideoFolder, VideoList
@@ -472,7 +472,7 @@ def test_motion_notebook_parameters_are_checked_before_any_training(monkeypatch)
 
     monkeypatch.setattr(ex.models, "run", no_training)
     for call in (
-        lambda: ex.figure_inputs(
+        lambda: motion_table.figure_inputs(
             "motion", dataset="ucf101", profile="smoke", num_clips=1, data_root="/no/ucf"
         ),
         lambda: ex.trained_model("table1/cgm", "smoke", data_root="/no/ucf"),
@@ -480,7 +480,7 @@ def test_motion_notebook_parameters_are_checked_before_any_training(monkeypatch)
         with pytest.raises(ValueError, match="data_root '/no/ucf' is not a folder"):
             call()
     with pytest.raises(ValueError, match="data_root is not given; dataset='ucf101'"):
-        ex.figure_inputs("motion", dataset="ucf101", profile="smoke", num_clips=1)
+        motion_table.figure_inputs("motion", dataset="ucf101", profile="smoke", num_clips=1)
 
 
 # --------------------------------------------------------------------------- the cache's integrity

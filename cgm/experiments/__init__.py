@@ -9,7 +9,7 @@
 - `runs`: data and model of a config, training, evaluation, and the run cache (`run`), with
   `lock` (one process computes a run at a time) and `environment` (what a run records besides
   its config) and `integrity` (the check of a cached run before it is trusted);
-- `models`: the trained model behind the motion notebooks (`trained_model`, `figure_inputs`).
+- `models`: the trained model behind the motion notebooks (`trained_model`; their clips: `cgm.motion_table`).
 
 `run(name, profile, **overrides)` trains and evaluates, or loads the cached result from
 `results/runs/<name>/<config-hash>/`. Overrides change the config and hence the hash.
@@ -29,7 +29,7 @@ from .config import (
 )
 from .integrity import CacheError, read_run
 from .lock import RunLockedError, run_lock
-from .models import figure_inputs, trained_model
+from .models import trained_model
 from .profiles import (
     BUILDERS,
     PAPER_CLASSES,
@@ -74,7 +74,6 @@ from .runs import (
 )
 
 __all__ = [
-    "figure_inputs",
     "trained_model",
     "DATA_KEYS",
     "SECTIONS",

@@ -1,4 +1,5 @@
-"""The trained model behind the motion notebooks (Table 1, Figs. 4-5, the explorer)."""
+"""The trained model behind the motion notebooks (Table 1, Figs. 4-5, the explorer); the clips
+they are scored on come from `cgm.motion_table`."""
 
 from __future__ import annotations
 
@@ -46,47 +47,3 @@ def trained_model(
         f"{model.cfg.clip_len} frames of {model.cfg.size}x{model.cfg.size}, k_hr = {model.cfg.k_hr}"
     )
     return result, model
-
-
-@user_errors
-def figure_inputs(
-    kind: str,
-    *,
-    dataset: str,
-    profile: str,
-    num_clips: int,
-    backbone: str | None = None,
-    resolution: int | None = None,
-    data_root: str | None = None,
-    device: str = "cpu",
-    seed: int = 0,
-    overrides: str | dict | None = None,
-) -> tuple[RunResult, object, list[dict]]:
-    """What Figs. 4-5 draw from: the parameters checked, the seed set, the `table1/cgm` model of
-    `trained_model`, and about `num_clips` test clips of `dataset` for `kind` ("motion" or
-    "prediction", `cgm.baselines.test_clips`) at the model's clip length and size. `overrides`:
-    as in `trained_model`."""
-    import torch
-
-    from cgm import baselines
-
-    baselines.check_motion_parameters(dataset, resolution, data_root)
-    if not isinstance(num_clips, int) or num_clips < 1:
-        raise ValueError(f"num_clips must be a positive int, got {num_clips!r}")
-    torch.manual_seed(seed)
-    print(f"dataset={dataset} profile={profile} backbone={backbone} device={device}")
-    result, model = trained_model(
-        "table1/cgm",
-        profile,
-        backbone=backbone,
-        resolution=resolution,
-        data_root=data_root,
-        device=device,
-        overrides=overrides,
-    )
-    clip_len, size = model.cfg.clip_len, model.cfg.size
-    items = baselines.test_clips(
-        dataset, kind, clip_len=clip_len, size=size, max_pairs=num_clips * (clip_len - 1), data_root=data_root
-    )
-    print(f"{len(items)} clips of {dataset} (test split), {clip_len} input frames + 1 at {size}px")
-    return result, model, items
