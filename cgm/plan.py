@@ -78,13 +78,19 @@ NOTEBOOKS = {
 # --------------------------------------------------------------------------- tracing
 
 
+def _no_data(t: torch.Tensor) -> bool:
+    from torch._subclasses.fake_tensor import FakeTensor
+
+    return t.device.type == "meta" or isinstance(t, FakeTensor)
+
+
 class TracedBytes(TorchDispatchMode):
     """Within the block: `peak`, the most bytes held at once by storages that operators allocated
     in the block. Storages of `known` tensors (weights, inputs) and of views and in-place results
     count once or not at all; `exclude(t)` moves a tensor's storage out of the count (a parameter's
     gradient, once accumulated, is optimizer state, counted apart). Frees are seen through weak
-    references to the storages. `.item()` answers 0.0: the shapes-only tensors hold no values,
-    and only logged metrics read them."""
+    references to the storages. `.item()` of a tensor without data (meta, FakeTensor) answers
+    0.0: a trace only reaches it for logged metrics."""
 
     def __init__(self, known=()):
         super().__init__()
@@ -104,7 +110,7 @@ class TracedBytes(TorchDispatchMode):
         self._known.add(key)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func is torch.ops.aten._local_scalar_dense.default:
+        if func is torch.ops.aten._local_scalar_dense.default and _no_data(args[0]):
             return 0.0
         out = func(*args, **(kwargs or {}))
         for t in out if isinstance(out, (tuple, list)) else (out,):
