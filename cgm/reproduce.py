@@ -184,7 +184,9 @@ def write_timings(timings: dict[str, float], results: Path = RESULTS) -> Path:
 def kernel_manager_class():
     """A kernel manager whose kernels talk over IPC (Unix sockets) instead of TCP on localhost: the
     notebooks' kernels never leave this machine, and ipykernel then has no reason to warn that its
-    TCP traffic is unencrypted (it prints that warning for every TCP kernel)."""
+    TCP traffic is unencrypted (it prints that warning for every TCP kernel). It also waits up to
+    a minute for a kernel to exit after its shutdown request (jupyter_client's default, 5 s, is
+    short on a loaded CPU: the kernel is then signalled and prints an error while exiting)."""
     from jupyter_client.manager import AsyncKernelManager
     from traitlets import default
 
@@ -192,6 +194,10 @@ def kernel_manager_class():
         @default("transport")
         def _transport_default(self) -> str:
             return "ipc"
+
+        @default("shutdown_wait_time")
+        def _shutdown_wait_time_default(self) -> float:
+            return 60.0
 
     return IPCKernelManager
 

@@ -83,4 +83,5 @@ def test_equal_numbers_rewrite_the_committed_files_byte_for_byte(tmp_path):
 
 def test_notebook_kernels_talk_over_ipc():
     """No 'running over TCP without encryption' warning from ipykernel in `make reproduce`."""
-    assert reproduce.kernel_manager_class()().transport == "ipc"
+    manager = reproduce.kernel_manager_class()()
+    assert manager.transport == "ipc" and manager.shutdown_wait_time >= 30
