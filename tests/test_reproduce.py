@@ -62,18 +62,18 @@ def test_summary_gathers_every_notebook_csv_and_only_those(tmp_path):
 def test_equal_numbers_rewrite_the_committed_files_byte_for_byte(tmp_path):
     """A rerun whose numbers did not change leaves `git status` clean: run times go to the ignored
     results/timings/, never into the summary or a notebook's CSV."""
-    from cgm import tables
+    from cgm import notebook
 
     frame = pd.DataFrame(
         {"table": ["table1_motion"], "row": ["TV-L1"], "column": ["l1"], "measured": [0.015]}
         | {"paper": [0.04], "dataset": ["footage"], "profile": ["laptop"], "sec_per_pair": [0.123]}
     )
-    path = tables.write_results(frame, "table1_motion", results_dir=tmp_path)
+    path = notebook.write_results(frame, "table1_motion", results_dir=tmp_path)
     first = path.read_bytes()
     assert b"sec_per_pair" not in first and b"0.123" not in first
     timing = pd.read_csv(tmp_path / "timings" / "table1_motion.csv")
     assert list(timing.columns) == ["table", "row", "column", "sec_per_pair"]
-    tables.write_results(frame.assign(sec_per_pair=9.0), "table1_motion", results_dir=tmp_path)
+    notebook.write_results(frame.assign(sec_per_pair=9.0), "table1_motion", results_dir=tmp_path)
     assert path.read_bytes() == first
     summary = reproduce.write_summary(tmp_path).read_bytes()
     reproduce.write_timings({"table1_motion": 12.0}, tmp_path)
@@ -85,3 +85,25 @@ def test_notebook_kernels_talk_over_ipc():
     """No 'running over TCP without encryption' warning from ipykernel in `make reproduce`."""
     manager = reproduce.kernel_manager_class()()
     assert manager.transport == "ipc" and manager.shutdown_wait_time >= 30
+
+
+def test_notebook_kernels_are_not_interrupted_on_shutdown(monkeypatch):
+    """A finished notebook's kernel gets its shutdown request without a SIGINT first (which would
+    print 'KeyboardInterrupt caught in kernel' if it landed inside a message handler)."""
+    import asyncio
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    calls = []
+
+    async def interrupt(self):
+        calls.append(self.shutting_down)
+
+    monkeypatch.setattr(AsyncKernelManager, "_async_interrupt_kernel", interrupt)
+    manager = reproduce.kernel_manager_class()()
+    manager.shutting_down = True
+    asyncio.run(manager._async_interrupt_kernel())
+    assert calls == []
+    manager.shutting_down = False
+    asyncio.run(manager._async_interrupt_kernel())
+    assert calls == [False]
