@@ -222,7 +222,7 @@ def cmd_eval(args) -> int:
             )
         )
     else:
-        from cgm.tables import run_report
+        from cgm.notebook import run_report
 
         print(
             run_report(
@@ -270,7 +270,7 @@ def cmd_run(args) -> int:
             )
         )
     else:
-        from cgm.tables import run_report
+        from cgm.notebook import run_report
 
         print(
             run_report(

@@ -22,7 +22,6 @@ without any forward splatting.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,8 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from cgm import settings
 
 # ----------------------------------------------------------------------------- warping
 
@@ -114,10 +115,7 @@ def raft_weights_path(model: str) -> Path:
     """Where the weights of `model` (raft_small | raft_large) are expected: $CGM_WEIGHTS_DIR or data/weights."""
     if model not in _RAFT_URLS:
         raise ValueError(f"unknown RAFT model {model!r}; expected one of {sorted(_RAFT_URLS)}")
-    folder = Path(
-        os.environ.get(RAFT_WEIGHTS_ENV, Path(__file__).resolve().parent.parent / "data" / "weights")
-    )
-    return folder / _RAFT_URLS[model].rsplit("/", 1)[1]
+    return settings.read().weights_dir / _RAFT_URLS[model].rsplit("/", 1)[1]
 
 
 _RAFT_CACHE: dict[tuple[str, str], torch.nn.Module] = {}

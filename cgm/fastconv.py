@@ -38,16 +38,15 @@ changes float rounding only, never a cached result's config hash.
 from __future__ import annotations
 
 import contextlib
-import os
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-CONV_BACKENDS = ("fast", "direct")
-_backend = [os.environ.get("CGM_CONV", "fast")]
-if _backend[0] not in CONV_BACKENDS:
-    raise ValueError(f"$CGM_CONV must be one of {CONV_BACKENDS}, got {_backend[0]!r}")
+from cgm import settings
+from cgm.settings import CONV_BACKENDS
+
+_backend = [settings.read().conv]  # $CGM_CONV, checked by cgm.settings: one of CONV_BACKENDS
 
 # F(4x4, 3x3): output tile m = 4, input tile m + 2 = 6 (Lavin & Gray 2016, section 4.2)
 _TILE = 4

@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
+from cgm import settings
+
 PADDINGS = ("border", "zeros")
 _CHAIN_MAX_CHANNELS = 4  # backward: up to this many channels, grad_m is a chain of addcmul_
 UPSAMPLE_MODES = ("nearest", "bilinear")
@@ -350,7 +352,7 @@ BACKENDS = ("native", "taps")
 # be the explorer's Output widget; docs/performance_warp.md.)
 DEFAULT_BACKEND = "taps"
 _native = {"tried": False, "lib": None, "error": None}
-_backend = [os.environ.get(_BACKEND_ENV, DEFAULT_BACKEND)]
+_backend = [settings.read().warp]
 
 
 def _cpu_signature() -> str:
@@ -397,7 +399,7 @@ def _load_native():
         key = hashlib.sha256(
             "\n".join([_NATIVE_SOURCE, cc, *_NATIVE_FLAGS, _cpu_signature()]).encode()
         ).hexdigest()[:16]
-        root = Path(os.environ.get("CGM_NATIVE_CACHE") or Path.home() / ".cache" / "cgm" / "native")
+        root = settings.read().native_cache
         path = root / f"warp_{key}.so"
         if not path.exists():
             try:

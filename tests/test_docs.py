@@ -18,7 +18,6 @@ import subprocess
 from pathlib import Path
 
 import nbformat
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -590,12 +589,6 @@ def test_importing_cgm_modules_never_loops():
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cgm.baselines -> cgm.tables -> cgm.experiments -> cgm.experiments.models -> cgm.baselines "
-    "(the last three through imports inside functions) is broken by the module restructuring; "
-    "remove this mark when it lands",
-)
 def test_cgm_imports_in_one_direction():
     """No cycle even counting imports inside functions: moving an import into a function hides a
     loop from the interpreter, not from this test."""

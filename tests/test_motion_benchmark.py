@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cgm import baselines, tables, verdicts
+from cgm import baselines, notebook, verdicts
 from cgm import motion_benchmark as mb
 from cgm.metrics import outlier_rate
 
@@ -69,7 +69,7 @@ def test_frame_reading_and_verdict(tmp_path):
         known = {"no_motion": scores(1.3), "tvl1": scores(0.24), "cgm": scores(cgm_epe)}
         moto = {"tvl1": scores(0.5), "cgm": scores(cgm_epe * 2)}
         frame = mb.benchmark_frame(known, moto, profile="laptop", resolution=64)
-        tables.write_results(frame, "table1_motion", results_dir=tmp_path, stem=mb.STEM)
+        notebook.write_results(frame, "table1_motion", results_dir=tmp_path, stem=mb.STEM)
         return frame
 
     frame = written(0.72)

@@ -7,7 +7,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from cgm import tables
+from cgm import notebook, tables
 
 papermill = pytest.importorskip("papermill")
 
@@ -26,10 +26,10 @@ def test_table3_with_slowfast_reads_its_own_table(tmp_path, monkeypatch):
     monkeypatch.setenv("CGM_RESULTS_DIR", str(tmp_path))
     out = tmp_path / "out.ipynb"
     papermill.execute_notebook(
-        str(tables.NOTEBOOKS / "table3_kinetics.ipynb"),
+        str(notebook.NOTEBOOKS / "table3_kinetics.ipynb"),
         str(out),
         parameters={"rows": "slowfast"},
-        cwd=str(tables.NOTEBOOKS),
+        cwd=str(notebook.NOTEBOOKS),
         progress_bar=False,
         kernel_name="python3",
         start_timeout=300,

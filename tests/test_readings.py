@@ -6,7 +6,7 @@ import math
 import pandas as pd
 import pytest
 
-from cgm import readings, tables, verdicts
+from cgm import notebook, readings, tables, verdicts
 
 
 def frame(rows, column="top1", clips=400, chance=25.0):
@@ -105,34 +105,34 @@ def test_reference_and_claims_readings():
 
 def test_result_stem_names_files_by_the_parameters_that_differ():
     assert (
-        tables.result_stem("table3_kinetics", tables.notebook_defaults("table3_kinetics"))
+        notebook.result_stem("table3_kinetics", notebook.notebook_defaults("table3_kinetics"))
         == "table3_kinetics"
     )
     assert (
-        tables.result_stem("table3_kinetics", {"rows": "slowfast", "seed": 0})
+        notebook.result_stem("table3_kinetics", {"rows": "slowfast", "seed": 0})
         == "table3_kinetics__rows=slowfast"
     )
     # papermill hands text; "600" is the literal 600, and the variant is in the stem already
     assert (
-        tables.result_stem(
+        notebook.result_stem(
             "table3_kinetics", {"variant": "600"}, stem="table4_kinetics600", ignore=["variant"]
         )
         == "table4_kinetics600"
     )
-    assert tables.result_stem("fig6_scale", {"scales": "[1, 2, 4, 8]"}) == "fig6_scale__scales=1,2,4,8"
-    assert tables.parameters_label("fig6_scale", {"scales": None, "seed": 1}) == "seed=1"
+    assert notebook.result_stem("fig6_scale", {"scales": "[1, 2, 4, 8]"}) == "fig6_scale__scales=1,2,4,8"
+    assert notebook.parameters_label("fig6_scale", {"scales": None, "seed": 1}) == "seed=1"
 
 
 @pytest.mark.slow
 def test_write_results_with_parameters_never_clobbers_the_defaults(tmp_path):
     f = frame([("Backbone", 50.0, 84.4)])
-    a = tables.write_results(
+    a = notebook.write_results(
         f,
         "table7_upsampling_action",
         results_dir=tmp_path,
-        params=tables.notebook_defaults("table7_upsampling_action"),
+        params=notebook.notebook_defaults("table7_upsampling_action"),
     )
-    b = tables.write_results(f, "table7_upsampling_action", results_dir=tmp_path, params={"seed": 3})
+    b = notebook.write_results(f, "table7_upsampling_action", results_dir=tmp_path, params={"seed": 3})
     assert a.name == "table7_upsampling_action.csv" and b.name == "table7_upsampling_action__seed=3.csv"
     assert pd.read_csv(a)["parameters"].tolist() == ["defaults"]
     assert pd.read_csv(b)["parameters"].tolist() == ["seed=3"]
@@ -171,13 +171,13 @@ def test_top1_verdicts_use_the_noise_of_the_test_clips(tmp_path):
         ("+LR+HR (bilinear)", 68.0, 88.2),
         ("+LR+HR (nearest)", 80.0, 88.2),
     ]
-    tables.write_results(frame(rows), "table7_upsampling_action", results_dir=tmp_path)
+    notebook.write_results(frame(rows), "table7_upsampling_action", results_dir=tmp_path)
     assert verdict_of(tmp_path, "Table 7", "top-1: +LR+HR").verdict == verdicts.REPRODUCED
     assert verdict_of(tmp_path, "Table 7", "top-1: CGMUL > bilinear").verdict == verdicts.INCONCLUSIVE
     row = verdict_of(tmp_path, "Table 7", "top-1: CGMUL > nearest")
     assert row.verdict == verdicts.NOT_REPRODUCED and row.chance.startswith("25%")
     # a run with other parameters does not replace the defaults' numbers
-    tables.write_results(
+    notebook.write_results(
         frame([(r, 25.0, p) for r, _, p in rows]),
         "table7_upsampling_action",
         results_dir=tmp_path,
@@ -192,7 +192,7 @@ def test_summary_opens_with_the_verdicts_and_hides_internal_columns(tmp_path):
     f = frame([("Backbone", 50.0, 84.4)]).assign(
         paper_row="Backbone", paper_uncertain=False, evaluated_on="x", experiment="table7/backbone"
     )
-    tables.write_results(f, "table7_upsampling_action", results_dir=tmp_path)
+    notebook.write_results(f, "table7_upsampling_action", results_dir=tmp_path)
     text = reproduce.write_summary(tmp_path).read_text()
     assert text.index("## Verdicts") < text.index("## Details")
     details = text[text.index("## Details") :]
@@ -208,7 +208,7 @@ def test_run_report_puts_baselines_and_the_paper_beside_the_metrics():
         "synthmotion/lr+hr/top1": 55.0,
         "synthmotion/clips": 400.0,
     }
-    text = tables.run_report("table7/cgmul", metrics, profile="smoke", dataset="synthmotion")
+    text = notebook.run_report("table7/cgmul", metrics, profile="smoke", dataset="synthmotion")
     lines = {line.split()[0]: line for line in text.splitlines()[2:]}
     assert "copy the frame 0.086" in lines["synthmotion/l1_hr"]
     assert "chance 25" in lines["synthmotion/lr+hr/top1"] and "90.6" in lines["synthmotion/lr+hr/top1"]
@@ -265,7 +265,7 @@ def test_a_chain_names_the_training_root_of_the_run_asked_for(tmp_path, monkeypa
 def test_every_root_a_paper_chain_reads_is_a_parameter_of_its_notebook():
     from cgm import cache, experiments
     from cgm.experiments.runs import root_dataset
-    from cgm.tables import notebook_defaults
+    from cgm.notebook import notebook_defaults
 
     notebooks = {
         "table2_selfsupervised": "table2/",
@@ -274,9 +274,9 @@ def test_every_root_a_paper_chain_reads_is_a_parameter_of_its_notebook():
         "table7_upsampling_action": "table7/",
         "fig6_scale": "fig6/",
     }
-    for notebook, prefix in notebooks.items():
-        params = notebook_defaults(notebook)
-        assert "data_root" in params, notebook
+    for name, prefix in notebooks.items():
+        params = notebook_defaults(name)
+        assert "data_root" in params, name
         for e in experiments.list_experiments():
             if not e.name.startswith(prefix):
                 continue
@@ -285,7 +285,7 @@ def test_every_root_a_paper_chain_reads_is_a_parameter_of_its_notebook():
                 for spec in [cfg.data] + [s for _, _, s in cfg.eval.sets()]:
                     if link.name == e.name and root_dataset(spec.name) == root_dataset(cfg.data.name):
                         continue  # data_root
-                    assert cache.ROOT_OF[spec.name] in params, (notebook, link.name, spec.name)
+                    assert cache.ROOT_OF[spec.name] in params, (name, link.name, spec.name)
 
 
 def test_table8_verdicts_read_the_compare_layout(tmp_path):
@@ -304,11 +304,11 @@ def test_table8_verdicts_read_the_compare_layout(tmp_path):
     frame8 = tables.cost_compare(report)
     assert set(frame8["column"]) == {"params_m", "gflops", "gflops_ratio"} and len(frame8) == 6
     assert frame8.loc[frame8["column"] == "gflops_ratio", "paper"].round(3).tolist() == [1.0, 1.57]
-    tables.write_results(frame8, "table8_cost", results_dir=tmp_path)
+    notebook.write_results(frame8, "table8_cost", results_dir=tmp_path)
     row = verdict_of(tmp_path, "Table 8", "parameter counts")
     assert row.verdict == verdicts.REPRODUCED and row.dataset == tables.COST_DATASET
     report["params_m"] = [33.3, 52.0]  # 14% off the paper's LR†
-    tables.write_results(tables.cost_compare(report), "table8_cost", results_dir=tmp_path)
+    notebook.write_results(tables.cost_compare(report), "table8_cost", results_dir=tmp_path)
     row = verdict_of(tmp_path, "Table 8", "parameter counts")
     assert row.verdict == verdicts.NOT_REPRODUCED and "LR†" in row.measured
 
@@ -318,18 +318,18 @@ def test_a_claim_falls_back_to_the_next_profile_that_holds_its_rows(tmp_path):
     f = frame(smoke).assign(
         column="l1", profile="smoke", dataset="synthmotion", clips=math.nan, chance=math.nan
     )
-    tables.write_results(f, "table6_upsampling", results_dir=tmp_path)
+    notebook.write_results(f, "table6_upsampling", results_dir=tmp_path)
     row = verdict_of(tmp_path, "Table 6", "ℓ1: CGMUL < bilinear")
     assert row.verdict == verdicts.REPRODUCED and row.profile == "smoke"
     laptop = f.assign(profile="laptop", dataset="footage", measured=[0.030, 0.031, 0.024])
-    tables.write_results(
+    notebook.write_results(
         laptop, "table6_upsampling", results_dir=tmp_path, stem="table6_upsampling__profile=laptop"
     )
     row = verdict_of(tmp_path, "Table 6", "ℓ1: CGMUL < bilinear")
     assert row.verdict == verdicts.NOT_REPRODUCED and (row.profile, row.dataset) == ("laptop", "footage")
     assert verdict_of(tmp_path, "Table 6", "ℓ1: CGMUL below both").verdict == verdicts.REPRODUCED
     # a laptop file without the rows a claim needs leaves the claim to the smoke rows
-    tables.write_results(
+    notebook.write_results(
         laptop[laptop.row != "Nearest"],
         "table6_upsampling",
         results_dir=tmp_path,

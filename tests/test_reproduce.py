@@ -107,3 +107,29 @@ def test_notebook_kernels_are_not_interrupted_on_shutdown(monkeypatch):
     manager.shutting_down = False
     asyncio.run(manager._async_interrupt_kernel())
     assert calls == [False]
+
+
+def test_papermill_parameter_inspection_noise_is_filtered(tmp_path, caplog):
+    """papermill's inspector warns on parameter lines whose comment holds '='; the runner drops
+    exactly that warning and keeps papermill's others."""
+    import logging
+
+    import papermill
+    from papermill.inspection import _infer_parameters
+
+    path = _notebook(tmp_path, 'overrides = ""  # e.g. "amp=bf16"\nsteps = 3\n')
+    nb = papermill.iorw.load_notebook_node(str(path))
+    log = logging.getLogger("papermill.translators")  # where the inspector logs
+    with caplog.at_level(logging.WARNING, logger="papermill"):
+        _infer_parameters(nb, name="python3", language="python")
+    assert any("Unable to parse line" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    noise = reproduce.ParameterInspectionNoise()
+    log.addFilter(noise)
+    try:
+        with caplog.at_level(logging.WARNING, logger="papermill"):
+            _infer_parameters(nb, name="python3", language="python")
+            log.warning("Passed unknown parameter: x")
+    finally:
+        log.removeFilter(noise)
+    assert [r.getMessage() for r in caplog.records] == ["Passed unknown parameter: x"]

@@ -7,6 +7,7 @@ import warnings
 import pytest
 
 from cgm import experiments as ex
+from cgm import notebook
 from cgm.overrides import format_overrides, parse_overrides
 
 
@@ -75,7 +76,7 @@ TINY = "width=0.125 size=16 clip_len=4 batch_size=2 n=8 eval__max_clips=2 steps=
 
 @pytest.mark.slow
 def test_a_bf16_run_of_the_cli_is_found_by_the_notebook_helpers(tmp_path, capsys):
-    from cgm import cache, tables
+    from cgm import cache, notebook
     from cgm.__main__ import main
 
     sets = [a for pair in (TINY + " amp=bf16").split() for a in ("--set", pair)]
@@ -85,7 +86,7 @@ def test_a_bf16_run_of_the_cli_is_found_by_the_notebook_helpers(tmp_path, capsys
     assert trained["source"] == "computed"
     # A notebook's parameters: its own (steps) and the CLI's pairs as the `overrides` text, with
     # an evaluation batch that is not the one the run was scored with (not part of the run's identity).
-    per_run = tables.run_overrides(
+    per_run = notebook.run_overrides(
         "table6/cgmul",
         "smoke",
         TINY.replace(" steps=2", "") + " amp=bf16 eval__batch_size=1",
@@ -124,12 +125,10 @@ def test_show_prints_the_config_and_its_hash(capsys):
 
 
 def test_a_notebook_parameter_and_an_override_that_disagree_are_refused():
-    from cgm import tables
-
     with pytest.raises(ValueError, match="set in two places with different values: steps"):
-        tables.run_overrides("table6/cgmul", "smoke", "steps=3", steps=2)
+        notebook.run_overrides("table6/cgmul", "smoke", "steps=3", steps=2)
     with pytest.raises(ValueError, match="not a config field"):
-        tables.run_overrides("table6/cgmul", "smoke", "stpes=3")
+        notebook.run_overrides("table6/cgmul", "smoke", "stpes=3")
 
 
 def test_a_wrong_data_root_is_named_first_with_every_missing_root(tmp_path, monkeypatch):

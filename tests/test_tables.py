@@ -7,8 +7,9 @@ import math
 import pandas as pd
 import pytest
 
+from cgm.notebook import write_results
 from cgm.paper import paper_table, paper_value
-from cgm.tables import check, compare, ordering, paper_grid, show, write_results
+from cgm.tables import check, compare, ordering, paper_grid, show
 
 
 def test_paper_grid_keeps_the_papers_rows_columns_and_flags():
@@ -167,7 +168,7 @@ def test_metric_reads_a_metric_after_its_dataset_tag():
 
 def test_run_overrides_drop_defaults_so_cached_runs_are_shared():
     from cgm.experiments import resolve
-    from cgm.tables import run_overrides
+    from cgm.notebook import run_overrides
 
     base = resolve("table6/cgmul", "smoke")
     same = run_overrides(
@@ -196,8 +197,8 @@ def test_chance_band_is_the_binomial_interval_around_guessing():
 
 def test_every_registered_run_names_a_cell_of_the_paper_by_its_exact_row():
     from cgm.experiments import list_experiments
+    from cgm.notebook import paper_cell_of
     from cgm.paper import paper_cell
-    from cgm.tables import paper_cell_of
 
     without = []
     for e in list_experiments():
@@ -216,7 +217,7 @@ def test_every_registered_run_names_a_cell_of_the_paper_by_its_exact_row():
 
 
 def test_run_report_shows_the_paper_cell_of_the_runs_own_column():
-    from cgm.tables import run_report
+    from cgm.notebook import run_report
 
     metrics = {"synthmotion/lr+hr/top1": 50.0, "synthmotion/clips": 400.0}
     text = run_report("table5/ucf101", metrics, profile="smoke", dataset="synthmotion")

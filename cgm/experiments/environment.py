@@ -11,7 +11,6 @@ can be matched to what differs. Neither enters the config hash.
 from __future__ import annotations
 
 import contextlib
-import os
 import platform
 import subprocess
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import numpy
 import torch
 
-from cgm import allocator
+from cgm import allocator, settings
 from cgm.train import cpu_bf16_native
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,15 +26,12 @@ ROOT = Path(__file__).resolve().parents[2]
 # CPU runs train with this many torch threads whatever the machine's core count or OMP_NUM_THREADS;
 # 2 is the count the committed smoke runs were computed with (the 2-core development machine).
 # CGM_THREADS overrides.
-TRAIN_THREADS = 2
+TRAIN_THREADS = settings.Settings.threads
 
 
 def train_threads() -> int:
     """The torch thread count CPU training uses: $CGM_THREADS, else TRAIN_THREADS."""
-    value = os.environ.get("CGM_THREADS", str(TRAIN_THREADS))
-    if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"CGM_THREADS must be a positive integer, got {value!r}")
-    return int(value)
+    return settings.read().threads
 
 
 @contextlib.contextmanager

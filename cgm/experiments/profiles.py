@@ -17,10 +17,10 @@ A new profile is one builder function `(recipe) -> ExperimentConfig` added to `B
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from cgm import settings
 from cgm.network import CGMConfig
 from cgm.train import TrainConfig
 
@@ -56,7 +56,7 @@ class Recipe:
 def data_root_from_env(dataset: str) -> str | None:
     """CGM_<DATASET>_ROOT (e.g. CGM_UCF101_ROOT); ucf_flow/ucf_pred read UCF101's."""
     key = {"ucf_flow": "ucf101", "ucf_pred": "ucf101"}.get(dataset, dataset)
-    return os.environ.get(f"CGM_{key.upper()}_ROOT")
+    return settings.read().data_root(key)
 
 
 def _spec(name: str, split: str, **kw) -> DataSpec:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from cgm import checkpoints
+from cgm import checkpoints, settings
 from cgm import distributed as cgm_dist
 from cgm.data import build_dataset
 from cgm.data.registry import LAYOUTS
@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_RUNS = ROOT / "results" / "runs"
 # The run cache: the package's results/runs/, or the folder CGM_RUNS_DIR names (read at import,
 # so that a notebook executed by papermill and every rank under torchrun use it too).
-RUNS = Path(os.environ.get("CGM_RUNS_DIR") or PACKAGE_RUNS).expanduser()
+RUNS = settings.read().runs_dir
 # Runs recomputed where a committed run sits (e.g. for weights it did not keep): git-ignored,
 # searched after RUNS, never written over a committed result (docs/decisions/001-committed-runs.md).
 LOCAL_RUNS = ROOT / "results" / "local-runs"
@@ -234,18 +234,12 @@ def eval_runtime(cfg: ExperimentConfig, memory_gib: float | None = None, workers
     `cgm.memory`) and the decoding workers. Unset, they come from CGM_EVAL_MEMORY_GIB and
     CGM_EVAL_WORKERS (the CLI's --eval-memory-gib / --eval-workers set them for the whole chain),
     else the device default and the config's training `num_workers`."""
-    if memory_gib is None and os.environ.get("CGM_EVAL_MEMORY_GIB"):
-        memory_gib = _env_number("CGM_EVAL_MEMORY_GIB", float)
+    env = settings.read()
+    if memory_gib is None:
+        memory_gib = env.eval_memory_gib
     if workers is None:
-        workers = _env_number("CGM_EVAL_WORKERS", int) if os.environ.get("CGM_EVAL_WORKERS") else None
+        workers = env.eval_workers
     return {"memory_gib": memory_gib, "workers": cfg.train.num_workers if workers is None else workers}
-
-
-def _env_number(name: str, kind: type):
-    try:
-        return kind(os.environ[name])
-    except ValueError:
-        raise ValueError(f"{name}={os.environ[name]!r} is not a {kind.__name__}") from None
 
 
 def evaluate_config(
