@@ -13,6 +13,7 @@ rerun whose numbers did not change leaves the committed files byte for byte as t
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from pathlib import Path
@@ -181,6 +182,16 @@ def write_timings(timings: dict[str, float], results: Path = RESULTS) -> Path:
     return out
 
 
+class ParameterInspectionNoise(logging.Filter):
+    """Drops papermill's "Unable to parse line N" warnings. Given parameters, papermill inspects the
+    parameters cell to warn about unknown ones, and its inspector cannot read a line whose comment
+    holds `=` (`overrides = ""  # ... ("amp=bf16 ...")`). This runner passes a notebook only the
+    parameters it declares (`declared_parameters`), so that check has nothing to add."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Unable to parse line")
+
+
 def kernel_manager_class():
     """A kernel manager whose kernels talk over IPC (Unix sockets) instead of TCP on localhost: the
     notebooks' kernels never leave this machine, and ipykernel then has no reason to warn that its
@@ -229,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import papermill
+
+    logging.getLogger("papermill.translators").addFilter(ParameterInspectionNoise())
 
     notebooks = notebook_order()
     if args.only:
