@@ -15,21 +15,32 @@ Every parameter is checked before work starts; a bad one ends with a message lis
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import os
+import shutil
 import sys
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cgm import errors
-from cgm import experiments as ex
+from cgm.overrides import format_overrides, parse_pairs
+
+if TYPE_CHECKING:
+    from cgm.experiments import ExperimentConfig
+
+# The stack (torch, torchvision, the experiments and everything they import) is imported inside the
+# command functions, never here: `python -m cgm --help`, a subcommand's `--help` and a bad argument
+# answer at once instead of after seconds of imports. tests/test_cli.py checks it.
+# The profiles' names, for the parser (cgm.experiments.PROFILES; tests/test_cli.py checks they agree).
+PROFILES = ("smoke", "laptop", "paper")
 
 
 def parse_sets(pairs: list[str]) -> dict:
     """{key: value} of `--set key=value` pairs: the parser of the notebooks' `overrides` too."""
-    from cgm.overrides import parse_pairs
-
     return parse_pairs(pairs)
 
 
@@ -44,10 +55,11 @@ def overrides_from(args) -> dict:
     return o
 
 
-def estimate_paper_time(cfg: ex.ExperimentConfig, *, world_size: int = 1) -> str:
+def estimate_paper_time(cfg: ExperimentConfig, *, world_size: int = 1) -> str:
     """A measured CPU step (batch 2, extrapolated to the global batch) x the schedule's steps."""
     import torch
 
+    from cgm import experiments as ex
     from cgm.train import stage_loss
 
     model = ex.build_model(cfg)
@@ -72,8 +84,9 @@ def estimate_paper_time(cfg: ex.ExperimentConfig, *, world_size: int = 1) -> str
     )
 
 
-def _config(args) -> ex.ExperimentConfig:
+def _config(args) -> ExperimentConfig:
     from cgm import cache
+    from cgm import experiments as ex
 
     cache.use_roots(**{k: getattr(args, k, None) for k in cache.ROOT_PARAMETERS})
     cfg = ex.resolve(args.experiment, args.profile, **overrides_from(args))
@@ -84,8 +97,6 @@ def _config(args) -> ex.ExperimentConfig:
         # every root of the chain (the pretraining it starts from too) before any estimate or work
         links = cache.chain(args.experiment, args.profile, runs_dir=args.runs_dir, **overrides_from(args))
         if command == "train":  # trains into --out whatever the cache holds
-            import dataclasses
-
             links = [*([] if args.no_pretrain else links[:-1]), dataclasses.replace(links[-1], path=None)]
         cache.check_chain(links, args.profile)
         trains = cache.to_train(links)
@@ -111,6 +122,7 @@ def _config(args) -> ex.ExperimentConfig:
 
 def cmd_list(args) -> int:
     from cgm import cache
+    from cgm import experiments as ex
 
     table = cache.cached_table(args.profile, runs_dir=args.runs_dir)
     where = args.runs_dir or "results/runs"
@@ -149,10 +161,8 @@ def train_out(args) -> Path:
 
 
 def cmd_train(args) -> int:
-    import contextlib
-    import shutil
-
     from cgm import distributed
+    from cgm import experiments as ex
 
     out = train_out(args)
     cfg = _config(args)
@@ -197,6 +207,7 @@ def cmd_train(args) -> int:
 
 def cmd_eval(args) -> int:
     from cgm import distributed
+    from cgm import experiments as ex
 
     cfg = _config(args)
     info = distributed.init_distributed(cfg.train.device)  # under torchrun: each rank scores its share
@@ -237,6 +248,8 @@ def cmd_eval(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from cgm import experiments as ex
+
     _config(args)  # every root of the chain (pretraining too) before any work
     from cgm.cache import run_pinned  # pinned CPU threads: a rerun gives the same numbers
 
@@ -287,7 +300,7 @@ def cmd_run(args) -> int:
 def cmd_show(args) -> int:
     """The resolved config of an experiment with the given overrides (JSON) and its hash."""
     from cgm import cache
-    from cgm.overrides import format_overrides
+    from cgm import experiments as ex
 
     cache.use_roots(**{k: getattr(args, k, None) for k in cache.ROOT_PARAMETERS})
     overrides = overrides_from(args)
@@ -382,14 +395,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True)
     ls = sub.add_parser("list", help="experiments, whether each run is cached, and its CPU time")
-    ls.add_argument("--profile", default=None, help=f"only this profile ({', '.join(ex.PROFILES)})")
+    ls.add_argument(
+        "--profile", default=None, help=f"only this profile, one of {', '.join(PROFILES)} (default: all)"
+    )
     runs_dir = dict(dest="runs_dir", default=None, metavar="DIR", help="run cache (default: results/runs/)")
     ls.add_argument("--runs-dir", **runs_dir)
 
-    def common(sp):
+    def common(sp, profile="smoke"):
         sp.add_argument("--experiment", required=True, metavar="NAME", help="see `python -m cgm list`")
-        sp.add_argument("--profile", default="smoke", help=f"one of {', '.join(ex.PROFILES)}")
-        sp.add_argument("--data-root", dest="data_root", default=None, help="root of the training dataset")
+        sp.add_argument(
+            "--profile", default=profile, help=f"one of {', '.join(PROFILES)} (default {profile})"
+        )
+        sp.add_argument(
+            "--data-root",
+            dest="data_root",
+            default=None,
+            help="root of the training dataset (default: the profile's; paper: CGM_<DATASET>_ROOT)",
+        )
         roots = sp.add_argument_group(
             "other data roots a paper-profile chain reads (checked before any work)"
         )
@@ -398,7 +420,8 @@ def build_parser() -> argparse.ArgumentParser:
             dest="pretrain_root",
             default=None,
             metavar="DIR",
-            help="unlabeled video folder of self-supervised pretraining (sets CGM_VIDEOFOLDER_ROOT)",
+            help="unlabeled video folder of self-supervised pretraining (sets CGM_VIDEOFOLDER_ROOT; "
+            "default: that variable)",
         )
         for ds in ("kinetics", "ucf101", "hmdb51"):
             roots.add_argument(
@@ -406,16 +429,23 @@ def build_parser() -> argparse.ArgumentParser:
                 dest=f"{ds}_root",
                 default=None,
                 metavar="DIR",
-                help=f"{ds} root when a pretraining or evaluation set of the chain needs it",
+                help=f"{ds} root when a pretraining or evaluation set of the chain needs it (sets "
+                f"CGM_{ds.upper().replace('KINETICS', 'KINETICS400')}_ROOT; default: that variable)",
             )
-        sp.add_argument("--device", default=None, help="cpu | cuda | cuda:N")
-        sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override (repeatable)")
+        sp.add_argument(
+            "--device",
+            default=None,
+            help="cpu | cuda | cuda:N (default: the profile's; cpu for smoke, laptop)",
+        )
+        sp.add_argument(
+            "--set", action="append", metavar="KEY=VALUE", help="config override, repeatable (default: none)"
+        )
         sp.add_argument("--runs-dir", **runs_dir)
 
     t = sub.add_parser("train", help="train an experiment's model into --out")
     common(t)
     t.add_argument("--out", required=True, help="folder for checkpoint.pt, metrics.csv, tb/")
-    t.add_argument("--steps", type=int, default=None, help="train for N steps (instead of the schedule)")
+    t.add_argument("--steps", type=int, default=None, help="train for N steps (default: the schedule)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt if present")
     t.add_argument(
         "--overwrite",
@@ -425,10 +455,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-pretrain", action="store_true", help="do not start from the pretraining experiment")
     e = sub.add_parser("eval", help="evaluate a checkpoint with an experiment's protocols")
     common(e)
-    e.add_argument("--checkpoint", required=True)
+    e.add_argument("--checkpoint", required=True, help="the checkpoint.pt to evaluate")
     r = sub.add_parser("run", help="train + evaluate, cached under results/runs/")
     common(r)
-    r.add_argument("--steps", type=int, default=None)
+    r.add_argument("--steps", type=int, default=None, help="train for N steps (default: the schedule)")
     r.add_argument("--force", action="store_true", help="recompute even if cached")
     r.add_argument("--need-checkpoint", action="store_true", help="recompute if the cache kept no weights")
     for sp in (e, r):
@@ -454,14 +484,18 @@ def build_parser() -> argparse.ArgumentParser:
         )
     s = sub.add_parser("show", help="the resolved config (JSON), its hash and its chain's cache status")
     common(s)
-    s.add_argument("--steps", type=int, default=None, help="train for N steps (instead of the schedule)")
+    s.add_argument("--steps", type=int, default=None, help="train for N steps (default: the schedule)")
     pl = sub.add_parser("plan", help="before a GPU run: chain, data roots, memory, batch, time, commands")
-    common(pl)
-    pl.set_defaults(profile="paper")
-    pl.add_argument("--steps", type=int, default=None, help="train for N steps (instead of the schedule)")
+    common(pl, profile="paper")
+    pl.add_argument("--steps", type=int, default=None, help="train for N steps (default: the schedule)")
     pl.add_argument("--gpus", type=int, default=1, help="GPUs the runs will use (default 1)")
     pl.add_argument("--gpu-memory", dest="gpu_memory", type=float, default=80.0, help="GiB each (default 80)")
-    pl.add_argument("--tflops", type=float, default=None, help="sustained TFLOP/s per GPU (default: assumed)")
+    pl.add_argument(
+        "--tflops",
+        type=float,
+        default=None,
+        help="sustained TFLOP/s per GPU (default: an assumed 80, 160 with bf16/fp16 autocast)",
+    )
     pl.add_argument("--json", action="store_true", help="print the plan as JSON")
     f = sub.add_parser(
         "flow",
@@ -479,9 +513,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument(
         "--profile",
         default="laptop",
-        help=f"one of {', '.join(ex.PROFILES)} (default laptop: the committed model)",
+        help=f"one of {', '.join(PROFILES)} (default laptop: the committed model)",
     )
-    f.add_argument("--checkpoint", default=None, help="weights to use instead of the experiment's cached run")
+    f.add_argument("--checkpoint", default=None, help="weights to use (default: the experiment's cached run)")
     f.add_argument(
         "--train",
         action="store_true",
@@ -494,13 +528,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="long side of the frames in px, aspect ratio kept (default: the model's training size, at least 128)",
     )
     f.add_argument(
-        "--max-frames", dest="max_frames", type=int, default=None, help="stop after N frames (>= 2)"
+        "--max-frames",
+        dest="max_frames",
+        type=int,
+        default=None,
+        help="stop after N frames, >= 2 (default: all)",
     )
     f.add_argument(
         "--compare",
         default=None,
         choices=("tvl1", "dis"),
-        help="also write OpenCV's TV-L1 or DIS flow beside CGM-Net's, coloured on the same scale",
+        help="also write OpenCV's TV-L1 or DIS flow beside CGM-Net's, coloured on the same scale "
+        "(default: none)",
     )
     f.add_argument("--json", action="store_true", help="print the summary as JSON")
     return p
@@ -512,8 +551,9 @@ EXPECTED_ERRORS = errors.expected()
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)  # --help and argument errors end here, before the stack loads
     from cgm import distributed
+    from cgm import experiments as ex
 
     if not distributed.env_world().is_main:  # under torchrun: warnings once, from rank 0
         warnings.simplefilter("ignore")

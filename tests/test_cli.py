@@ -127,3 +127,45 @@ def test_train_writes_checkpoint_and_metrics_then_eval(tmp_path, capsys):
     )
     result = json.loads(capsys.readouterr().out)
     assert result["dataset"] == "synthmotion" and result["metrics"]["synthmotion/l1_hr"] > 0
+
+
+# --------------------------------------------------------------------------- help, at once
+
+
+SUBCOMMANDS = ("list", "train", "eval", "run", "show", "plan", "flow")
+
+
+def test_help_answers_without_importing_the_stack():
+    """`python -m cgm [SUB] --help` prints help with torch, torchvision and OpenCV never imported
+    (the command functions import them), which is what makes it answer at once."""
+    import subprocess
+    import sys
+
+    for sub in ("", *SUBCOMMANDS):
+        argv = [sys.executable, "-X", "importtime", "-m", "cgm", *([sub] if sub else []), "--help"]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and "usage: python -m cgm" in done.stdout, (sub, done.stderr[-500:])
+        imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in done.stderr.splitlines()}
+        heavy = imported & {"torch", "torchvision", "cv2", "numpy", "pandas", "av"}
+        assert not heavy, f"`python -m cgm {sub} --help` imports {sorted(heavy)}"
+
+
+def test_every_option_has_help_with_its_default():
+    import argparse
+
+    from cgm.__main__ import PROFILES, build_parser
+
+    assert PROFILES == ex.PROFILES  # the parser's copy of the profiles' names
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(subparsers.choices) == set(SUBCOMMANDS)
+    for name, sub in subparsers.choices.items():
+        for action in sub._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            what = f"{name} {'/'.join(action.option_strings) or action.dest}"
+            assert action.help, f"{what} has no help text"
+            if action.option_strings and not action.required and action.const is None:
+                assert "default" in action.help, f"{what}: its help does not state its default"
+    profile = next(a for a in subparsers.choices["plan"]._actions if a.dest == "profile")
+    assert profile.default == "paper" and "default paper" in profile.help
