@@ -239,3 +239,19 @@ def test_gflop_ratios_match_table8_within_15_percent():
         paper_ratio = paper_value("table8_cost", row, "gflops") / paper_backbone
         assert cost.at[row, "gflops_ratio"] == pytest.approx(paper_ratio, rel=0.15), row
     assert cost.at["Baseline 3D-ResNet18", "gflops"] == pytest.approx(40.7, abs=0.05)  # torchvision's figure
+
+
+def test_cost_patch_is_the_matching_cost_box():
+    from cgm.upsample import matching_cost
+
+    kw = dict(width=0.125, depth=(1, 1, 1, 1), clip_len=3, size=16, encoder_spatial_stride=4, heads=())
+    g = torch.Generator().manual_seed(0)
+    frames = torch.rand(1, 3, 3, 16, 16, generator=g).transpose(1, 2)  # (B, T, 3, H, W)
+    successors = torch.cat([frames[:, 1:], frames[:, -1:]], dim=1)
+    for patch in (3, 5):
+        net = CGMNet(CGMConfig(hr_prior="cost_local", cost_patch=patch, **kw))
+        want = matching_cost(frames.flatten(0, 1), successors.flatten(0, 1), net.cfg.k_hr, patch)
+        assert torch.equal(net._cost(frames, successors), want)
+    assert "cost_patch" not in CGMConfig(**kw).to_dict()  # the default leaves cached hashes alone
+    with pytest.raises(ValueError, match="cost_patch"):
+        CGMConfig(cost_patch=4)
