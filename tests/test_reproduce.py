@@ -133,3 +133,32 @@ def test_papermill_parameter_inspection_noise_is_filtered(tmp_path, caplog):
     finally:
         log.removeFilter(noise)
     assert [r.getMessage() for r in caplog.records] == ["Passed unknown parameter: x"]
+
+
+def _png(pixels) -> bytes:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(np.asarray(pixels, dtype=np.uint8)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_a_redrawn_figure_with_the_same_picture_keeps_its_bytes(tmp_path):
+    import numpy as np
+
+    base = np.random.default_rng(0).integers(0, 255, (8, 8, 3))
+    old = _png(base)
+    same, other = tmp_path / "same.png", tmp_path / "other.png"
+    shifted = base.copy()
+    shifted[2, 3, 1] += 1  # one pixel one level off: float rounding of another CPU
+    same.write_bytes(_png(shifted))
+    changed = base.copy()
+    changed[2, 3, 1] += 9  # a different picture
+    other.write_bytes(_png(changed))
+    assert _png(shifted) != old
+    kept = reproduce.keep_same_pictures({same: old, other: old})
+    assert kept == [same] and same.read_bytes() == old and other.read_bytes() != old
+    assert not reproduce.same_picture(old, _png(base[:4]))  # another size is another picture
