@@ -42,7 +42,6 @@ ALLOWED = {
     "results/local-runs/": "recomputed runs, written at run time (ignored by git)",
     "results/local-runs/<name>/<hash>/": "one recomputed run, written at run time (ignored by git)",
     "local-runs/": "the folder of recomputed runs, written at run time (ignored by git)",
-    "results/table4_kinetics600.csv": "Table 4, written by `make reproduce`'s Kinetics-600 run of table3_kinetics",
     ".venv/bin/python": "the virtual environment's python, created by `make install`",
     "mbt/cube": "a ViSP sequence inside the archive that `make data` fetches",
     "*_test_split{1,2,3}.txt": "HMDB51's split files, in the user's dataset",
