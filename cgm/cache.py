@@ -22,7 +22,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
+import torch
+import tqdm.std
+
 from cgm import experiments as ex
+from cgm import train
 from cgm.errors import CacheError, user_errors
 from cgm.experiments.environment import (  # noqa: F401  (re-exported: cache.pinned_threads, ...)
     TRAIN_THREADS,
@@ -30,7 +35,11 @@ from cgm.experiments.environment import (  # noqa: F401  (re-exported: cache.pin
     pinned_threads,
     train_threads,
 )
-from cgm.experiments.runs import data_roots
+from cgm.experiments.integrity import read_run
+from cgm.experiments.runs import data_roots, local_runs
+from cgm.flops import module_gflops
+from cgm.network import CGMConfig, CGMNet
+from cgm.overrides import format_overrides
 
 
 @dataclass(frozen=True)
@@ -161,7 +170,6 @@ def check_chain(links: list[Link], profile: str) -> None:
 def _results(runs_dir: Path):
     """(folder, result) of every cached run that passes the integrity check (others are skipped:
     `run` reports them by path when they are asked for)."""
-    from cgm.experiments.integrity import read_run
 
     for path in sorted(runs_dir.glob("*/*/*/result.json")):
         try:
@@ -173,10 +181,6 @@ def _results(runs_dir: Path):
 @functools.lru_cache(maxsize=64)
 def _forward_gmac(model_json: str) -> float:
     """GMACs of one forward of the CGM-Net of a model config (JSON), counted on the meta device."""
-    import torch
-
-    from cgm.flops import module_gflops
-    from cgm.network import CGMConfig, CGMNet
 
     cfg = CGMConfig.from_dict(json.loads(model_json))
     with torch.device("meta"):
@@ -244,9 +248,6 @@ def announce(links: list[Link], *, runs_dir: str | Path | None = None) -> str | 
 def text_progress():
     """Make the trainer's progress bar plain text (stderr): a widget bar shows nothing on
     papermill's --log-output or in a stored notebook read as text."""
-    import tqdm.std
-
-    from cgm import train
 
     saved = train.tqdm
     train.tqdm = lambda *a, **kw: tqdm.std.tqdm(*a, **{**kw, "mininterval": 5.0, "file": sys.stderr})
@@ -304,9 +305,6 @@ RUN_OPTIONS = ("need_checkpoint", "force", "runs_dir", "progress")
 def cached_table(profile: str | None = None, *, runs_dir: str | Path | None = None):
     """One row per registered experiment and profile: cached or not, its hash, CPU seconds and
     main metrics, from `results/runs/` (what `python -m cgm list` prints)."""
-    import pandas as pd
-
-    from cgm.experiments.integrity import read_run
 
     rows = []
     others = {}  # cached runs with overrides, listed after their experiment's default run
@@ -352,8 +350,6 @@ def cached_runs(runs_dir: str | Path | None = None) -> list[dict]:
     """Every finished run in the cache (and its local recomputations): experiment, profile, hash,
     CPU seconds, and `overrides`, the text (`cgm.overrides.format_overrides`) of what its config
     changes from its profile's: what to give `--set` or a notebook's `overrides` to find it."""
-    from cgm.experiments.runs import local_runs
-    from cgm.overrides import format_overrides
 
     runs_dir = Path(runs_dir or ex.RUNS)
     out = []

@@ -31,6 +31,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from cgm import baselines
+from cgm import experiments as ex
+from cgm.experiments import runs  # runs.find_cached looked up on use (tests replace it)
+from cgm.network import CGMConfig, CGMNet
+from cgm.viz import flow_legend, flow_to_rgb, label_panel, panel_row
+from cgm.warp import adaptive_warp, motion_to_flow
 
 DEFAULT_EXPERIMENT, DEFAULT_PROFILE = "table1/cgm", "laptop"
 DEFAULT_SIZE = 128  # long side (px) when the model was trained smaller: a frame people can see
@@ -39,7 +48,6 @@ COMPARE = {"tvl1": "tvl1", "dis": "dis_fast"}  # --compare name -> cgm.baselines
 
 def _cached_hash(experiment: str, profile: str) -> str:
     """The config hash `cgm.experiments.run` would cache `experiment` under (its chain's included)."""
-    from cgm import experiments as ex
 
     cfg = ex.resolve(experiment, profile)
     pre = _cached_hash(cfg.pretrain_from, profile) if cfg.pretrain_from else None
@@ -57,12 +65,9 @@ def load_model(
     experiment's), or the experiment's cached run; that run is trained first only with `train`
     (into results/local-runs/ where a committed run would be replaced), else a FileNotFoundError
     says how to get weights."""
-    from cgm import experiments as ex
-    from cgm.experiments.runs import find_cached
-    from cgm.network import CGMConfig, CGMNet
 
     if checkpoint is None:
-        if not train and find_cached(_cached_hash(experiment, profile), need_checkpoint=True) is None:
+        if not train and runs.find_cached(_cached_hash(experiment, profile), need_checkpoint=True) is None:
             raise FileNotFoundError(
                 f"no trained weights of {experiment} ({profile}) in results/runs/ or results/local-runs/; "
                 f"add --train to train them now, or give --checkpoint PATH"
@@ -135,7 +140,7 @@ def read_frames(
     """Frames of `video` at its aspect ratio, long side resized to `size`, each side centre-cropped
     to a multiple of `multiple` (`frame_geometry`): uint8 (N, H, W, 3), the frame rate and a note of
     the resize and crop."""
-    import av
+    import av  # PyAV loads on first decode: importing cgm for embedded data never pays it
 
     check_options(size=size, max_frames=max_frames)
     path = Path(video)
@@ -185,7 +190,6 @@ def motion_maps(model, frames: np.ndarray, *, progress: bool = True, dtype=torch
     A window of the model's clip_len frames s..s+T-1 gives the maps of pairs s..s+T-1 (its last map
     predicts frame s+T from the frames before it). Windows follow each other; the last one is
     moved back to end at the last frame, and pairs already covered are not used twice."""
-    from tqdm.auto import tqdm
 
     t, pairs = model.cfg.clip_len, len(frames) - 1
     out, covered = [], 0
@@ -204,7 +208,6 @@ def motion_maps(model, frames: np.ndarray, *, progress: bool = True, dtype=torch
 def predict_next(model, frames: np.ndarray) -> torch.Tensor:
     """The frame after the last of `frames` (3, H, W) in [-1, 1]: the last map of the window that
     ends at the last frame warps that frame (the model sees no frame after it)."""
-    from cgm.warp import adaptive_warp
 
     t = model.cfg.clip_len
     window = _window(frames, max(len(frames) - t, 0), t)
@@ -216,7 +219,7 @@ def predict_next(model, frames: np.ndarray) -> torch.Tensor:
 
 def _write_mp4(path: Path, frames: list[np.ndarray], fps: float) -> str:
     """Write RGB frames (H, W, 3; even sizes) as an MP4 with PyAV; returns the codec used."""
-    import av
+    import av  # PyAV loads on first decode: importing cgm for embedded data never pays it
 
     h, w = frames[0].shape[:2]
     with av.open(str(path), "w") as container:
@@ -273,12 +276,6 @@ def run_flow(
 ) -> dict:
     """Everything `python -m cgm flow` writes (module docstring); returns a summary dict. `size`:
     the long side in px (default: the model's training size, at least DEFAULT_SIZE)."""
-    from PIL import Image
-    from tqdm.auto import tqdm
-
-    from cgm import baselines
-    from cgm.viz import flow_legend, flow_to_rgb, label_panel, panel_row
-    from cgm.warp import motion_to_flow
 
     check_options(size=size, max_frames=max_frames, compare=compare)  # before any model is loaded
     if not Path(video).is_file():

@@ -16,7 +16,6 @@ import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-import nbformat
 import pandas as pd
 
 from cgm import settings
@@ -99,6 +98,8 @@ def _literal(value):
 def notebook_defaults(notebook: str, folder: str | Path | None = None) -> dict:
     """The default parameters of `notebooks/<notebook>.ipynb`: every `name = literal` of its cell
     tagged `parameters`, read from the file (so a notebook never restates its own defaults)."""
+    import nbformat  # heavy (jsonschema, seconds): only reading a notebook file needs it
+
     path = Path(folder or NOTEBOOKS) / f"{notebook}.ipynb"
     nb = nbformat.read(str(path), as_version=4)
     cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]

@@ -31,9 +31,19 @@ import weakref
 from dataclasses import dataclass, field
 
 import torch
+from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from cgm import cache
 from cgm import experiments as ex
+from cgm.cache import _forward_gmac
+from cgm.experiments.runs import data_roots
+from cgm.fastconv import use_conv_backend
+from cgm.memory import CUDA_FREE_FRACTION
+from cgm.network import CGMNet
+from cgm.overrides import format_overrides
+from cgm.train import stage_loss
+from cgm.warp import use_warp_backend
 
 GIB = 2**30
 HEADROOM = 0.9  # of a GPU's memory a step may plan for (cuDNN workspaces, fragmentation, the context)
@@ -79,7 +89,6 @@ NOTEBOOKS = {
 
 
 def _no_data(t: torch.Tensor) -> bool:
-    from torch._subclasses.fake_tensor import FakeTensor
 
     return t.device.type == "meta" or isinstance(t, FakeTensor)
 
@@ -131,8 +140,6 @@ class TracedBytes(TorchDispatchMode):
 @contextlib.contextmanager
 def _gpu_paths():
     """The convolution and warp code paths a CUDA device runs (the CPU has faster ones of its own)."""
-    from cgm.fastconv import use_conv_backend
-    from cgm.warp import use_warp_backend
 
     with use_conv_backend("direct"), use_warp_backend("taps"):
         yield
@@ -143,10 +150,6 @@ def trace_bytes(cfg: ex.ExperimentConfig, *, train: bool, clips: int = 1, device
     parameters left out) or one evaluation forward pass (no autograd, eval mode) of `clips` clips
     at the config's shape, beyond weights and input. `device` None: traced without data (meta, or
     FakeTensor on the CPU for autocast); "cpu": computed for real (a check of the trace)."""
-    from torch._subclasses.fake_tensor import FakeTensorMode
-
-    from cgm.network import CGMNet
-    from cgm.train import stage_loss
 
     m, amp = cfg.model, cfg.train.amp if train else "none"
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
@@ -196,7 +199,6 @@ def state_bytes(params: int, gpus: int) -> int:
 def check_fits(cfg: ex.ExperimentConfig, *, world_size: int, available_bytes: int, name: str) -> None:
     """A ValueError before any work when a training step of `cfg` (its global batch split over
     `world_size` GPUs) needs more than HEADROOM of `available_bytes`, by the traced estimate."""
-    from cgm.network import CGMNet
 
     with torch.device("meta"):
         params = sum(p.numel() for p in CGMNet(cfg.model).parameters())
@@ -255,7 +257,6 @@ class LinkPlan:
         """Clips per evaluation pass, as the chunked evaluation picks them (`cgm.memory`): the
         evaluation batch's views, at most what its budget (a share of the memory left beside the
         weights) holds; at least 1."""
-        from cgm.memory import CUDA_FREE_FRACTION
 
         budget = CUDA_FREE_FRACTION * (gpu_bytes - 4 * self.params)
         return max(1, min(self.eval_batch * self.views, int(budget // max(1, self.eval_per_clip))))
@@ -292,15 +293,11 @@ def _schedule_clips(cfg: ex.ExperimentConfig) -> tuple[int, int, str]:
 
 def plan_link(link, profile: str, *, trains: bool) -> LinkPlan:
     """The LinkPlan of one link of `cgm.cache.chain`, traced when it `trains`."""
-    from cgm.cache import _forward_gmac
-    from cgm.experiments.runs import data_roots
 
     cfg = ex.resolve(link.name, profile, **link.overrides)
     train_clips, eval_clips, how = _schedule_clips(cfg)
     m = cfg.model
     with torch.device("meta"):
-        from cgm.network import CGMNet
-
         params = sum(p.numel() for p in CGMNet(m).parameters())
     input_bytes = 4 * 3 * m.clip_len * m.size * m.size
     return LinkPlan(
@@ -381,7 +378,6 @@ class Plan:
         return flags + [f"--set {shlex.quote(f'{k}={v}')}" for k, v in self.overrides.items()]
 
     def commands(self) -> list[str]:
-        from cgm.overrides import format_overrides
 
         g = self.gpus
         launch = (
@@ -441,7 +437,6 @@ def make_plan(
     `gpu_memory_gib` GiB each (nothing is trained; memory is traced, see the module docstring).
     `roots`: the CLI's root flags ({"data_root": ..., "pretrain_root": ...}), passed on to the
     commands; their variables must already be set (`cgm.cache.use_roots`)."""
-    from cgm import cache
 
     if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 1:
         raise ValueError(f"--gpus must be a positive integer, got {gpus!r}")

@@ -187,7 +187,7 @@ def show(*parts: str | None) -> None:
     """Display the non-empty parts as one markdown block (in a notebook; plain text elsewhere)."""
     text = "\n\n".join(p for p in parts if p)
     try:
-        from IPython.display import Markdown, display
+        from IPython.display import Markdown, display  # only inside a notebook kernel
 
         display(Markdown(text))
     except ImportError:  # outside IPython: plain text

@@ -15,10 +15,15 @@ Both score on the same frame pairs as Table 1 (`cgm.motion_table.score_motion`):
 
 from __future__ import annotations
 
+import time
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
+from cgm.losses import photometric_loss
+from cgm.upsample import matching_cost
 from cgm.warp import adaptive_warp, motion_to_flow, softmax_filters
 
 
@@ -65,7 +70,6 @@ def block_matching_motion(k: int, *, patch: int = 3, tau: float = 0.01):
     -cost / tau, the 3x3-patch matching cost of frame t+1 in frame t (`cgm.upsample.matching_cost`).
     This is CGM-Net's `hr_prior="cost"` at its initial temperature with CGMUL adding nothing: the
     line a trained model with that prior has to improve on. Frames in [-1, 1]."""
-    from cgm.upsample import matching_cost
 
     if tau <= 0:
         raise ValueError(f"tau must be > 0, got {tau}")
@@ -154,11 +158,6 @@ def train_kernel_predictor(
     one random adjacent pair per clip) with the HR loss of CGM-Net (`cgm.losses.photometric_loss`,
     Charbonnier, `weighting` "uniform" or "motion"), Adam at `lr`. Returns (model, log) where the log
     has the mean loss and seconds of every `log_every` steps."""
-    import time
-
-    from tqdm.auto import tqdm
-
-    from cgm.losses import photometric_loss
 
     torch.manual_seed(seed)
     model = KernelPredictor(k)

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cgm.fastconv import conv2d_3x3
-from cgm.warp import PADDINGS, adaptive_warp, upsample_motion
+from cgm.warp import PADDINGS, adaptive_warp, motion_to_flow, upsample_motion
 
 
 def _check_scale_and_sizes(*, k_lr: int, scale: int, k_hr: int | None = None) -> None:
@@ -173,7 +173,6 @@ def lr_flow_prior(m_lr: torch.Tensor, scale: int, k_hr: int, floor: float = 0.01
     bilinearly upsampled) as a k_hr x k_hr bilinear kernel, log(kernel + floor). Added to CGMUL's
     raw output before the softmax (CGMConfig.hr_prior="lr_flow"), CGMUL starts from a sub-pixel
     shift by the LR motion and learns the correction; (N, k_lr^2, h, w) -> (N, k_hr^2, H, W)."""
-    from cgm.warp import motion_to_flow
 
     flow = motion_to_flow(m_lr) * scale  # (N, 2, h, w) in HR px
     flow = F.interpolate(flow, scale_factor=scale, mode="bilinear", align_corners=False)  # (N, 2, H, W)

@@ -297,6 +297,8 @@ def _fig6_l1(df):
 def _fig4_motion(df):
     """Fig. 4 shows the HR maps as motion: CGM-Net's EPE within `EPE_RATIO` x TV-L1's on both
     ground-truth sets of `cgm.motion_benchmark` (known motion on footage, Middlebury Motorcycle)."""
+    # On use: motion_benchmark imports torch, OpenCV and the experiments, which the summary's
+    # other verdicts (CSV readings) never need.
     from cgm.motion_benchmark import EPE_RATIO, epe_ratios
 
     if df.empty or not {"method", "column", "dataset", "measured"} <= set(df.columns):

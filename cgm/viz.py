@@ -4,9 +4,13 @@ figures (Fig. 4), prediction panels with error maps (Fig. 5), and the ipywidgets
 from __future__ import annotations
 
 import dataclasses
+import io
 
 import numpy as np
 import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from cgm.warp import adaptive_warp, motion_to_flow
 
 
 def _colour_wheel() -> np.ndarray:
@@ -73,7 +77,7 @@ def show_clip(
     flow[t] is drawn under frame t+1 (it lives on that frame's grid). All flow panels share one
     colour scale (`max_mag`, default the clip's largest magnitude). Returns the matplotlib axes.
     """
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy: only figures need it, not cgm flow's colour panels
 
     frames = clip_to_images(clip)
     t = min(len(frames), max_frames)
@@ -144,7 +148,7 @@ def draw_filter(ax, kernel: np.ndarray, *, title: str | None = None, vmax: float
 
 
 def _square(row: int, col: int):
-    from matplotlib.patches import Rectangle
+    from matplotlib.patches import Rectangle  # heavy: only figures need it
 
     return Rectangle((col - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="cyan", linewidth=0.8)
 
@@ -164,9 +168,7 @@ def plot_motion_maps(frames, hr_maps, pixels, *, titles=None, max_mag: float | N
     `pixels`: list (one per row) of (y, x) pairs. Flow colours share one scale (`max_mag`, default
     the largest magnitude over all rows). Returns the matplotlib figure.
     """
-    import matplotlib.pyplot as plt
-
-    from cgm.warp import motion_to_flow
+    import matplotlib.pyplot as plt  # heavy: only figures need it, not cgm flow's colour panels
 
     if not (len(frames) == len(hr_maps) == len(pixels)) or not frames:
         raise ValueError(
@@ -218,7 +220,7 @@ def plot_predictions(target, predictions: dict, *, last=None, vmax: float | None
 
     `target`, `last`, each prediction: (3, H, W) in [-1, 1]. Returns the axes (2, columns).
     """
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy: only figures need it, not cgm flow's colour panels
 
     if not predictions:
         raise ValueError("plot_predictions needs at least one prediction")
@@ -279,9 +281,7 @@ def motion_sample(model, clip: torch.Tensor) -> MotionSample:
 def draw_pixel_view(sample: MotionSample, t: int, y: int, x: int, *, fig=None):
     """The explorer's figure for frame t and pixel (y, x): frame with the flow arrow | flow colours |
     HR filter | LR filter at (y//r, x//r) | reconstruction of frame t+1 | its ℓ1 error map."""
-    import matplotlib.pyplot as plt
-
-    from cgm.warp import adaptive_warp, motion_to_flow
+    import matplotlib.pyplot as plt  # heavy: only figures need it, not cgm flow's colour panels
 
     steps, _, h, w = sample.hr_maps.shape
     if not (0 <= t < steps and 0 <= y < h and 0 <= x < w):
@@ -338,7 +338,7 @@ class MotionExplorer:
     """
 
     def __init__(self, load, datasets: dict[str, int]):
-        import ipywidgets as w
+        import ipywidgets as w  # heavy, and only the notebook explorer needs it
 
         if not datasets or any(n < 1 for n in datasets.values()):
             raise ValueError(f"MotionExplorer needs datasets with >= 1 clip each, got {datasets}")
@@ -383,9 +383,8 @@ class MotionExplorer:
 
     def update(self) -> None:
         """Redraw the widget's image (interactive use)."""
-        import io
 
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # heavy: only figures need it, not cgm flow's colour panels
 
         fig = self.draw()
         png = io.BytesIO()
@@ -422,7 +421,7 @@ def flow_wheel(ax=None, *, size: int = 101, max_mag: float | None = None, label:
     """Draw the flow colour key (`flow_to_rgb`'s Middlebury code) as a disc on `ax`: the colour of
     a flow vector is that of its tip, the centre (no motion) is white and the rim is `max_mag`
     pixels (or "max" when the figure's scale is relative). Returns the axes."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy: only figures need it, not cgm flow's colour panels
 
     if ax is None:
         _, ax = plt.subplots(figsize=(1.6, 1.6))
@@ -468,7 +467,6 @@ def flow_legend(side: int, max_mag: float) -> np.ndarray:
 def label_panel(image: np.ndarray, text: str, *, below: bool = False) -> np.ndarray:
     """`image` (H, W, 3) uint8 with a white strip holding `text` above (or below) it, in PIL's
     built-in font; text wider than the image is cut at its edge."""
-    from PIL import Image, ImageDraw, ImageFont
 
     font = ImageFont.load_default()
     top, bottom = font.getbbox("Ag")[1], font.getbbox("Ag")[3]

@@ -132,7 +132,7 @@ def _stat_key(path: str) -> tuple[int, int]:
 
 def _open(path: str):
     """(container, None), or (None, reason) when FFmpeg cannot read it."""
-    import av
+    import av  # PyAV loads on first decode: importing cgm for embedded data never pays it
 
     reason = unusable(path)
     if reason is not None or os.path.isdir(path):  # a FIFO would block av.open forever
@@ -154,7 +154,7 @@ def _fps(stream) -> float | None:
 
 def _probe_file(path: str) -> tuple[VideoInfo | None, str | None]:
     """(info, None) or (None, reason)."""
-    import av
+    import av  # PyAV loads on first decode: importing cgm for embedded data never pays it
 
     container, reason = _open(path)
     if container is None:
@@ -255,7 +255,7 @@ def _decode_file(
     path: str, first: int, last: int, wanted: set[int], thread_type: str | None, max_pixels: int
 ):
     """({index: frame}, frames decoded when counting from 0 (else None), None) or (..., reason)."""
-    import av
+    import av  # PyAV loads on first decode: importing cgm for embedded data never pays it
 
     container, reason = _open(path)
     if container is None:

@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+from tqdm.auto import tqdm
 
 ROOT = Path(__file__).resolve().parents[2]
 FOOTAGE_DIR = ROOT / "data" / "footage"
@@ -165,8 +166,7 @@ def fetch_archive(archive: Archive, downloads: Path) -> Path:
 
 
 def _decode_video(data: bytes, short: int) -> np.ndarray:
-    import av
-    from tqdm.auto import tqdm
+    import av  # PyAV loads on first decode: importing cgm for embedded data never pays it
 
     with av.open(io.BytesIO(data)) as container:
         stream = container.streams.video[0]
@@ -181,7 +181,7 @@ def _decode_video(data: bytes, short: int) -> np.ndarray:
 
 
 def _read_pgm_folder(deb: Path, folder: str, short: int) -> np.ndarray:
-    import cv2
+    import cv2  # OpenCV is heavy: only fetching this footage needs it here
 
     tar_bytes = subprocess.run(
         ["dpkg-deb", "--fsys-tarfile", str(deb)], capture_output=True, check=True

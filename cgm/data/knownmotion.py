@@ -39,6 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from . import footage
+
 SPLITS = ("train", "val", "test")
 DEFAULT_N = {"train": 2000, "val": 64, "test": 64}
 SUPERSAMPLE = 3  # point samples per pixel and axis (9 per pixel): area averaging like a sensor
@@ -63,10 +65,8 @@ SOFT_EDGE = (1.0, 2.5)  # width in output px of a soft mask's ramp (half the lay
 
 def _sources(split: str) -> list[tuple[str, int, int]]:
     """(sequence, first, stop) frame ranges the split draws its image content from."""
-    from .footage import SEQUENCES
-
     out = []
-    for seq in SEQUENCES:
+    for seq in footage.SEQUENCES:
         ranges = getattr(seq, "train" if split == "train" else "test")
         out += [(seq.name, lo, hi) for lo, hi in (((0, None),) if ranges is None else ranges)]
     return out
@@ -196,8 +196,6 @@ class KnownMotion(Dataset):
         future: bool = True,
         footage_dir: str | Path | None = None,
     ):
-        from .footage import FOOTAGE_DIR, load_sequence
-
         if split not in SPLITS:
             raise ValueError(f"KnownMotion: unknown split {split!r}; expected one of {SPLITS}")
         n = DEFAULT_N[split] if n is None else n
@@ -212,11 +210,11 @@ class KnownMotion(Dataset):
         self.frames = self.clip_len + int(self.future)
         self.classes: list[str] = []
         self.skipped: list[tuple[str, str]] = []
-        root = Path(footage_dir) if footage_dir else FOOTAGE_DIR
+        root = Path(footage_dir) if footage_dir else footage.FOOTAGE_DIR
         self.videos, self.pool = {}, []  # pool: (sequence, first, stop) with stop resolved
         for name, lo, hi in _sources(split):
             if name not in self.videos:
-                self.videos[name] = load_sequence(name, root)
+                self.videos[name] = footage.load_sequence(name, root)
             hi = len(self.videos[name]) if hi is None else min(hi, len(self.videos[name]))
             if hi > lo:
                 self.pool.append((name, lo, hi))

