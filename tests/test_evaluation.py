@@ -145,7 +145,8 @@ def free_port() -> int:
 
 
 @pytest.mark.slow
-def test_two_gloo_ranks_evaluate_like_one_process(tmp_path, seeded_one_thread):
+@pytest.mark.slow
+def test_two_gloo_ranks_evaluate_like_one_process(tmp_path, tmp_path_factory, seeded_one_thread):
     """7 videos of 3 views and 5 motion clips split over 2 ranks in blocks of one batch: the
     gathered metrics are exactly those of one process (each forward pass holds the same clips)."""
     from cgm.data import build_dataset
@@ -154,14 +155,10 @@ def test_two_gloo_ranks_evaluate_like_one_process(tmp_path, seeded_one_thread):
     script.write_text(DDP_EVAL.format(tests=str(ROOT / "tests"), res=str(tmp_path / "res.json")))
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
     command += ["--master_addr", "127.0.0.1", "--master_port", str(free_port()), str(script)]
-    done = subprocess.run(
-        command,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        cwd=ROOT,
-        timeout=300,
-        capture_output=True,
-        text=True,
-    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # else each rank compiles torch's modules again
+    env["PYTHONPYCACHEPREFIX"] = str(tmp_path_factory.getbasetemp() / "pycache")
+    done = subprocess.run(command, env=env, cwd=ROOT, timeout=300, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     ddp = json.loads((tmp_path / "res.json").read_text())
     model = model_of()
