@@ -553,7 +553,6 @@ EXPECTED_ERRORS = errors.expected()
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # --help and argument errors end here, before the stack loads
     from cgm import distributed
-    from cgm import experiments as ex
 
     if not distributed.env_world().is_main:  # under torchrun: warnings once, from rank 0
         warnings.simplefilter("ignore")
@@ -561,6 +560,8 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, flag, None) is not None:  # for every evaluation of the chain
             os.environ[env] = str(getattr(args, flag))
     try:
+        from cgm import experiments as ex  # inside the boundary: a bad CGM_* variable fails at its import
+
         if getattr(args, "profile", None) not in (None, *ex.PROFILES):  # `list` takes no profile
             raise ValueError(f"unknown profile {args.profile!r}; valid: {', '.join(ex.PROFILES)}")
         if getattr(args, "steps", None) is not None and args.steps < 1:

@@ -53,16 +53,15 @@ class Settings:
         return self.data_roots.get(dataset.lower())
 
 
-def _number(env: Mapping[str, str], name: str, kind: type, *, positive: bool = False):
+def _number(env: Mapping[str, str], name: str, kind: type):
     text = env.get(name)
     if not text:
         return None
     try:
         value = kind(text)
     except ValueError:
-        raise ValueError(f"{name}={text!r} is not a {kind.__name__}") from None
-    if positive and value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {text!r}")
+        what = "an integer" if kind is int else "a number"
+        raise ValueError(f"{name}={text!r} is not {what}") from None
     return value
 
 

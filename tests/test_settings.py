@@ -39,8 +39,8 @@ def test_values_are_parsed_into_their_kinds():
     [
         ({"CGM_THREADS": "zero"}, "CGM_THREADS must be a positive integer"),
         ({"CGM_THREADS": "0"}, "CGM_THREADS must be a positive integer"),
-        ({"CGM_EVAL_MEMORY_GIB": "lots"}, "CGM_EVAL_MEMORY_GIB='lots' is not a float"),
-        ({"CGM_EVAL_WORKERS": "2.5"}, "CGM_EVAL_WORKERS='2.5' is not a int"),
+        ({"CGM_EVAL_MEMORY_GIB": "lots"}, "CGM_EVAL_MEMORY_GIB='lots' is not a number"),
+        ({"CGM_EVAL_WORKERS": "2.5"}, "CGM_EVAL_WORKERS='2.5' is not an integer"),
         ({"CGM_CONV": "winograd"}, r"\$CGM_CONV must be one of"),
     ],
 )
