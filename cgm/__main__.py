@@ -1,4 +1,4 @@
-"""Command line: python -m cgm list | train | eval | run | flow.
+"""Command line: python -m cgm list | show | plan | train | eval | run | flow.
 
     python -m cgm list                                      # what is cached, per profile, and its CPU time
     python -m cgm train --experiment table6/cgmul --profile smoke --out runs/t6 [--steps N] [--resume]
