@@ -48,6 +48,7 @@ def test_frame_geometry_keeps_the_aspect_ratio_and_says_what_it_cropped():
         cgm_flow.frame_geometry(1000, 50, 64, 8)  # 64x3: below one block of 8
 
 
+@pytest.mark.slow
 def test_flow_writes_labelled_frames_with_a_key_and_the_compared_flow(video, tiny_model, tmp_path):
     summary = cgm_flow.run_flow(video, tmp_path, model=tiny_model, size=40, compare="tvl1", progress=False)
     h, w = summary["height"], summary["width"]

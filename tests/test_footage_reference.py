@@ -124,6 +124,7 @@ def test_matching_cost_is_zero_at_the_true_shift_and_its_argmin_is_the_tap_oracl
         matching_cost(img, nxt[..., :8], 5)
 
 
+@pytest.mark.slow
 def test_cost_prior_starts_as_soft_block_matching_and_learns_its_temperature():
     torch.manual_seed(0)
     model = CGMNet(tiny_config(clip_len=3, hr_prior="cost"))

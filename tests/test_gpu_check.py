@@ -15,6 +15,7 @@ SCRIPT = ROOT / "benchmarks" / "gpu.py"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU: the check would run")
+@pytest.mark.slow
 def test_without_cuda_the_check_says_so_and_succeeds():
     out = subprocess.run([sys.executable, str(SCRIPT)], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]

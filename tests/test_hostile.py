@@ -537,6 +537,7 @@ def test_a_tampered_result_is_never_reported_as_valid(cached_run, tmp_path, tamp
     assert str(folder) in str(caught.value) and "force=True" in str(caught.value)
 
 
+@pytest.mark.slow
 def test_a_changed_config_is_caught_by_the_hash(cached_run, tmp_path):
     runs, folder = _copy_run(cached_run, tmp_path)
     _edit(folder / "config.json", lambda c: c["train"].update(lr=0.5))

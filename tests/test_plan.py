@@ -119,6 +119,7 @@ def test_the_plan_of_a_paper_run_lists_missing_roots_memory_and_commands(capsys,
     assert "does not split over 3 GPUs" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_step_that_cannot_fit_the_gpu_is_refused_before_work():
     cfg = ex.resolve("table7/cgmul", "smoke", **SMALL)
     plan.check_fits(cfg, world_size=1, available_bytes=8 * plan.GIB, name="table7/cgmul")

@@ -190,6 +190,7 @@ def test_epochs_draw_fresh_clips_from_a_real_format_dataset(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(seen, again))  # and are a function of the epoch
 
 
+@pytest.mark.slow
 def test_resume_is_bitwise_equal_on_a_real_format_dataset(tmp_path):
     data = frame_folder_dataset(tmp_path / "videos")  # 2 steps per epoch
     straight = make_trainer(tmp_path / "a", steps=5, dataset=data)
