@@ -362,6 +362,24 @@ TABLE1_MOTION_ROWS = {
 }
 
 
+# The data the paper's values were measured on, by the stem of our result file
+# (`results/<stem>.csv`): (the paper's name for it, our dataset names that are the same data). A
+# measured value on any other dataset sits beside the paper's as "other data". Table 6 does not
+# name its data; the ablations around it (Table 7, Fig. 6) use UCF101.
+PAPER_DATA: dict[str, tuple[str, tuple[str, ...]]] = {
+    "table1_motion": ("UCF-Flow, 20 UCF101 videos", ("ucf101",)),
+    "table1_prediction": ("UCF-Pred, UCF101 videos", ("ucf101",)),
+    "table1_known_motion": ("no EPE reported", ()),
+    "table2_selfsupervised": ("UCF101, HMDB51, Kinetics-400", ("ucf101", "hmdb51", "kinetics400")),
+    "table3_kinetics": ("Kinetics-400", ("kinetics400",)),
+    "table4_kinetics600": ("Kinetics-600", ("kinetics600",)),
+    "table5_ucf_hmdb": ("UCF101, HMDB51", ("ucf101", "hmdb51")),
+    "table6_upsampling": ("UCF101, the ablations' data", ("ucf101",)),
+    "table7_upsampling_action": ("UCF101", ("ucf101",)),
+    "fig6_scale": ("UCF101", ("ucf101",)),
+}
+
+
 def paper_value(table: str, row: str, column: str) -> float | None:
     """The paper's number for one cell (None where the paper prints a dash)."""
     return paper_cell(table, row, column).value

@@ -81,7 +81,12 @@ def order_reading(
     values = frame.set_index("row")["measured"]
     agree, disagree, beyond = [], [], 0
     for _, p in ordered.iterrows():
-        what = f"{p.better} better than {p.worse} by {_fmt(p.measured_gap)} (paper: by {_fmt(p.paper_gap)})"
+        # a gap against the paper's order reads as its word, not a negative "better by"
+        way = "better" if p.measured_gap >= 0 else "worse"
+        what = (
+            f"{p.better} {way} than {p.worse} by {_fmt(abs(p.measured_gap))} "
+            f"(paper: better by {_fmt(p.paper_gap)})"
+        )
         if clips:
             noise = gap_noise(values[p.better], values[p.worse], clips)
             what = (

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from cgm.paper import PAPER_DATA
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 RESULTS = ROOT / "results"
@@ -107,14 +109,24 @@ TITLES = {
 }
 
 
-def reader_columns(frame: pd.DataFrame) -> pd.DataFrame:
+def reader_columns(frame: pd.DataFrame, stem: str = "") -> pd.DataFrame:
     """A results CSV as a reader needs it: no internal columns, uncertain paper values marked,
-    quoted paper rows without the measurement's settings, `parameters` only when not all defaults."""
+    a paper value beside a measurement on other data than the paper's marked "other data"
+    (`stem`: the file's, e.g. `table1_prediction`; `cgm.paper.PAPER_DATA`), quoted paper rows
+    without the measurement's settings, `parameters` only when not all defaults."""
     out = frame.copy()
     if "paper_uncertain" in out.columns and "paper" in out.columns:
         flag = out["paper_uncertain"].fillna(False).astype(bool)
         out["paper"] = [
             f"{v:.4g} (garbled in our copy)" if f and pd.notna(v) else v for v, f in zip(out["paper"], flag)
+        ]
+    base = stem.partition("__")[0]
+    if base in PAPER_DATA and {"paper", "measured", "dataset"} <= set(out.columns):
+        name, same = PAPER_DATA[base]
+        other = out["measured"].notna() & out["paper"].notna() & ~out["dataset"].astype(str).isin(same)
+        out["paper"] = [
+            f"{v if isinstance(v, str) else format(v, '.4g')} (other data: {name})" if o else v
+            for v, o in zip(out["paper"], other)
         ]
     if "source" in out.columns:  # Table 1: rows quoted from the paper were not run at any resolution
         quoted = out["source"].astype(str).str.startswith("quoted")
@@ -132,7 +144,7 @@ def write_summary(results: Path = RESULTS) -> Path:
     """Write `results/summary.md`: the verdict table (one row per claim of the paper, computed from
     the CSVs by `cgm.verdicts`), then every notebook's CSV with the columns a reader needs. Only
     numbers of the CSVs go in (no run times), so equal numbers give an identical file."""
-    from cgm.verdicts import verdict_table
+    from cgm.verdicts import CLASSES, verdict_table
 
     verdicts = verdict_table(results)
     counts = verdicts["verdict"].value_counts()
@@ -142,20 +154,23 @@ def write_summary(results: Path = RESULTS) -> Path:
         "## Verdicts",
         "",
         "One row per claim of the paper, computed from the notebooks' CSVs (`cgm/verdicts.py`): the paper's",
-        "values, ours, the profile and dataset that produced ours, and whether the claim is reproduced.",
-        "A top-1 claim is *inconclusive* when a gap is within the 95% noise of the test clips; *chance* is",
-        "the top-1 of guessing (± its 95% band). Each claim is read from the most faithful run that holds it",
-        "(paper profile, then laptop on natural footage, then smoke; default parameters first), named in the",
-        "profile, dataset and parameters columns. Smoke-profile numbers come from tiny models on the embedded",
-        "data: their values are not comparable with the paper's, their order and distance from chance are.",
+        "values, ours, the profile and dataset that produced ours, and a verdict that says what the evidence",
+        "is: *exact* (a count on the architecture, no data), *reproduced* (on the paper's data and protocol),",
+        "*reproduced with a departure* (other data or another model; the evidence column names each),",
+        "*shown at toy scale* (tiny models of the smoke profile on SynthMotion: the effect is there, its size",
+        "says nothing of the paper's), *not reproduced*, *inconclusive* (a top-1 gap within the 95% noise of",
+        "the test clips) or *not measured*. *Chance* is the top-1 of guessing (± its 95% band). Each claim is",
+        "read from the most faithful run that holds it (paper profile, then laptop on natural footage, then",
+        "smoke; default parameters first), named in the profile, dataset and parameters columns.",
         "",
-        "Tally: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".",
+        "Tally: " + ", ".join(f"{counts[c]} {c}" for c in CLASSES if c in counts) + ".",
         "",
-        verdicts.to_markdown(index=False),
+        verdicts.drop(columns="outcome").to_markdown(index=False),
         "",
         "## Details",
         "",
-        "Each notebook's `results/<notebook>.csv` (measured beside the paper's value for the same cell); a",
+        "Each notebook's `results/<notebook>.csv` (measured beside the paper's value for the same cell; a",
+        "paper value marked *other data* was measured on the data it names, ours on the row's dataset); a",
         "file `<notebook>__<parameter>=<value>.csv` holds a run with other than the default parameters, named",
         "by them (its `parameters` column says which).",
         "",
@@ -167,7 +182,7 @@ def write_summary(results: Path = RESULTS) -> Path:
         frame = pd.read_csv(results / f"{stem}.csv")
         title = TITLES.get(base, base)
         lines += [f"### {title}: `{stem}.csv`" if variant or title != base else f"### `{stem}.csv`", ""]
-        lines += [reader_columns(frame).to_markdown(index=False, floatfmt=".4g"), ""]
+        lines += [reader_columns(frame, stem).to_markdown(index=False, floatfmt=".4g"), ""]
     out = results / "summary.md"
     out.write_text("\n".join(lines))
     return out

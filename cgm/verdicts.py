@@ -4,10 +4,13 @@ Each claim reads `results/<notebook>.csv` and the files of the same notebook run
 parameters (`<notebook>__*.csv`, e.g. `table6_upsampling__profile=laptop.csv`), and takes the most
 faithful rows that hold what it needs (`candidates`): the paper profile, then the laptop profile
 (natural footage), then the smoke profile (SynthMotion); within a profile the default parameters'
-rows first. It compares measured values the way the paper does and says: reproduced, not
-reproduced, inconclusive (a top-1 gap within the noise of the test clips), or not measured (no
-rows hold it). Each verdict names the profile, dataset and parameters its numbers came from.
-Because it reads only the CSVs, the table updates whenever a notebook writes new numbers.
+rows first. It compares measured values the way the paper does (the outcome: reproduced, not
+reproduced, inconclusive when a top-1 gap is within the noise of the test clips, not measured when
+no rows hold it), then says what a positive outcome rests on (the verdict's class, `evidence`):
+exact (a count on the architecture), reproduced (the paper's data and protocol), reproduced with
+a departure (other data or another model, each named), shown at toy scale (the smoke profile's
+tiny models on SynthMotion). Each verdict names the profile, dataset and parameters its numbers
+came from. Because it reads only the CSVs, the table updates whenever a notebook writes new numbers.
 
 Columns a claim needs: the `cgm.tables.compare` format (row, column, measured, paper, dataset,
 profile; clips and chance for top-1) for Tables 2-8 and Fig. 6; for Table 1, rows identified by
@@ -24,14 +27,28 @@ from pathlib import Path
 
 import pandas as pd
 
-from cgm.paper import TABLE1_MOTION_ROWS, paper_value
+from cgm.paper import PAPER_DATA, TABLE1_MOTION_ROWS, paper_value
 
 PREFERENCE = ("paper", "laptop", "smoke")
+# The outcome of comparing measured values the way the paper does.
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_MEASURED = (
     "reproduced",
     "not reproduced",
     "inconclusive (within noise)",
     "not measured",
+)
+# What a positive outcome rests on (the `verdict` column; the tally counts each class): an exact
+# count on the architecture; a measurement on the paper's data and protocol (REPRODUCED); one
+# whose data or model departs from the paper's (named in `evidence`); or one on the smoke
+# profile's tiny models and SynthMotion, which shows the effect exists, not its size.
+EXACT = "exact"
+WITH_DEPARTURE = "reproduced with a departure"
+TOY_SCALE = "shown at toy scale"
+CLASSES = (EXACT, REPRODUCED, WITH_DEPARTURE, TOY_SCALE, NOT_REPRODUCED, INCONCLUSIVE, NOT_MEASURED)
+# The laptop Table 1 CGM-Net (docs/decisions/006, 014); tests/test_readings.py checks the registry.
+MATCHING_CUE = (
+    "CGM-Net's HR maps start from a block-matching cost of frame t+1 in frame t, a cue the paper's "
+    "CGMUL does not have"
 )
 
 
@@ -347,10 +364,18 @@ class Claim:
     claim: str
     stem: str  # the notebook CSV it reads
     evaluate: Callable[[pd.DataFrame], dict | None]
+    exact: bool = False  # a count on the architecture: no data, no training
+    departures: tuple[tuple[str, str], ...] = ()  # (profile, how its model departs from the paper's)
 
 
 CLAIMS = (
-    Claim("Table 1", "CGM-Net's ℓ1 warp error is below TV-L1's", "table1_motion", _t1_claim(["cgm", "tvl1"])),
+    Claim(
+        "Table 1",
+        "CGM-Net's ℓ1 warp error is below TV-L1's",
+        "table1_motion",
+        _t1_claim(["cgm", "tvl1"]),
+        departures=(("laptop", MATCHING_CUE),),
+    ),
     Claim(
         "Table 1",
         "classical flow: TV-L1 < DIS < DeepFlow in ℓ1",
@@ -362,6 +387,7 @@ CLAIMS = (
         "the HR maps are motion — EPE within 1.5× TV-L1's (known motion, Motorcycle)",
         "table1_known_motion",
         _fig4_motion,
+        departures=(("laptop", MATCHING_CUE),),
     ),
     Claim(
         "Table 6",
@@ -424,12 +450,14 @@ CLAIMS = (
         "parameter counts (within 5%)",
         "table8_cost",
         _table8("params_m", tolerance=0.05, what="M parameters"),
+        exact=True,
     ),
     Claim(
         "Table 8",
         "GFLOP ratios to the backbone (within 15%)",
         "table8_cost",
         _table8("gflops_ratio", tolerance=0.15, what="GFLOPs ÷ backbone"),
+        exact=True,
     ),
 )
 
@@ -452,22 +480,79 @@ def _joined(rows: pd.DataFrame, column: str) -> str:
     return ", ".join(dict.fromkeys(rows[column].dropna().astype(str))) if column in rows.columns else ""
 
 
+def other_data(stem: str, datasets: list[str], resolution: str = "") -> str | None:
+    """ "other data: ours on X (paper: Y)" when the measured datasets are not the paper's data
+    for `stem` (`cgm.paper.PAPER_DATA`); None when they are, or when the stem has no data
+    (Table 8 counts the architecture). `resolution`: e.g. "64 px", said beside ours."""
+    if stem not in PAPER_DATA or not datasets:
+        return None
+    name, same = PAPER_DATA[stem]
+    if all(d in same for d in datasets):
+        return None
+    at = f" at {resolution}" if resolution else ""
+    return f"other data: ours on {', '.join(datasets)}{at} (paper: {name})"
+
+
+def _resolution(rows: pd.DataFrame) -> str:
+    if "resolution" not in rows.columns:
+        return ""
+    # a side (64) or a frame size ("72x48"); pandas reads a column of sides as floats
+    sizes = [f"{v:g}" if isinstance(v, float) else str(v) for v in rows["resolution"].dropna()]
+    return ", ".join(dict.fromkeys(sizes)) + " px" if sizes else ""
+
+
+def evidence(
+    claim: Claim, outcome: str, profile: str, datasets: list[str], resolution: str = ""
+) -> tuple[str, str]:
+    """(verdict class, what it rests on). A positive outcome is EXACT for a count on the
+    architecture, TOY_SCALE on the smoke profile or SynthMotion, WITH_DEPARTURE when the data or
+    the model is not the paper's (each departure named), REPRODUCED otherwise; any other outcome
+    is its own class. The note names the evidence whatever the outcome."""
+    toy = profile == "smoke" or "synthmotion" in datasets
+    if claim.exact:
+        notes = ["counted on the architecture (no data, no training)"]
+    elif toy:
+        notes = [f"toy scale: tiny models of the smoke profile on {', '.join(datasets) or 'embedded data'}"]
+    else:
+        departure = dict(claim.departures).get(profile)
+        notes = [n for n in (other_data(claim.stem, datasets, resolution), departure) if n]
+    if outcome != REPRODUCED:
+        verdict = outcome
+    elif claim.exact:
+        verdict = EXACT
+    elif toy:
+        verdict = TOY_SCALE
+    else:
+        verdict = WITH_DEPARTURE if notes else REPRODUCED
+    return verdict, "; ".join(notes) or "the paper's data and protocol"
+
+
 def verdict_table(results: Path) -> pd.DataFrame:
-    """One row per claim: table, claim, verdict, paper, measured, chance, and the profile,
-    dataset and notebook parameters of the rows it was read from (`candidates`: the most
-    faithful profile that holds the claim's rows, e.g. the laptop profile's natural footage
-    before the smoke profile's SynthMotion)."""
+    """One row per claim: table, claim, verdict (its class: `CLASSES`), outcome (the comparison
+    alone: reproduced, not reproduced, inconclusive, not measured), evidence (what the verdict
+    rests on: exact count, toy scale, other data, a model departure), paper, measured, chance,
+    and the profile, dataset and notebook parameters of the rows it was read from (`candidates`:
+    the most faithful profile that holds the claim's rows, e.g. the laptop profile's natural
+    footage before the smoke profile's SynthMotion)."""
     out = []
     loaded: dict[str, pd.DataFrame] = {}
     for c in CLAIMS:
         found = _evaluate(c, loaded.setdefault(c.stem, load(c.stem, results)))
-        row = {"table": c.table, "claim": c.claim, "verdict": NOT_MEASURED}
-        row.update(dict.fromkeys(("paper", "measured", "chance", "profile", "dataset", "parameters"), ""))
+        row = {"table": c.table, "claim": c.claim, "verdict": NOT_MEASURED, "outcome": NOT_MEASURED}
+        row.update(
+            dict.fromkeys(("evidence", "paper", "measured", "chance", "profile", "dataset", "parameters"), "")
+        )
         if found is not None:
             got, rows = found
+            profile = _joined(rows, "profile")
+            datasets = list(dict.fromkeys(rows["dataset"].dropna().astype(str))) if "dataset" in rows else []
+            verdict, note = evidence(c, got["verdict"], profile, datasets, _resolution(rows))
             row.update(
-                {k: got[k] for k in ("verdict", "paper", "measured", "chance")},
-                profile=_joined(rows, "profile"),
+                {k: got[k] for k in ("paper", "measured", "chance")},
+                verdict=verdict,
+                outcome=got["verdict"],
+                evidence=note,
+                profile=profile,
                 dataset=_joined(rows, "dataset") or NO_DATA,
                 parameters=_joined(rows, "parameters"),
             )
