@@ -239,6 +239,15 @@ def test_summary_tallies_each_evidence_class_and_marks_other_data(tmp_path):
     assert "33.2 (other data" not in text  # Table 8 counts the architecture: no data
 
 
+def test_the_readme_tally_is_the_committed_summary_s():
+    from cgm import reproduce
+
+    def tally(path):
+        return next(line for line in path.read_text().splitlines() if line.startswith("Tally:"))
+
+    assert tally(reproduce.ROOT / "README.md") == tally(reproduce.RESULTS / "summary.md")
+
+
 def test_the_named_model_departure_is_the_registry_s():
     """MATCHING_CUE is said of the laptop Table 1 CGM-Net and of no other claim's rows."""
     from cgm.experiments import registry
