@@ -288,7 +288,7 @@ def _schedule_clips(cfg: ex.ExperimentConfig) -> tuple[int, int, str]:
     for _, _, s in cfg.eval.sets():
         n = s.max_clips or s.kw.get("n") or TEST_VIDEOS.get(s.name, 0)
         evaluated += n * s.kw.get("test_clips", 1) * s.kw.get("test_crops", 1)
-    return train, evaluated, how + f", {evaluated:,} evaluation clips"
+    return train, evaluated, how + f", {evaluated:,} evaluation clips (test videos x views)"
 
 
 def plan_link(link, profile: str, *, trains: bool) -> LinkPlan:
