@@ -200,9 +200,9 @@ def evaluate_motion(
     for the copy-the-last-frame baseline (zero flow for EPE), and `clips`.
 
     At most `batch_size` clips per forward pass, fewer where the memory budget (`memory_gib`,
-    `cgm.memory`) asks; `workers` DataLoader processes decode. Under torch.distributed each rank
-    scores its share of the clips and every rank returns the metrics of all of them: the same
-    numbers as one process.
+    `cgm.memory`) asks; `workers` DataLoader processes decode. Under torch.distributed every rank
+    must call it (it gathers): each scores its share of the clips and every rank returns the
+    metrics of all of them, the same numbers as one process.
     """
     _check_runtime(batch_size, workers)
     indices = spread_indices(len(dataset), max_clips)
@@ -259,9 +259,10 @@ def evaluate_action(
     The views go through the model in passes of at most `batch_size` videos' views, fewer where the
     memory budget (`memory_gib`, `cgm.memory`) asks (a video's views may span passes); a video's
     scores are summed as its views come and ranked when the last one has, so memory does not grow
-    with the number of views. `workers` DataLoader processes decode. Under torch.distributed each
-    rank scores its share of the videos and every rank returns the metrics of all of them: the same
-    numbers as one process (the passes hold the same clips; `cgm.distributed.shard_items`).
+    with the number of views. `workers` DataLoader processes decode. Under torch.distributed every
+    rank must call it (it gathers): each scores its share of the videos and every rank returns the
+    metrics of all of them, the same numbers as one process (the passes hold the same clips;
+    `cgm.distributed.shard_items`).
     """
     _check_runtime(batch_size, workers)
     indices = spread_indices(len(dataset), max_clips)

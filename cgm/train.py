@@ -658,7 +658,8 @@ class Trainer:
         return cgm_dist.any_rank(due, self.device) if self.info.distributed else due
 
     def evaluate(self) -> dict[str, float]:
-        """Run the evaluation hooks on rank 0 (eval mode, no grad); log them under eval/."""
+        """Run the evaluation hooks on rank 0 (eval mode, no grad); log them under eval/. Under DDP a
+        hook must not call `cgm.protocols` (every rank must call those: they gather), or it waits."""
         results: dict[str, float] = {}
         if not self.hooks or not self.info.is_main:
             return results
