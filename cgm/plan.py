@@ -198,11 +198,11 @@ def state_bytes(params: int, gpus: int) -> int:
 
 def check_fits(cfg: ex.ExperimentConfig, *, world_size: int, available_bytes: int, name: str) -> None:
     """A ValueError before any work when a training step of `cfg` (its global batch split over
-    `world_size` GPUs) needs more than HEADROOM of `available_bytes`, by the traced estimate."""
-
+    `world_size` GPUs, in `accumulate` micro-batches) needs more than HEADROOM of
+    `available_bytes`, by the traced estimate."""
     with torch.device("meta"):
         params = sum(p.numel() for p in CGMNet(cfg.model).parameters())
-    per_gpu = cfg.train.batch_size // world_size
+    per_gpu = cfg.train.batch_size // world_size // cfg.train.accumulate  # clips per forward pass
     per_clip = trace_bytes(cfg, train=True)
     need = state_bytes(params, world_size) + per_gpu * per_clip
     if need > HEADROOM * available_bytes:
@@ -212,7 +212,8 @@ def check_fits(cfg: ex.ExperimentConfig, *, world_size: int, available_bytes: in
             f"({per_clip / GIB:.2f} GiB per clip, traced), more than {HEADROOM:.0%} of the "
             f"{available_bytes / GIB:.1f} GiB this GPU has free; "
             + (f"{fits} clips per GPU would fit: " if fits > 0 else "not even one clip fits: ")
-            + "more GPUs, --set amp=bf16, or a smaller input; `python -m cgm plan` says what fits"
+            + "--set accumulate=N, more GPUs, --set amp=bf16, or a smaller input; "
+            "`python -m cgm plan` says what fits"
         )
 
 
@@ -378,7 +379,6 @@ class Plan:
         return flags + [f"--set {shlex.quote(f'{k}={v}')}" for k, v in self.overrides.items()]
 
     def commands(self) -> list[str]:
-
         g = self.gpus
         launch = (
             f"torchrun --nproc_per_node {g}"
@@ -387,11 +387,15 @@ class Plan:
             "--rdzv_backend c10d --rdzv_endpoint $MASTER_HOST:29500"
         )
         base = f"-m cgm run --profile {self.profile}"
-        lines = [
-            f"{launch} {base} --experiment {lp.name} {' '.join(self._flags())}".rstrip()
-            for lp in self.links
-            if not lp.cached
-        ]
+        lines = []
+        for lp in self.links:
+            if lp.cached:
+                continue
+            flags = self._flags()
+            micro, accum = lp.fit(g, self.gpu_memory_gib * GIB)
+            if micro is not None and accum > 1 and "accumulate" not in self.overrides:
+                flags.append(f"--set accumulate={accum}")  # unhashed: the same run, in micro-batches
+            lines.append(f"{launch} {base} --experiment {lp.name} {' '.join(flags)}".rstrip())
         lines.append(f"python -m cgm list --profile {self.profile}   # each run shows 'yes' when cached")
         notebook = notebook_command(
             self.experiment, self.profile, format_overrides(self.overrides), self.roots
@@ -522,9 +526,8 @@ def render(plan: Plan) -> str:
             need = lp.global_batch // micro
             lines.append(
                 f"      does not fit; micro-batch {micro} per GPU ({_gib(lp.train_bytes(micro, plan.gpus))}) "
-                f"with {accum} accumulation steps would. `cgm train` has no gradient accumulation: "
-                f"run it on {need} GPUs ({micro} per GPU)"
-                + (", or with --set amp=bf16" if lp.amp == "none" else "")
+                f"with {accum} accumulation steps does: add --set accumulate={accum} (or run it on "
+                f"{need} GPUs, {micro} per GPU" + (", or with --set amp=bf16)" if lp.amp == "none" else ")")
             )
         else:
             lines.append(

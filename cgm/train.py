@@ -14,6 +14,7 @@ bitwise-identically on the same machine. Checkpoints hold only tensors and plain
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import math
@@ -56,6 +57,7 @@ RESUMABLE_CHANGES = {
     "eval_every",
     "progress",
     "tensorboard",
+    "accumulate",
 }
 
 
@@ -70,6 +72,11 @@ class TrainConfig:
     lr, decay_every, decay_factor: Adam's initial lr, decayed by `decay_factor` every
         `decay_every` epochs (paper: 1e-3 and 50; the factor is not stated, 0.1 is our default).
     batch_size: the global batch (split over processes under torchrun).
+    accumulate: split each process's share of the batch into this many micro-batches, each
+        through forward and backward on its own, with one optimizer step per batch (gradient
+        accumulation). The global batch and the schedule stay the same; BatchNorm normalises
+        over micro-batches, as it does over each process's share under DDP, so, like the world
+        size, it is left out of the run's hash. `cgm plan` says which value fits a GPU.
     steps / epochs: length of the run; `steps` wins when both are given.
     amp: none | bf16 | fp16 autocast (fp16 needs CUDA; it adds a GradScaler). bf16 on a CPU
         without native bf16 trains in float32, with a warning (`effective_amp`).
@@ -95,6 +102,7 @@ class TrainConfig:
     decay_every: int = 50
     decay_factor: float = 0.1
     batch_size: int = 64
+    accumulate: int = 1
     steps: int | None = None
     epochs: int | None = None
     num_workers: int = 0
@@ -144,7 +152,7 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
-        for name in ("batch_size", "decay_every", "checkpoint_every", "log_every"):
+        for name in ("batch_size", "accumulate", "decay_every", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 < self.labeled_fraction <= 1.0:
@@ -192,7 +200,7 @@ def _check_types(cfg) -> None:
 
 # Fields added after the committed runs were cached, with their defaults: config_dict leaves them
 # out at the default, so that those runs' config hashes stay valid.
-ADDED_FIELDS = {"weighting": "uniform", "smoothness": 0.0, "compactness": 0.0, "census": 0.0}
+ADDED_FIELDS = {"accumulate": 1, "weighting": "uniform", "smoothness": 0.0, "compactness": 0.0, "census": 0.0}
 
 
 def config_dict(cfg: Any) -> dict:
@@ -366,6 +374,11 @@ class Trainer:
         self._check(dataset, cfg)
         self.info = cgm_dist.init_distributed(cfg.device)
         self.local_batch = cgm_dist.check_global_batch(cfg.batch_size, self.info.world_size)
+        if self.local_batch % cfg.accumulate:
+            raise ValueError(
+                f"accumulate={cfg.accumulate} must divide each process's batch of {self.local_batch} "
+                f"(batch_size {cfg.batch_size} over {self.info.world_size} process(es))"
+            )
         self.device = torch.device(cfg.device)
         if self.device.type == "cuda" and self.info.distributed:
             self.device = torch.device("cuda", self.info.local_rank)
@@ -531,22 +544,47 @@ class Trainer:
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.amp)
         return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
 
-    def train_step(self, batch: dict) -> tuple[float, dict[str, float]]:
-        """Forward, loss, finite check (all ranks agree), backward, optimiser and lr step."""
-        clip = batch["clip"].to(self.device, non_blocking=True)  # (B, 3, T+1, H, W)
-        labels = batch["label"].to(self.device) if "label" in batch else None
+    def _forward_loss(self, clip: torch.Tensor, labels: torch.Tensor | None):
         with self._autocast():
             out = self.runner(clip[:, :, :-1])
             loss, metrics = self.loss_fn(out, clip, labels)
             if self.info.distributed:
                 loss = loss + _zero_touch(out)
-        names = sorted(metrics)
+        return loss, metrics
+
+    def _micro_batches(self, clip: torch.Tensor, labels: torch.Tensor | None):
+        """(clip, labels, all-reduce gradients?) of each of `accumulate` equal micro-batches."""
+        n = self.cfg.accumulate
+        size = clip.shape[0] // n
+        ddp = self.runner if isinstance(self.runner, nn.parallel.DistributedDataParallel) else None
+        if ddp is None and self.info.distributed:
+            ddp = getattr(self.runner, "_orig_mod", None)  # torch.compile wraps the DDP module
+        for i in range(n):
+            part = slice(i * size, (i + 1) * size)
+            last = i == n - 1
+            # DDP all-reduces gradients in backward; the micro-batches before the last skip it
+            sync = contextlib.nullcontext() if last or ddp is None else ddp.no_sync()
+            yield clip[part], None if labels is None else labels[part], sync
+
+    def train_step(self, batch: dict) -> tuple[float, dict[str, float]]:
+        """Forward, loss and backward of each micro-batch (`accumulate`), finite check (all ranks
+        agree), optimiser and lr step."""
+        clip = batch["clip"].to(self.device, non_blocking=True)  # (B, 3, T+1, H, W)
+        labels = batch["label"].to(self.device) if "label" in batch else None
+        n = self.cfg.accumulate
+        self.optimizer.zero_grad(set_to_none=True)
+        total, sums = 0.0, {}
+        for part, part_labels, sync in self._micro_batches(clip, labels):
+            with sync:
+                loss, metrics = self._forward_loss(part, part_labels)
+                # the mean over micro-batches of their mean losses is the batch's mean loss
+                self.scaler.scale(loss if n == 1 else loss / n).backward()
+            total += float(loss.detach())
+            for k, v in metrics.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+        names = sorted(sums)
         reduced = cgm_dist.all_reduce_mean(
-            torch.tensor(
-                [float(loss.detach())] + [float(metrics[k]) for k in names],
-                dtype=torch.float64,
-                device=self.device,
-            )
+            torch.tensor([total / n] + [sums[k] / n for k in names], dtype=torch.float64, device=self.device)
         ).cpu()
         if not torch.isfinite(reduced[0]):
             where = (
@@ -558,8 +596,6 @@ class Trainer:
                 f"loss is {reduced[0].item()} at step {self.step + 1} (epoch "
                 f"{self.epoch}); the run stopped before the update; {where}"
             )
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
         if self.cfg.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)

@@ -155,6 +155,21 @@ def test_batch_must_divide_by_world_size():
     assert T.cgm_dist.check_global_batch(8, 2) == 4
 
 
+def test_gradient_accumulation_takes_the_same_steps(tmp_path):
+    """Two micro-batches of 2 per step train a BatchNorm-free model as batches of 4 do."""
+    whole = make_trainer(tmp_path / "a", steps=3)
+    whole.fit()
+    micro = make_trainer(tmp_path / "b", steps=3, accumulate=2)
+    micro.fit()
+    for k, v in whole.model.state_dict().items():
+        torch.testing.assert_close(micro.model.state_dict()[k], v, rtol=1e-5, atol=1e-6)
+    assert T.read_metrics(tmp_path / "b")[-1]["loss"] == pytest.approx(
+        T.read_metrics(tmp_path / "a")[-1]["loss"], rel=1e-5
+    )
+    with pytest.raises(ValueError, match="accumulate=3 must divide each process's batch of 4"):
+        make_trainer(tmp_path / "c", steps=1, accumulate=3)
+
+
 # --------------------------------------------------------------------------- checkpoints, resume
 
 

@@ -40,6 +40,7 @@ TRAIN_BOUNDS = {
     "decay_every": (1, 10**6),
     "decay_factor": (0.0, 1.0),
     "batch_size": (1, 8192),
+    "accumulate": (1, 8192),
     "steps": (1, 10**9),
     "epochs": (1, 10**6),
     "num_workers": (0, 512),

@@ -25,6 +25,7 @@ from cgm.train import TrainConfig, config_dict
 
 # TrainConfig fields that do not change what a run computes: left out of the hash.
 UNHASHED_TRAIN = (
+    "accumulate",
     "num_workers",
     "log_every",
     "checkpoint_every",
