@@ -47,15 +47,26 @@ def chromium() -> str:
 def start_lab(port: int, token: str, log: Path) -> subprocess.Popen:
     """JupyterLab on 127.0.0.1 only, serving the repository, its app object exposed to the page
     (to run all cells with the same command the menu uses)."""
-    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip", "127.0.0.1", f"--port={port}",
-           f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={ROOT}",
-           "--LabApp.expose_app_in_browser=True", "--ServerApp.open_browser=False",
-           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]  # nothing fetched
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--ip",
+        "127.0.0.1",
+        f"--port={port}",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={ROOT}",
+        "--LabApp.expose_app_in_browser=True",
+        "--ServerApp.open_browser=False",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ]  # nothing fetched
     if os.geteuid() == 0:  # CI containers run as root; JupyterLab refuses that unless told
         cmd.append("--ServerApp.allow_root=True")
     env = {**os.environ, "JUPYTER_PLATFORM_DIRS": "1"}
-    return subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, cwd=ROOT,
-                            start_new_session=True)
+    return subprocess.Popen(
+        cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, cwd=ROOT, start_new_session=True
+    )
 
 
 def wait_for_lab(port: int, token: str, proc: subprocess.Popen, timeout: float) -> None:
@@ -102,17 +113,23 @@ def run(notebook: str, timeout: float) -> None:
     try:
         wait_for_lab(port, token, lab, max(120.0, timeout / 3))  # a loaded machine starts it slowly
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium(), headless=True,
-                                        args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+            browser = p.chromium.launch(
+                executable_path=chromium(),
+                headless=True,
+                args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+            )
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(timeout * 1000)
             page.goto(f"http://127.0.0.1:{port}/lab/tree/{notebook}?token={token}&reset")
-            page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget "
-                                   "&& window.jupyterapp.shell.currentWidget.sessionContext "
-                                   "&& window.jupyterapp.shell.currentWidget.sessionContext.session "
-                                   "&& window.jupyterapp.shell.currentWidget.sessionContext.session.kernel")
-            page.wait_for_function("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
-                                   ".status === 'idle'")
+            page.wait_for_function(
+                "() => window.jupyterapp && window.jupyterapp.shell.currentWidget "
+                "&& window.jupyterapp.shell.currentWidget.sessionContext "
+                "&& window.jupyterapp.shell.currentWidget.sessionContext.session "
+                "&& window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
+            )
+            page.wait_for_function(
+                "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'idle'"
+            )
             print("kernel ready; running all cells", flush=True)
             start = time.time()
             page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
@@ -121,11 +138,14 @@ def run(notebook: str, timeout: float) -> None:
                 "() => { const ps = [...document.querySelectorAll('.jp-InputPrompt')].map(e => e.textContent);"
                 " return ps.length > 0 && ps.every(t => !t.includes('*')) && ps.some(t => /\\[\\d+\\]/.test(t))"
                 " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'idle'; }",
-                polling=1000)
+                polling=1000,
+            )
             print(f"all cells ran in {time.time() - start:.0f} s", flush=True)
-            errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
-                                  ":has-text('Traceback'), .jp-RenderedText[data-mime-type="
-                                  "'application/vnd.jupyter.error']")
+            errors = page.locator(
+                ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+                ":has-text('Traceback'), .jp-RenderedText[data-mime-type="
+                "'application/vnd.jupyter.error']"
+            )
             if errors.count():
                 page.screenshot(path=str(OUT / "explore_error.png"), full_page=True)
                 sys.exit(f"a cell raised an error: {errors.first.inner_text()[:2000]}")
@@ -151,10 +171,13 @@ def run(notebook: str, timeout: float) -> None:
                     h.press("ArrowRight")
                 page.wait_for_timeout(1000)
                 try:
-                    page.wait_for_function("(b) => { const im = [...document.querySelectorAll("
-                                           f"'{FIGURE}')]; "
-                                           "return im.length && im[im.length - 1].src !== b; }", arg=before,
-                                           timeout=60_000)
+                    page.wait_for_function(
+                        "(b) => { const im = [...document.querySelectorAll("
+                        f"'{FIGURE}')]; "
+                        "return im.length && im[im.length - 1].src !== b; }",
+                        arg=before,
+                        timeout=60_000,
+                    )
                     moved = i
                     break
                 except Exception:  # this slider's range may be a single value: try the next one
@@ -162,8 +185,11 @@ def run(notebook: str, timeout: float) -> None:
             page.screenshot(path=str(OUT / "explore_after.png"), full_page=False)
             if moved is None:
                 sys.exit("moving the sliders did not change the explorer's figure")
-            print(f"slider {moved} moved: the figure changed; widgets rendered; screenshots in "
-                  f"{OUT.relative_to(ROOT)}/", flush=True)
+            print(
+                f"slider {moved} moved: the figure changed; widgets rendered; screenshots in "
+                f"{OUT.relative_to(ROOT)}/",
+                flush=True,
+            )
             browser.close()
     finally:
         os.killpg(lab.pid, signal.SIGTERM)  # JupyterLab and the kernels it started, only ours
@@ -176,8 +202,12 @@ def run(notebook: str, timeout: float) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--notebook", default="notebooks/explore.ipynb", help="path relative to the repository")
-    parser.add_argument("--timeout", type=float, default=900, help="seconds for any one wait (cells included)")
+    parser.add_argument(
+        "--notebook", default="notebooks/explore.ipynb", help="path relative to the repository"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=900, help="seconds for any one wait (cells included)"
+    )
     args = parser.parse_args(argv)
     run(args.notebook, args.timeout)
     return 0
