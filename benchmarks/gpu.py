@@ -24,7 +24,7 @@ device it prints:
      (10 clips x 3 crops), each with its median time, clips/s and peak memory
      (torch.cuda.max_memory_allocated) beside `cgm plan`'s traced estimate of the same pass.
      `--device cpu --tiny` runs the same code on the CPU at 8x32x32, width 1/8 (peak memory: the
-     bytes the step's tensors hold, `cgm.plan.TracedBytes`, plus weights and Adam's moments).
+     bytes the step's tensors hold, `cgm.memory.LiveTensorBytes`, plus weights and Adam's moments).
 The peak rate comes from a small table of dense bf16 tensor-core rates by device name, or from
 --peak-tflops.
 """
@@ -187,8 +187,8 @@ TINY = dict(width=0.125, clip_len=8, size=32)  # --tiny: the same code at a CPU'
 
 def _peak_bytes(device: str, fn, known) -> int:
     """Peak memory of `fn()`: the CUDA allocator's peak, or on the CPU the bytes held by the
-    tensors it allocates (`cgm.plan.TracedBytes`) plus those of `known` (weights, optimizer state)."""
-    from cgm.plan import TracedBytes
+    tensors it allocates (`cgm.memory.LiveTensorBytes`) plus those of `known` (weights, optimizer state)."""
+    from cgm.memory import LiveTensorBytes
 
     if device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -196,7 +196,7 @@ def _peak_bytes(device: str, fn, known) -> int:
         fn()
         torch.cuda.synchronize()
         return torch.cuda.max_memory_allocated()
-    with TracedBytes(known=known) as traced:
+    with LiveTensorBytes(known=known) as traced:
         fn()
     return traced.peak + sum(t.untyped_storage().nbytes() for t in {id(t): t for t in known}.values())
 

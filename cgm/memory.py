@@ -23,6 +23,7 @@ import warnings
 import weakref
 
 import torch
+from torch._subclasses.fake_tensor import FakeTensor
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
@@ -31,32 +32,51 @@ CPU_BUDGET_GIB = 2.0
 CUDA_FREE_FRACTION = 0.7  # of the free memory: room for fragmentation and the decoder's pinned copies
 
 
+def _no_data(t: torch.Tensor) -> bool:
+    """A tensor that has a shape but no memory: on the meta device, or a FakeTensor."""
+    return t.device.type == "meta" or isinstance(t, FakeTensor)
+
+
 class LiveTensorBytes(TorchDispatchMode):
     """Within the block: `peak`, the largest number of bytes held at once by tensor storages that
-    operators allocated in the block (views and in-place results count once; storages that
-    existed before the block, such as weights and inputs, do not count), and `live`, what is held
-    at the end. Frees are seen through weak references to the storages."""
+    operators allocated in the block, and `live`, what is held at the end. Storages that existed
+    before the block (weights, inputs, the `known` tensors), views and in-place results count once
+    or not at all; `exclude(t)` moves a tensor's storage out of the count (a parameter's gradient,
+    once accumulated, is optimizer state, counted apart by `cgm.plan`). Frees are seen through weak
+    references to the storages. Meta and FakeTensor storages count their size, so the same mode
+    traces a pass without data; `.item()` of such a tensor answers 0.0 (a trace only reaches it
+    for logged metrics)."""
 
-    def __init__(self):
+    def __init__(self, known=()):
         super().__init__()
         self.live = self.peak = 0
         self._held: dict[int, int] = {}  # id(storage) -> bytes
+        self._known = {id(t.untyped_storage()) for t in known}
 
     def _free(self, key: int, nbytes: int) -> None:
         if self._held.pop(key, None) is not None:
             self.live -= nbytes
 
+    def exclude(self, tensor: torch.Tensor) -> None:
+        key = id(tensor.untyped_storage())
+        nbytes = self._held.pop(key, None)
+        if nbytes is not None:
+            self.live -= nbytes
+        self._known.add(key)
+
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func is torch.ops.aten._local_scalar_dense.default and _no_data(args[0]):
+            return 0.0
         out = func(*args, **(kwargs or {}))
         given = {
             id(a.untyped_storage()) for a in tree_flatten((args, kwargs))[0] if isinstance(a, torch.Tensor)
         }
         for t in tree_flatten(out)[0]:
-            if not isinstance(t, torch.Tensor) or t.device.type == "meta":
+            if not isinstance(t, torch.Tensor):
                 continue
             storage = t.untyped_storage()
             key = id(storage)
-            if key in given or key in self._held:  # an alias of an input, or counted already
+            if key in given or key in self._held or key in self._known:  # an alias, or counted
                 continue
             nbytes = storage.nbytes()
             self._held[key] = nbytes

@@ -10,7 +10,7 @@
 
 Memory is traced, not guessed: one training step (forward, loss, backward) and one evaluation
 forward pass run on tensors that have shapes and no data (the meta device; for bf16/fp16 autocast,
-PyTorch's FakeTensor mode on the CPU, where autocast applies), and `TracedBytes` adds up the bytes
+PyTorch's FakeTensor mode on the CPU, where autocast applies), and `cgm.memory.LiveTensorBytes` adds up the bytes
 of every storage an operator allocates and subtracts it when it is freed: the peak is what the
 activations, the tensors saved for backward and the backward's gradients of activations hold at
 once. The convolutions and the warp trace their GPU paths (PyTorch's own convolutions, the warp's
@@ -27,19 +27,17 @@ import contextlib
 import json
 import math
 import shlex
-import weakref
 from dataclasses import dataclass, field
 
 import torch
-from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
-from torch.utils._python_dispatch import TorchDispatchMode
+from torch._subclasses.fake_tensor import FakeTensorMode
 
 from cgm import cache
 from cgm import experiments as ex
 from cgm.cache import _forward_gmac
 from cgm.experiments.runs import data_roots
 from cgm.fastconv import use_conv_backend
-from cgm.memory import CUDA_FREE_FRACTION
+from cgm.memory import CUDA_FREE_FRACTION, LiveTensorBytes
 from cgm.network import CGMNet
 from cgm.overrides import format_overrides
 from cgm.train import stage_loss
@@ -88,55 +86,6 @@ NOTEBOOKS = {
 # --------------------------------------------------------------------------- tracing
 
 
-def _no_data(t: torch.Tensor) -> bool:
-
-    return t.device.type == "meta" or isinstance(t, FakeTensor)
-
-
-class TracedBytes(TorchDispatchMode):
-    """Within the block: `peak`, the most bytes held at once by storages that operators allocated
-    in the block. Storages of `known` tensors (weights, inputs) and of views and in-place results
-    count once or not at all; `exclude(t)` moves a tensor's storage out of the count (a parameter's
-    gradient, once accumulated, is optimizer state, counted apart). Frees are seen through weak
-    references to the storages. `.item()` of a tensor without data (meta, FakeTensor) answers
-    0.0: a trace only reaches it for logged metrics."""
-
-    def __init__(self, known=()):
-        super().__init__()
-        self.live = self.peak = 0
-        self._held: dict[int, int] = {}
-        self._known = {id(t.untyped_storage()) for t in known}
-
-    def _free(self, key: int, nbytes: int) -> None:
-        if self._held.pop(key, None) is not None:
-            self.live -= nbytes
-
-    def exclude(self, tensor: torch.Tensor) -> None:
-        key = id(tensor.untyped_storage())
-        nbytes = self._held.pop(key, None)
-        if nbytes is not None:
-            self.live -= nbytes
-        self._known.add(key)
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func is torch.ops.aten._local_scalar_dense.default and _no_data(args[0]):
-            return 0.0
-        out = func(*args, **(kwargs or {}))
-        for t in out if isinstance(out, (tuple, list)) else (out,):
-            if not isinstance(t, torch.Tensor):
-                continue
-            storage = t.untyped_storage()
-            key = id(storage)
-            if key in self._held or key in self._known:
-                continue
-            nbytes = storage.nbytes()
-            self._held[key] = nbytes
-            self.live += nbytes
-            self.peak = max(self.peak, self.live)
-            weakref.finalize(storage, self._free, key, nbytes)
-        return out
-
-
 @contextlib.contextmanager
 def _gpu_paths():
     """The convolution and warp code paths a CUDA device runs (the CPU has faster ones of its own)."""
@@ -166,7 +115,7 @@ def trace_bytes(cfg: ex.ExperimentConfig, *, train: bool, clips: int = 1, device
         clip = torch.rand(clips, 3, m.clip_len + 1, m.size, m.size) * 2 - 1
         labels = torch.zeros(clips, dtype=torch.long)
     params = list(model.parameters())
-    traced = TracedBytes(known=[*params, *model.buffers(), clip, labels])
+    traced = LiveTensorBytes(known=[*params, *model.buffers(), clip, labels])
     hooks = [p.register_post_accumulate_grad_hook(lambda p: traced.exclude(p.grad)) for p in params]
     try:
         with _gpu_paths(), place:

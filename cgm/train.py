@@ -45,11 +45,10 @@ AMP_MODES = ("none", "bf16", "fp16")
 STAGE_LAMBDAS = {"selfsup": (1.0, 0.0), "multitask": (1.0, 10.0), "supervised": (0.0, 1.0)}
 CHECKPOINT = "checkpoint.pt"
 METRICS_CSV = "metrics.csv"
-# Fields that may differ between a run and its resumption (they do not change the trajectory).
-RESUMABLE_CHANGES = {
-    "steps",
-    "epochs",
-    "device",
+# Fields that change how a run is computed, not what it computes: left out of the run's hash
+# (cgm.experiments.config) and free to change when a run resumes.
+UNHASHED_FIELDS = (
+    "accumulate",
     "num_workers",
     "log_every",
     "checkpoint_every",
@@ -57,8 +56,9 @@ RESUMABLE_CHANGES = {
     "eval_every",
     "progress",
     "tensorboard",
-    "accumulate",
-}
+)
+# Fields that may differ between a run and its resumption (they do not change the trajectory).
+RESUMABLE_CHANGES = {"steps", "epochs", "device", *UNHASHED_FIELDS}
 
 
 # --------------------------------------------------------------------------- configuration

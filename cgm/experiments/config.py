@@ -21,19 +21,10 @@ from typing import Any
 from cgm.data.registry import DATASETS, SPLITS
 from cgm.network import CGMConfig
 from cgm.protocols import PIPELINES
-from cgm.train import TrainConfig, config_dict
+from cgm.train import UNHASHED_FIELDS, TrainConfig, config_dict
 
 # TrainConfig fields that do not change what a run computes: left out of the hash.
-UNHASHED_TRAIN = (
-    "accumulate",
-    "num_workers",
-    "log_every",
-    "checkpoint_every",
-    "checkpoint_minutes",
-    "eval_every",
-    "progress",
-    "tensorboard",
-)
+UNHASHED_TRAIN = UNHASHED_FIELDS
 # EvalSpec fields that do not change what a run measures (the evaluation batch: clips per forward
 # pass), hashed at a fixed value, the one every run cached before they left the hash was written
 # with: any value gives the same hash, and those runs keep theirs.
