@@ -1,10 +1,10 @@
-"""Screen options for motion maps that are motion: fine-tune (or train) the laptop `table1/cgm`
-with config changes and score it on held-out footage (ℓ1, as Table 1), on ground-truth motion (EPE:
+"""Screen options for motion maps that are motion: fine-tune (or train) the laptop matching-cue
+model (`table1/cgm_matching`, which the laptop `table1/cgm` fine-tunes) with config changes and score it on held-out footage (ℓ1, as Table 1), on ground-truth motion (EPE:
 Middlebury Motorcycle, SynthMotion, and the `knownmotion` set where the registry has it) and on
 1-step prediction (PSNR against repeat-last).
 
     python scripts/motion_options.py --out /tmp/runs/smooth --steps 300 \
-        --init results/runs/table1/cgm/<hash>/checkpoint.pt --set train.smoothness=0.02
+        --init results/runs/table1/cgm_matching/<hash>/checkpoint.pt --set train.smoothness=0.02
     python scripts/motion_options.py --score results/runs/table1/cgm/<hash>/checkpoint.pt
 
 `--set` takes `train.<field>=value` (TrainConfig) or `model.<field>=value` (CGMConfig); values are
@@ -36,8 +36,9 @@ KNOWN_KW = {"knownmotion": {}, "synthmotion": {"speed": 2.0, "camera": 1.0}}
 
 
 def configure(sets: list[str], steps: int | None, lr: float | None):
-    """The laptop `table1/cgm` config with `sets` applied (and the run's length and lr)."""
-    cfg = resolve("table1/cgm", "laptop")
+    """The laptop `table1/cgm_matching` config (the 3x3 matching-cue model that `table1/cgm`
+    fine-tunes) with `sets` applied (and the run's length and lr)."""
+    cfg = resolve("table1/cgm_matching", "laptop")
     model, train = {}, {}
     for item in sets:
         key, _, value = item.partition("=")
@@ -131,7 +132,7 @@ def main() -> None:
     ap.add_argument("--references", action="store_true", help="only score copy and TV-L1")
     args = ap.parse_args()
     if args.references:
-        cfg = resolve("table1/cgm", "laptop").model
+        cfg = resolve("table1/cgm_matching", "laptop").model
         print(json.dumps(references(cfg.clip_len, cfg.size), indent=1))
         return
     if args.score is not None:
