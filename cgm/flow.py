@@ -34,7 +34,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from cgm import baselines
+from cgm import baselines, checkpoints
 from cgm import experiments as ex
 from cgm.experiments import runs  # runs.find_cached looked up on use (tests replace it)
 from cgm.network import CGMConfig, CGMNet
@@ -82,8 +82,8 @@ def load_model(
     path = Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"--checkpoint {path} does not exist")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    config = state.get("model_config") if isinstance(state, dict) else None
+    state = checkpoints.load(path)  # weights_only; a CheckpointError names what is wrong with the file
+    config = state.get("model_config")
     cfg = CGMConfig.from_dict(config) if config else ex.resolve(experiment, profile).model
     model = CGMNet(cfg)
     loaded, skipped = ex.init_from_checkpoint(model, path)
