@@ -94,6 +94,17 @@ def test_bad_options_are_one_line_errors_naming_the_option(video, tmp_path, caps
     assert not (tmp_path / "flow").exists()  # checked before any work
 
 
+@pytest.mark.parametrize("content, says", [(b"", "is empty"), (b"not a checkpoint", "cannot be read")])
+def test_a_bad_checkpoint_is_a_one_line_error(video, tmp_path, capsys, content, says):
+    from cgm.__main__ import main
+
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(content)
+    assert main(["flow", str(video), "--out", str(tmp_path / "out"), "--checkpoint", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and says in err and str(bad) in err and "\n" not in err
+
+
 def test_compare_takes_only_known_methods(video, tmp_path):
     from cgm.__main__ import main
 
