@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from cgm import notebook
 from cgm.paper import PAPER_DATA
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -209,24 +210,13 @@ class ParameterInspectionNoise(logging.Filter):
         return not record.getMessage().startswith("Unable to parse line")
 
 
-def same_picture(a: bytes, b: bytes, *, levels: int = 1) -> bool:
-    """Whether two PNGs show the same picture up to `levels` of 255 in any pixel and channel."""
-    import io
-
-    import numpy as np
-    from PIL import Image
-
-    x, y = (np.asarray(Image.open(io.BytesIO(v)).convert("RGBA"), dtype=np.int16) for v in (a, b))
-    return x.shape == y.shape and int(np.abs(x - y).max(initial=0)) <= levels
-
-
 def keep_same_pictures(before: dict[Path, bytes]) -> list[Path]:
     """Put back each figure a run rewrote with the same picture (`same_picture`): a model's float
     output differs in its last bits between CPUs, which moves a few pixels by one colour level,
     and the committed file should then stay as it is. Returns the figures put back."""
     kept = []
     for path, old in before.items():
-        if path.is_file() and (new := path.read_bytes()) != old and same_picture(old, new):
+        if path.is_file() and (new := path.read_bytes()) != old and notebook.same_picture(old, new):
             path.write_bytes(old)
             kept.append(path)
     return kept

@@ -4,7 +4,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from cgm import reproduce
+from cgm import notebook, reproduce
 
 
 def _notebook(tmp_path, source, tags=("parameters",)):
@@ -161,4 +161,24 @@ def test_a_redrawn_figure_with_the_same_picture_keeps_its_bytes(tmp_path):
     assert _png(shifted) != old
     kept = reproduce.keep_same_pictures({same: old, other: old})
     assert kept == [same] and same.read_bytes() == old and other.read_bytes() != old
-    assert not reproduce.same_picture(old, _png(base[:4]))  # another size is another picture
+    assert not notebook.same_picture(old, _png(base[:4]))  # another size is another picture
+
+
+def test_save_figure_leaves_a_file_showing_the_same_picture(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(2, 2))
+    ax.plot([0, 1], [0, 1])
+    path = notebook.save_figure(fig, tmp_path / "f.png", dpi=50)
+    first = path.read_bytes()
+    path.write_bytes(first + b"")  # the committed bytes
+    stamp = path.stat().st_mtime_ns
+    notebook.save_figure(fig, path, dpi=50)
+    assert path.stat().st_mtime_ns == stamp  # the same picture: not rewritten
+    ax.plot([0, 1], [1, 0])
+    notebook.save_figure(fig, path, dpi=50)
+    assert path.read_bytes() != first  # another picture: written
+    plt.close(fig)
