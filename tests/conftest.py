@@ -6,6 +6,8 @@ pixel per frame (real motion for flow-style checks).
 """
 
 import os
+import socket
+import sys
 
 import av
 import cv2
@@ -35,6 +37,15 @@ def frame_index_of(frame: np.ndarray) -> int:
     width = frame.shape[1]
     level = float(np.asarray(frame)[:, : width // 4].mean())
     return int(round((level - 16) / LEVEL_STEP))
+
+
+def torchrun_command(nproc: int = 2) -> list[str]:
+    """`torchrun --nproc_per_node N` on loopback with a free port; append the script or `-m ...`."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
+            "--master_addr", "127.0.0.1", "--master_port", str(port)]  # fmt: skip
 
 
 def write_video(

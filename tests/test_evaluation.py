@@ -3,14 +3,13 @@ of views, the measured bytes per clip, DataLoader workers, and 2 gloo ranks equa
 
 import json
 import os
-import socket
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import torchrun_command
 
 from cgm.memory import GIB, LiveTensorBytes, clips_per_forward, forward_bytes, forward_peak_bytes
 from cgm.metrics import average_views, topk_accuracy
@@ -138,13 +137,6 @@ DDP_EVAL = textwrap.dedent("""
 """)
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.mark.slow
 @pytest.mark.slow
 def test_two_gloo_ranks_evaluate_like_one_process(tmp_path, tmp_path_factory, seeded_one_thread):
     """7 videos of 3 views and 5 motion clips split over 2 ranks in blocks of one batch: the
@@ -153,8 +145,7 @@ def test_two_gloo_ranks_evaluate_like_one_process(tmp_path, tmp_path_factory, se
 
     script = tmp_path / "ddp_eval.py"
     script.write_text(DDP_EVAL.format(tests=str(ROOT / "tests"), res=str(tmp_path / "res.json")))
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
-    command += ["--master_addr", "127.0.0.1", "--master_port", str(free_port()), str(script)]
+    command = [*torchrun_command(2), str(script)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # else each rank compiles torch's modules again
     env["PYTHONPYCACHEPREFIX"] = str(tmp_path_factory.getbasetemp() / "pycache")

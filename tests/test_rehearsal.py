@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import resource
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from conftest import torchrun_command
 
 from cgm.data.datasets import UCF101_CLASSES
 from cgm.data.footage import FOOTAGE_DIR
@@ -170,12 +170,6 @@ def cli(*args: str) -> list[str]:
     return [*args, "--experiment", CHAIN, "--profile", "paper", "--device", "cpu", *sets, "--json"]
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def run_cli(command: list[str], env: dict, timeout: int = 600) -> subprocess.CompletedProcess:
     done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, f"{' '.join(command)}\n{done.stderr[-4000:]}"
@@ -258,15 +252,6 @@ def test_the_paper_chain_rehearsed_in_one_process_on_two_ranks_and_in_its_notebo
     base.pop("PYTHONDONTWRITEBYTECODE", None)
     base["PYTHONPYCACHEPREFIX"] = str(tmp_path_factory.getbasetemp() / "pycache")
     one, two = tmp_path / "runs-one", tmp_path / "runs-two"
-    torchrun = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_addr",
-        "127.0.0.1",
-    ]
 
     # 1. The chain in one process: three runs trained and evaluated, the result printed once.
     done = run_cli(cli(sys.executable, "-m", "cgm", "run"), {**base, "CGM_RUNS_DIR": str(one)})
@@ -279,7 +264,7 @@ def test_the_paper_chain_rehearsed_in_one_process_on_two_ranks_and_in_its_notebo
     # 2. The same chain on 2 gloo ranks: the same runs (hashes), the result and warnings once. Its
     # numbers differ from one process's: BatchNorm normalises each rank's half of the batch.
     done = run_cli(
-        cli(*torchrun, "--master_port", str(free_port()), "-m", "cgm", "run"),
+        cli(*torchrun_command(2), "-m", "cgm", "run"),
         {**base, "CGM_RUNS_DIR": str(two)},
     )
     printed = json.loads(done.stdout)  # one JSON document: rank 1 printed nothing
@@ -295,7 +280,7 @@ def test_the_paper_chain_rehearsed_in_one_process_on_two_ranks_and_in_its_notebo
     # scores its share of the videos, rank 0 prints the gathered metrics) and in one process gives
     # the same 30-view top-k per pipeline (motion ℓ1 alike: tests/test_evaluation.py).
     run = next(two.glob(f"{CHAIN}/*/result.json")).parent
-    command = cli(*torchrun, "--master_port", str(free_port()), "-m", "cgm", "eval")
+    command = cli(*torchrun_command(2), "-m", "cgm", "eval")
     done = run_cli([*command, "--checkpoint", str(run / "checkpoint.pt")], base)
     assert json.loads(done.stdout)["metrics"] == evaluate_in_one_process(run)
     assert "ucf_flow/l1_hr" in ranks["pretrain/rx3d101"]["metrics"]

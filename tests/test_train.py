@@ -5,9 +5,7 @@ these tests fast and exact; the real CGM-Net is exercised by the learning test a
 """
 
 import os
-import socket
 import subprocess
-import sys
 import textwrap
 import warnings
 from dataclasses import dataclass
@@ -17,7 +15,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from conftest import write_frame_folder
+from conftest import torchrun_command, write_frame_folder
 
 from cgm import train as T
 from cgm.data.datasets import VideoFolder
@@ -303,12 +301,6 @@ DDP_SCRIPT = textwrap.dedent("""
 """)
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_ddp_two_processes_match_one(tmp_path):
     import json
@@ -321,18 +313,7 @@ def test_ddp_two_processes_match_one(tmp_path):
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "2",
-            "--master_addr",
-            "127.0.0.1",
-            "--master_port",
-            str(free_port()),
-            str(script),
-        ],
+        [*torchrun_command(2), str(script)],
         check=True,
         env=env,
         cwd=ROOT,
