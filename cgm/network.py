@@ -35,8 +35,10 @@ from cgm.upsample import (
     CGMUL,
     BilinearMotionUpsampler,
     NearestMotionUpsampler,
+    flow_kernel,
     lr_flow_prior,
     matching_cost,
+    matching_flow,
 )
 from cgm.warp import softmax_filters
 
@@ -73,7 +75,7 @@ ADDED_FIELDS = {
     "last_cue": "self",
     "cost_patch": 3,
 }
-HR_PRIORS = ("none", "lr_flow", "cost", "cost_local")
+HR_PRIORS = ("none", "lr_flow", "cost", "cost_local", "cue_flow")
 # hr_prior="cost": the start of the learned inverse temperature of the matching cost (1 / 0.01;
 # frames in [-1, 1]), the best of 0.003-0.03 at 64 px after 0.003 (docs/training.md).
 COST_PRIOR_INIT = 100.0
@@ -81,6 +83,11 @@ COST_PRIOR_INIT = 100.0
 # it, "cost_local"'s per-pixel offset can grow until exp overflows float32 (at 88) and inf times a
 # zero cost is NaN: the laptop run did, at step 824 (an offset of 279 on flat pixels).
 COST_LOG_SCALE_MAX = 15.0
+# hr_prior="cue_flow": the floor under the matching flow's bilinear kernel before its log. Its
+# mass spreads evenly over the taps and pulls the maps' mean towards the centre: 81 x 1e-4 is 0.8%
+# of a 9x9 map (0.02 px off a 2 px motion; 0.01 would be 45%). A tap off the kernel starts at
+# log(1e-4) = -9.2, which CGMUL's logits can overturn.
+CUE_FLOOR = 1e-4
 CONTEXT_INPUTS = ("frame", "pair")
 # What the last frame's matching cost is (hr_prior "cost"/"cost_local"; the last frame has no
 # successor in the clip): "self" matches it with itself (a copy prior: predicting the unseen frame
@@ -122,8 +129,11 @@ class CGMConfig:
     `hr_prior` added to CGMUL's raw HR logits before the softmax: "lr_flow" (the LR map's flow as a
     bilinear shift), "cost" (minus a learned inverse temperature times `upsample.matching_cost` of
     frame t+1 in frame t: the HR maps start as soft block matching) or "cost_local" (the same with
-    the temperature also scaled per pixel by exp of one more map that CGMUL makes, starting at 1);
-    `last_cue` (LAST_CUES) is the cost the last frame, which has no successor, gets; `cost_patch`
+    the temperature also scaled per pixel by exp of one more map that CGMUL makes, starting at 1)
+    or "cue_flow" (the sub-pixel block-matching flow `upsample.matching_flow` as a bilinear kernel,
+    log(kernel + CUE_FLOOR), added to CGMUL's HR logits and, averaged to the LR grid, to M_LR's:
+    both levels start as the motion and learn a correction);
+    `last_cue` (LAST_CUES) is the cue the last frame, which has no successor, gets; `cost_patch`
     the box (px) the matching cost is averaged over (`upsample.COST_PATCH` = 3 by default; larger
     boxes trade ℓ1 for smoother motion, docs/training.md).
     """
@@ -486,17 +496,27 @@ class CGMNet(nn.Module):
         if clip.shape[3] % cfg.scale or clip.shape[4] % cfg.scale:
             raise ValueError(f"H and W must be divisible by scale={cfg.scale}, got {tuple(clip.shape[3:])}")
 
-    def _cost(self, frames: torch.Tensor, successors: torch.Tensor) -> torch.Tensor:
-        """`matching_cost` of each frame's successor in it, (B*T, k^^2, H, W); frames and
-        successors (B, T, 3, H, W). With last_cue="previous" the last frame (its successor is
-        itself) takes the cost of the pair before it instead."""
-        k_hr, patch = self.cfg.k_hr, self.cfg.cost_patch
+    def _per_pair(self, cue, frames: torch.Tensor, successors: torch.Tensor) -> torch.Tensor:
+        """`cue(frame, successor)` of every frame, (B*T, ...); frames and successors (B, T, 3, H, W).
+        With last_cue="previous" the last frame (its successor is itself) takes the cue of the
+        pair before it instead."""
         if self.cfg.last_cue == "self" or frames.shape[1] < 2:
-            return matching_cost(frames.flatten(0, 1), successors.flatten(0, 1), k_hr, patch)
+            return cue(frames.flatten(0, 1), successors.flatten(0, 1))
         b, t = frames.shape[:2]
-        pairs = matching_cost(frames[:, :-1].flatten(0, 1), successors[:, :-1].flatten(0, 1), k_hr, patch)
-        pairs = pairs.view(b, t - 1, *pairs.shape[1:])  # (B, T-1, k^^2, H, W)
-        return torch.cat([pairs, pairs[:, -1:]], dim=1).flatten(0, 1)  # (B*T, k^^2, H, W)
+        pairs = cue(frames[:, :-1].flatten(0, 1), successors[:, :-1].flatten(0, 1))
+        pairs = pairs.view(b, t - 1, *pairs.shape[1:])  # (B, T-1, ...)
+        return torch.cat([pairs, pairs[:, -1:]], dim=1).flatten(0, 1)  # (B*T, ...)
+
+    def _cost(self, frames: torch.Tensor, successors: torch.Tensor) -> torch.Tensor:
+        """`matching_cost` of each frame's successor in it (last_cue applied), (B*T, k^^2, H, W)."""
+        k_hr, patch = self.cfg.k_hr, self.cfg.cost_patch
+        return self._per_pair(lambda a, b: matching_cost(a, b, k_hr, patch), frames, successors)
+
+    def _cue_flow(self, clip: torch.Tensor) -> torch.Tensor:
+        """`matching_flow` of each frame's successor in it (last_cue applied), (B*T, 2, H, W)."""
+        frames = clip.transpose(1, 2).float()  # (B, T, 3, H, W)
+        successors = torch.cat([frames[:, 1:], frames[:, -1:]], dim=1)  # (B, T, 3, H, W)
+        return self._per_pair(lambda a, b: matching_flow(a, b, self.cfg.k_hr), frames, successors)
 
     def forward(self, clip: torch.Tensor) -> CGMOutput:
         self._check_clip(clip)
@@ -506,7 +526,12 @@ class CGMNet(nn.Module):
         f_v = self.encoder(clip)  # (B, C_v, t', h', w')
         f_lr = self.decoder(f_v, (t,) + lr_grid)  # (B, C, T, h, w)
         f_lr = f_lr.transpose(1, 2).flatten(0, 1)  # (B*T, C, h, w)
-        m_lr = normalize_filters(self.lr_motion(f_lr), cfg.filter_norm)  # (B*T, k^2, h, w)
+        lr_logits = self.lr_motion(f_lr)  # (B*T, k^2, h, w)
+        if cfg.hr_prior == "cue_flow":  # both levels start from the matching flow (coarse to fine)
+            cue = self._cue_flow(clip)  # (B*T, 2, H, W) in HR px
+            lr_cue = F.avg_pool2d(cue, cfg.scale) / cfg.scale  # (B*T, 2, h, w) in LR px
+            lr_logits = lr_logits + torch.log(flow_kernel(lr_cue, cfg.k_lr) + CUE_FLOOR)
+        m_lr = normalize_filters(lr_logits, cfg.filter_norm)  # (B*T, k^2, h, w)
         if self.context is not None:
             frames = clip.transpose(1, 2)  # (B, T, 3, H, W)
             # frame t+1 of each frame t; the last frame has no successor in the clip: itself
@@ -519,6 +544,8 @@ class CGMNet(nn.Module):
             m_hr = self.upsampler(f_context, m_lr, self.motion_features(f_lr))
             if cfg.hr_prior == "lr_flow":  # start from the LR motion as a sub-pixel shift
                 m_hr = m_hr + lr_flow_prior(m_lr, cfg.scale, cfg.k_hr)
+            elif cfg.hr_prior == "cue_flow":  # the matching flow as a bilinear kernel, CGMUL corrects
+                m_hr = m_hr + torch.log(flow_kernel(cue, cfg.k_hr) + CUE_FLOOR)
             elif cfg.hr_prior in ("cost", "cost_local"):  # soft block matching of t+1 in t, learned tau
                 log_scale = self.cost_scale
                 if cfg.hr_prior == "cost_local":  # CGMUL's extra map: where to sharpen or soften
