@@ -228,8 +228,10 @@ def box_mean(x: torch.Tensor, patch: int) -> torch.Tensor:
 # The matching flow (`hr_prior="cue_flow"`): the matching cost of 1 px averaged over boxes of
 # 3, 7 and 15 px (a cross-scale aggregation: small boxes keep motion edges, large ones carry flat
 # regions), its best tap refined to sub-pixel by an equiangular (V) fit per axis, then a 5x5
-# median. Measured against 1-box costs, parabola fits, 3x3 medians and Lucas-Kanade refinement on
-# `knownmotion` and Middlebury Motorcycle (docs/decisions/016-the-matching-flow-cue.md).
+# median; where the same estimate at half resolution (twice the reach) says the motion leaves the
+# k x k window, that coarse flow is taken instead. Measured against 1-box costs, parabola fits,
+# 3x3 medians, Lucas-Kanade refinement and other coarse thresholds on `knownmotion` and
+# Middlebury Motorcycle (docs/decisions/016-the-matching-flow-cue.md).
 CUE_PATCHES = (3, 7, 15)
 CUE_MEDIAN = 5
 
@@ -259,12 +261,26 @@ def matching_flow(
     *,
     patches: tuple[int, ...] = CUE_PATCHES,
     median: int = CUE_MEDIAN,
+    coarse: bool = True,
 ) -> torch.Tensor:
     """The flow that block matching of `nxt` in `prev` reads, to sub-pixel: per pixel, the tap of
     the k x k window with the lowest matching cost averaged over `patches`-px boxes, moved by the
-    equiangular fit of its neighbours' costs, then a `median` x `median` median filter. Flow
-    (N, 2, H, W), x first, in Eq. 1's convention (content at p in `nxt` came from p - flow in
-    `prev`), within ±(k // 2 + 0.5) px. No gradient: a parameter-free cue."""
+    equiangular fit of its neighbours' costs, then a `median` x `median` median filter. With
+    `coarse`, pixels where the same estimate on 2x-downsampled frames exceeds the window (k // 2
+    px) take that coarse flow (coarse to fine: up to twice the reach). Flow (N, 2, H, W), x first,
+    in Eq. 1's convention (content at p in `nxt` came from p - flow in `prev`); a k x k map holds
+    it only within ±(k // 2) (`flow_kernel` clamps). No gradient: a parameter-free cue."""
+    flow = _window_flow(prev, nxt, k, patches, median)  # (N, 2, H, W)
+    h, w = prev.shape[-2:]
+    if coarse and min(h, w) >= 2 * k:
+        small = _window_flow(F.avg_pool2d(prev, 2), F.avg_pool2d(nxt, 2), k, patches, median)
+        wide = 2 * F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)  # (N, 2, H, W)
+        flow = torch.where(wide.abs().amax(dim=1, keepdim=True) > k // 2, wide, flow)
+    return flow
+
+
+def _window_flow(prev, nxt, k: int, patches: tuple[int, ...], median: int) -> torch.Tensor:
+    """`matching_flow` within the k x k window (no coarse level), (N, 2, H, W)."""
     cost_1px = matching_cost(prev, nxt, k, patch=1)  # (N, k*k, H, W)
     cost = sum(box_mean(cost_1px, p) for p in patches) / len(patches)  # (N, k*k, H, W)
     n, _, h, w = cost.shape

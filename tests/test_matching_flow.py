@@ -63,10 +63,20 @@ def test_matching_flow_reads_a_sub_pixel_shift_to_a_fifth_of_a_pixel(dx, dy):
 
 def test_a_shift_at_the_window_edge_reads_at_or_beyond_the_edge():
     img = smooth_texture(1, 48, seed=3)
-    inner = matching_flow(img, shifted(img, 4.0, 0.0), 9)[..., 8:-8, 8:-8]
+    inner = matching_flow(img, shifted(img, 4.0, 0.0), 9, coarse=False)[..., 8:-8, 8:-8]
     # the edge tap has no outer neighbour: the fit cannot tell 4 from beyond and says up to 4.5
     assert inner[:, 0].min() >= 4.0 and inner[:, 0].max() <= 4.5
     assert inner[:, 1].abs().max() < 0.1
+
+
+def test_the_coarse_level_reads_a_shift_beyond_the_window():
+    img = smooth_texture(1, 64, seed=4)
+    moved = shifted(img, 6.0, -2.0)
+    inner = (slice(None), slice(None), slice(12, -12), slice(12, -12))
+    wide = matching_flow(img, moved, 9)[inner]
+    assert (wide - torch.tensor([6.0, -2.0]).view(1, 2, 1, 1)).norm(dim=1).mean() < 0.3
+    window = matching_flow(img, moved, 9, coarse=False)[inner]
+    assert window[:, 0].max() <= 4.5  # one level cannot see past its window
 
 
 def test_matching_flow_refuses_frames_of_two_shapes():
