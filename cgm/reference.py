@@ -5,6 +5,9 @@
   blends taps can go lower; a method that moves whole pixels cannot.
 - `block_matching_motion(k)`: soft block matching of frame t+1 in frame t over the k x k taps, no
   learning (the prior of CGM-Net's `hr_prior="cost"` before training).
+- `matching_flow_motion(k)`: the sub-pixel block-matching flow with a coarse level
+  (`cgm.upsample.matching_flow`) as a bilinear k x k map, no learning (the prior of CGM-Net's
+  `hr_prior="cue_flow"` before training).
 - `KernelPredictor`: a small 2D U-Net that sees frames t and t+1 (6 channels) and predicts a
   k x k softmax kernel per pixel, applied with Eq. 1. It has the same output and loss as CGM-Net's
   HR branch, without the video encoder, the LR decoder or CGMUL: a yardstick for what a budget buys.
@@ -23,7 +26,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from cgm.losses import photometric_loss
-from cgm.upsample import matching_cost
+from cgm.upsample import flow_kernel, matching_cost, matching_flow
 from cgm.warp import adaptive_warp, motion_to_flow, softmax_filters
 
 
@@ -78,6 +81,21 @@ def block_matching_motion(k: int, *, patch: int = 3, tau: float = 0.01):
     def motion(clip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         frames = clip.transpose(0, 1).float()  # (T, 3, H, W)
         maps = torch.softmax(-matching_cost(frames[:-1], frames[1:], k, patch) / tau, dim=1)
+        return adaptive_warp(frames[:-1], maps), motion_to_flow(maps)
+
+    return motion
+
+
+def matching_flow_motion(k: int):
+    """The matching flow as a `MotionFn`, no learning: `cgm.upsample.matching_flow` of frame t+1 in
+    frame t, as the bilinear k x k map that moves by it (`flow_kernel`, clamped to the window).
+    This is CGM-Net's `hr_prior="cue_flow"` with CGMUL adding nothing (and no floor): the line a
+    trained model with that prior has to improve on. Frames in [-1, 1]."""
+
+    @torch.no_grad()
+    def motion(clip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        frames = clip.transpose(0, 1).float()  # (T, 3, H, W)
+        maps = flow_kernel(matching_flow(frames[:-1], frames[1:], k), k)  # (T-1, k*k, H, W)
         return adaptive_warp(frames[:-1], maps), motion_to_flow(maps)
 
     return motion
