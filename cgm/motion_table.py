@@ -205,6 +205,9 @@ MEASURED, QUOTED = "measured", "quoted from the paper"
 # then what Table 1 adds: the method's key, where the line comes from, input size, cost, pairs.
 TABLE_COLUMNS = (*COLUMNS, "method", "source", "resolution", "sec_per_pair", "n")
 _OURS = "cgm"
+# The laptop's second CGM-Net, whose maps start from the matching flow (`table1/cgm_motion`):
+# scored beside `table1/cgm` where the two differ (the laptop profile), no paper row.
+OURS_MOTION = "cgm_cue_flow"
 _NO_MOTION = "no_motion"
 _PAPER_DATA = {"table1_motion": "UCF-Flow (paper)", "table1_prediction": "UCF-Pred (paper)"}
 _ORACLE = "tap_oracle"
@@ -219,6 +222,7 @@ _LABELS = {
     _BLOCK_MATCHING: "Soft block matching (3x3 patches, 9x9 taps; no learning)",
     _MATCHING_FLOW: "Matching flow (sub-pixel block matching, coarse level; no learning)",
     _OURS: "CGM-Net (ours)",
+    OURS_MOTION: "CGM-Net, maps from the matching flow (ours, table1/cgm_motion)",
     _NO_MOTION: "No motion (frame t as t+1)",
     _ORACLE: "Tap oracle (best single tap of 9x9; sees t+1's pixels)",
 }

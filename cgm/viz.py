@@ -203,6 +203,44 @@ def plot_motion_maps(frames, hr_maps, pixels, *, titles=None, max_mag: float | N
     return fig
 
 
+def plot_flow_comparison(frames, flows: dict, *, valid=None, titles=None, max_mag: float | None = None):
+    """One row per clip: the frame | each method's flow in the same colours and scale.
+
+    `frames`: list of (3, H, W); `flows`: {method label: list of (2, H, W)}, a "ground truth" entry
+    (if any) drawn first after the frame and every other method's panel titled with its EPE
+    against it on the `valid` (list of (H, W) bool) pixels. Returns the matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    if not frames or any(len(f) != len(frames) for f in flows.values()):
+        raise ValueError(f"need one flow per frame for every method, got {len(frames)} frames")
+    truth = flows.get("ground truth")
+    if max_mag is None:
+        max_mag = max(max(float(torch.as_tensor(f).norm(dim=0).max()) for f in fs) for fs in flows.values())
+        max_mag = max(max_mag, 1e-3)
+    cols = 1 + len(flows)
+    fig, axes = plt.subplots(len(frames), cols, figsize=(1.7 * cols, 1.8 * len(frames)), squeeze=False)
+    for row, frame in enumerate(frames):
+        axes[row, 0].imshow(frame_to_image(frame))
+        axes[row, 0].set_ylabel(titles[row] if titles else f"clip {row}", fontsize=7)
+        for col, (label, fs) in enumerate(flows.items(), start=1):
+            flow = torch.as_tensor(fs[row]).float()
+            axes[row, col].imshow(flow_to_rgb(flow, max_mag=max_mag))
+            text = label if row == 0 else ""
+            if truth is not None and label != "ground truth":
+                err = (flow - torch.as_tensor(truth[row]).float()).norm(dim=0)
+                mask = (
+                    torch.ones_like(err, dtype=torch.bool) if valid is None else torch.as_tensor(valid[row])
+                )
+                text = (text + "\n" if text else "") + f"EPE {err[mask].mean():.2f} px"
+            axes[row, col].set_title(text, fontsize=7)
+    axes[0, 0].set_title("frame", fontsize=7)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
 # ----------------------------------------------------------------------------- predictions (Fig. 5)
 
 

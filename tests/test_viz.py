@@ -160,3 +160,24 @@ def test_pick_pixels_largest_motion_apart_and_inside():
     assert len(pick_pixels(flow, 5, min_dist=4, margin=2)) == 5
     with pytest.raises(ValueError, match="flow"):
         pick_pixels(torch.zeros(3, 4, 4))
+
+
+def test_plot_flow_comparison_titles_each_method_with_its_epe_on_valid_pixels():
+    import matplotlib.pyplot as plt
+
+    from cgm import viz
+
+    frames = [torch.zeros(3, 8, 8), torch.zeros(3, 8, 8)]
+    truth = [torch.zeros(2, 8, 8), torch.ones(2, 8, 8)]
+    off = [t.clone() for t in truth]
+    off[0][0] += 3.0  # 3 px off in x everywhere on the first frame
+    off[1][0, :4] += 4.0  # 4 px off on the top half of the second, which is masked out
+    valid = [torch.ones(8, 8, dtype=torch.bool), torch.zeros(8, 8, dtype=torch.bool)]
+    valid[1][4:] = True
+    fig = viz.plot_flow_comparison(frames, {"ground truth": truth, "a method": off}, valid=valid)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[:3] == ["frame", "ground truth", "a method\nEPE 3.00 px"]
+    assert titles[5] == "EPE 0.00 px"  # the second row: only the unmasked half counts
+    with pytest.raises(ValueError, match="one flow per frame"):
+        viz.plot_flow_comparison(frames, {"a method": off[:1]})
+    plt.close(fig)
