@@ -209,13 +209,19 @@ def test_recipe_train_changes_apply_to_the_laptop_table1_run_only():
     assert ex.resolve("table6/cgmul", "laptop").train.amp == "none"
 
 
-def test_laptop_table1_cgm_fine_tunes_the_matching_cue_model():
+def test_laptop_table1_cgm_fine_tunes_the_matching_cue_model_and_cgm_motion_starts_from_the_flow():
     """The laptop table1/cgm starts from table1/cgm_matching (the committed 2,000-step matching-cue
-    run, its hash unchanged) with a 5x5 matching cost; smoke and paper profiles are one model."""
+    run, its hash unchanged) with a 5x5 matching cost; table1/cgm_motion starts both levels from
+    the matching flow; smoke and paper profiles are one model."""
     fine, base = ex.resolve("table1/cgm", "laptop"), ex.resolve("table1/cgm_matching", "laptop")
+    cue = ex.resolve("table1/cgm_motion", "laptop")
     assert fine.pretrain_from == "table1/cgm_matching" and base.pretrain_from is None
     assert (fine.model.cost_patch, base.model.cost_patch) == (5, 3)
     assert base.model.hr_prior == fine.model.hr_prior == "cost_local"
     assert base.train.steps == 2000 and fine.train.steps < base.train.steps
+    assert cue.model.hr_prior == "cue_flow" and cue.pretrain_from is None
+    assert cue.train.weighting == "uniform" and cue.model.last_cue == "previous"
+    assert ex.config_hash(base) == "ce3bdc6aa57d"
     for profile in ("smoke", "paper"):
-        assert ex.resolve("table1/cgm", profile) == ex.resolve("table1/cgm_matching", profile)
+        for name in ("table1/cgm", "table1/cgm_motion"):
+            assert ex.resolve(name, profile) == ex.resolve("table1/cgm_matching", profile)

@@ -224,10 +224,12 @@ def laptop(r: Recipe) -> ExperimentConfig:
     if model.get("upsampler", "cgmul") != "cgmul":  # no context extractor to feed
         model["context_input"] = "frame"
     mcfg = CGMConfig(**model)
-    # With the matching cue the HR maps start from block matching, not from a blur that collapses
+    # With a matching cue the HR maps start from block matching, not from a blur that collapses
     # to copying: the paper's uniform loss (Eq. 6) then does better than motion weighting, which
     # trades held-out ℓ1 for blur (docs/training.md, "A matching cue").
-    weighting = "uniform" if mcfg.hr_prior in ("cost", "cost_local") else LAPTOP_TRAIN["weighting"]
+    weighting = (
+        "uniform" if mcfg.hr_prior in ("cost", "cost_local", "cue_flow") else LAPTOP_TRAIN["weighting"]
+    )
     tcfg = TrainConfig(stage=r.stage, **{**LAPTOP_TRAIN, "weighting": weighting})
     ev = EvalSpec(batch_size=8, motion=LAPTOP_MOTION_EVAL if r.motion else {}, action={})
     return ExperimentConfig(

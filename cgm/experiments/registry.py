@@ -60,29 +60,30 @@ def _config(profile: str, **recipe) -> ExperimentConfig:
 # --------------------------------------------------------------------------- the entries
 
 
-# The laptop `table1/cgm` fine-tunes the matching-cue model (`table1/cgm_matching`, 2,000 steps) for
-# 400 steps with a 5x5 matching cost instead of 3x3: smoother HR motion at an ℓ1 still below TV-L1's
-# (docs/training.md, "Motion maps that are motion", where the regularisers tried are measured too).
-# {model: ..., train: ...} beyond `table1/cgm_matching`'s laptop config.
-LAPTOP_MOTION_FINE_TUNE = {"model": {"cost_patch": 5}, "train": {"steps": 400, "lr": 2e-4}}
+# The laptop Table 1 CGM-Nets, {model: ..., train: ...} beyond the shared laptop settings below:
+# - "matching" (`table1/cgm_matching`): CGMUL's HR filters start from soft block matching with a
+#   per-pixel learned temperature (hr_prior="cost_local"), 2,000 steps;
+# - "box5" (`table1/cgm`): "matching" fine-tuned 400 steps with a 5x5 matching box (ℓ1 at TV-L1's);
+# - "cue" (`table1/cgm_motion`): both levels start from the sub-pixel block-matching flow with a
+#   coarse level (hr_prior="cue_flow"), 1,500 steps (EPE nearer TV-L1's, ℓ1 above it).
+# Measured side by side in docs/training.md ("Motion maps that are motion").
+LAPTOP_TABLE1 = {
+    "matching": {"model": {"hr_prior": "cost_local"}, "train": {}},
+    "box5": {"model": {"hr_prior": "cost_local", "cost_patch": 5}, "train": {"steps": 400, "lr": 2e-4}},
+    "cue": {"model": {"hr_prior": "cue_flow"}, "train": {"steps": 1500}},
+}
 
 
-def _table1_cgm(p: str, *, fine_tune: bool) -> ExperimentConfig:
-    """`table1/cgm` in profile p; laptop: the matching-cue model, or (fine_tune) its fine-tuning
-    into motion maps that are motion. Smoke and paper: the paper's CGM-Net either way."""
+def _table1_cgm(p: str, variant: str) -> ExperimentConfig:
+    """`table1/cgm*` in profile p: a LAPTOP_TABLE1 variant on the laptop; smoke and paper: the
+    paper's CGM-Net whatever the variant."""
     laptop = p == "laptop"
-    # laptop: CGMUL's HR filters start from soft block matching with a per-pixel learned
-    # temperature (hr_prior="cost_local", a departure measured in docs/training.md); the
-    # last frame, which has no successor, reuses the previous pair's cost (last_cue=
-    # "previous": constant velocity, so the predicted frame T is not a copy of T-1).
-    # Table 6's laptop rows keep the paper's CGMUL.
-    model = {"hr_prior": "cost_local", "last_cue": "previous"} if laptop else {}
-    # laptop: bf16 autocast, 1.5-1.8x the float32 step on a CPU with AVX512-BF16, ℓ1 within
-    # noise (docs/performance.md, "bf16 autocast").
-    train = {"amp": "bf16"} if laptop else {}
-    if laptop and fine_tune:
-        model = {**model, **LAPTOP_MOTION_FINE_TUNE["model"]}
-        train = {**train, **LAPTOP_MOTION_FINE_TUNE["train"]}
+    # laptop: the last frame, which has no successor, reuses the previous pair's cue (last_cue=
+    # "previous": constant velocity, so the predicted frame T is not a copy of T-1); bf16
+    # autocast, 1.5-1.8x the float32 step on a CPU with AVX512-BF16, ℓ1 within noise
+    # (docs/performance.md, "bf16 autocast"). Table 6's laptop rows keep the paper's CGMUL.
+    model = {**LAPTOP_TABLE1[variant]["model"], "last_cue": "previous"} if laptop else {}
+    train = {**LAPTOP_TABLE1[variant]["train"], "amp": "bf16"} if laptop else {}
     return _config(
         p,
         stage="selfsup",
@@ -92,7 +93,7 @@ def _table1_cgm(p: str, *, fine_tune: bool) -> ExperimentConfig:
         smoke_motion=SMOKE_NATURAL_EVAL,
         model=model,
         train=train,
-        pretrain_from="table1/cgm_matching" if laptop and fine_tune else None,
+        pretrain_from="table1/cgm_matching" if laptop and variant == "box5" else None,
     )
 
 
@@ -102,14 +103,21 @@ def _define():
         "table1_motion",
         "Ours (CGM-Net)",
         "self-supervised CGM-Net (λ2 = 0) on UCF101; ℓ1 on UCF-Flow, PSNR/SSIM on UCF-Pred",
-        lambda p: _table1_cgm(p, fine_tune=True),
+        lambda p: _table1_cgm(p, "box5"),
     )
     _register(
         "table1/cgm_matching",
         "table1_motion",
         None,
         "laptop: the matching-cue CGM-Net that table1/cgm fine-tunes (smoke/paper: table1/cgm itself)",
-        lambda p: _table1_cgm(p, fine_tune=False),
+        lambda p: _table1_cgm(p, "matching"),
+    )
+    _register(
+        "table1/cgm_motion",
+        "table1_motion",
+        None,
+        "laptop: CGM-Net whose maps start from the matching flow (smoke/paper: table1/cgm)",
+        lambda p: _table1_cgm(p, "cue"),
     )
     for up in ("nearest", "bilinear", "cgmul"):
         _register(
