@@ -74,6 +74,7 @@ ADDED_FIELDS = {
     "context_input": "frame",
     "last_cue": "self",
     "cost_patch": 3,
+    "cue_coarse": True,
 }
 HR_PRIORS = ("none", "lr_flow", "cost", "cost_local", "cue_flow")
 # hr_prior="cost": the start of the learned inverse temperature of the matching cost (1 / 0.01;
@@ -132,7 +133,8 @@ class CGMConfig:
     the temperature also scaled per pixel by exp of one more map that CGMUL makes, starting at 1)
     or "cue_flow" (the sub-pixel block-matching flow `upsample.matching_flow` as a bilinear kernel,
     log(kernel + CUE_FLOOR), added to CGMUL's HR logits and, averaged to the LR grid, to M_LR's:
-    both levels start as the motion and learn a correction);
+    both levels start as the motion and learn a correction; `cue_coarse` says whether that flow uses
+    its half-resolution level, which helps a 9x9 window and hurts a 17x17 one, docs/training.md);
     `last_cue` (LAST_CUES) is the cue the last frame, which has no successor, gets; `cost_patch`
     the box (px) the matching cost is averaged over (`upsample.COST_PATCH` = 3 by default; larger
     boxes trade ℓ1 for smoother motion, docs/training.md).
@@ -160,6 +162,7 @@ class CGMConfig:
     hr_prior: str = "none"
     last_cue: str = "self"
     cost_patch: int = 3
+    cue_coarse: bool = True
     context_input: str = "frame"
     padding: str = "border"
     dropout: float = 0.5
@@ -185,6 +188,7 @@ class CGMConfig:
             isinstance(self.cost_patch, int) and self.cost_patch >= 1 and self.cost_patch % 2 == 1,
             f"cost_patch must be a positive odd box size (px), got {self.cost_patch!r}",
         )
+        need(isinstance(self.cue_coarse, bool), f"cue_coarse must be True or False, got {self.cue_coarse!r}")
         need(
             self.hr_prior == "none" or (self.upsampler == "cgmul" and self.filter_norm == "softmax"),
             f"hr_prior={self.hr_prior!r} is a log-prior added to CGMUL's output before the softmax: it "
@@ -516,7 +520,8 @@ class CGMNet(nn.Module):
         """`matching_flow` of each frame's successor in it (last_cue applied), (B*T, 2, H, W)."""
         frames = clip.transpose(1, 2).float()  # (B, T, 3, H, W)
         successors = torch.cat([frames[:, 1:], frames[:, -1:]], dim=1)  # (B, T, 3, H, W)
-        return self._per_pair(lambda a, b: matching_flow(a, b, self.cfg.k_hr), frames, successors)
+        k_hr, coarse = self.cfg.k_hr, self.cfg.cue_coarse
+        return self._per_pair(lambda a, b: matching_flow(a, b, k_hr, coarse=coarse), frames, successors)
 
     def forward(self, clip: torch.Tensor) -> CGMOutput:
         self._check_clip(clip)

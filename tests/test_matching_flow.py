@@ -120,3 +120,17 @@ def test_cue_flow_needs_cgmul_and_softmax():
         tiny(hr_prior="cue_flow", upsampler="bilinear")
     with pytest.raises(ValueError, match="hr_prior"):
         CGMConfig(hr_prior="cue_flows")
+
+
+def test_cue_coarse_switches_the_coarse_level_and_leaves_cached_hashes_alone():
+    img = smooth_texture(1, 64, seed=5)
+    clip = torch.stack([img, shifted(img, 6.0, 0.0)], dim=2)  # (1, 3, 2, H, W): beyond the window
+    inner = (slice(None), slice(None), slice(12, -12), slice(12, -12))
+    wide = CGMNet(tiny(size=64, clip_len=2, hr_prior="cue_flow"))._cue_flow(clip)[:1][inner]
+    window = CGMNet(tiny(size=64, clip_len=2, hr_prior="cue_flow", cue_coarse=False))._cue_flow(clip)[:1][
+        inner
+    ]
+    assert wide[:, 0].mean() > 5.5 and window[:, 0].max() <= 4.5
+    assert "cue_coarse" not in tiny().to_dict() and tiny(cue_coarse=False).to_dict()["cue_coarse"] is False
+    with pytest.raises(ValueError, match="cue_coarse"):
+        tiny(cue_coarse="no")
