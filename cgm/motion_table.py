@@ -227,7 +227,7 @@ _CUES = {
 }
 _LABELS = {
     _BLOCK_MATCHING: "Soft block matching (3x3 patches, 9x9 taps; no learning)",
-    _MATCHING_FLOW: "Matching flow (sub-pixel block matching, coarse level; no learning)",
+    _MATCHING_FLOW: "Matching flow (sub-pixel block matching in table1/cgm_motion's window; no learning)",
     _OURS: "CGM-Net (ours)",
     OURS_MOTION: "CGM-Net, maps from the matching flow (ours, table1/cgm_motion)",
     _NO_MOTION: "No motion (frame t as t+1)",

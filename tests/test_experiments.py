@@ -219,9 +219,16 @@ def test_laptop_table1_cgm_fine_tunes_the_matching_cue_model_and_cgm_motion_star
     assert (fine.model.cost_patch, base.model.cost_patch) == (5, 3)
     assert base.model.hr_prior == fine.model.hr_prior == "cost_local"
     assert base.train.steps == 2000 and fine.train.steps < base.train.steps
-    assert cue.model.hr_prior == "cue_flow" and cue.pretrain_from is None
+    cue9 = ex.resolve("table1/cgm_motion9", "laptop")
+    assert cue.model.hr_prior == cue9.model.hr_prior == "cue_flow" and cue.pretrain_from is None
+    assert (cue.model.k_hr, cue.model.cue_coarse, cue9.model.k_hr, cue9.model.cue_coarse) == (
+        17,
+        False,
+        9,
+        True,
+    )
     assert cue.train.weighting == "uniform" and cue.model.last_cue == "previous"
     assert ex.config_hash(base) == "ce3bdc6aa57d"
     for profile in ("smoke", "paper"):
-        for name in ("table1/cgm", "table1/cgm_motion"):
+        for name in ("table1/cgm", "table1/cgm_motion", "table1/cgm_motion9"):
             assert ex.resolve(name, profile) == ex.resolve("table1/cgm_matching", profile)
