@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from cgm.baselines import MotionFn
 from cgm.data import build_dataset
 from cgm.metrics import epe, outlier_rate
-from cgm.motion_table import evaluation_clips, method_label, motorcycle_clip, timed
+from cgm.motion_table import OURS, OURS_MOTION, evaluation_clips, method_label, motorcycle_clip, timed
 from cgm.tables import compare
 
 STEM = "table1_known_motion"
@@ -35,7 +35,7 @@ KNOWN = "knownmotion"
 MOTORCYCLE = "Middlebury Motorcycle"
 METRICS = ("epe", "outliers", "l1")
 EPE_RATIO = 1.5  # the verdict: CGM-Net's EPE within this factor of TV-L1's on both sets
-OURS, OURS_MOTION = "cgm", "cgm_cue_flow"  # the laptop's CGM-Nets (`cgm.motion_table` labels)
+MODELS = {OURS: "CGM-Net", OURS_MOTION: "CGM-Net from the matching flow"}  # the laptop's, as read
 
 
 def oracle_flow_motion(k: int) -> MotionFn:
@@ -152,7 +152,7 @@ def benchmark_wide(frame: pd.DataFrame) -> pd.DataFrame:
     return wide.reindex(order)[[(d, m) for d in (KNOWN, MOTORCYCLE) for m in METRICS if (d, m) in wide]]
 
 
-def epe_ratios(frame: pd.DataFrame, method: str = "cgm", reference: str = "tvl1") -> dict[str, tuple]:
+def epe_ratios(frame: pd.DataFrame, method: str = OURS, reference: str = "tvl1") -> dict[str, tuple]:
     """Per set: (method's EPE, reference's EPE, their ratio), for the sets that hold both."""
     out = {}
     for dataset in (KNOWN, MOTORCYCLE):
@@ -167,7 +167,7 @@ def epe_ratios(frame: pd.DataFrame, method: str = "cgm", reference: str = "tvl1"
 def reading(frame: pd.DataFrame) -> list[str]:
     """What the measured lines say, computed from them."""
     lines = []
-    for method, name in ((OURS, "CGM-Net"), (OURS_MOTION, "CGM-Net from the matching flow")):
+    for method, name in MODELS.items():
         for dataset, (ours, tvl1, ratio) in epe_ratios(frame, method=method).items():
             verdict = "within" if ratio <= EPE_RATIO else "not within"
             lines.append(

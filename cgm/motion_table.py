@@ -204,7 +204,7 @@ MEASURED, QUOTED = "measured", "quoted from the paper"
 # The one results layout (`cgm.tables.COLUMNS`: row = the method's label, column = the metric),
 # then what Table 1 adds: the method's key, where the line comes from, input size, cost, pairs.
 TABLE_COLUMNS = (*COLUMNS, "method", "source", "resolution", "sec_per_pair", "n")
-_OURS = "cgm"
+OURS = "cgm"  # the committed CGM-Net (`table1/cgm`)
 # The laptop's second CGM-Net, whose maps start from the matching flow (`table1/cgm_motion`):
 # scored beside `table1/cgm` where the two differ (the laptop profile), no paper row.
 OURS_MOTION = "cgm_cue_flow"
@@ -217,7 +217,7 @@ _MATCHING_FLOW = "matching_flow"
 # training adds is the difference.
 _CUES = {
     _BLOCK_MATCHING: (
-        _OURS,
+        OURS,
         'soft block matching alone (no learning; hr_prior="cost_local"\'s cue before training)',
     ),
     _MATCHING_FLOW: (
@@ -228,7 +228,7 @@ _CUES = {
 _LABELS = {
     _BLOCK_MATCHING: "Soft block matching (3x3 patches, 9x9 taps; no learning)",
     _MATCHING_FLOW: "Matching flow (sub-pixel block matching in table1/cgm_motion's window; no learning)",
-    _OURS: "CGM-Net (ours)",
+    OURS: "CGM-Net (ours)",
     OURS_MOTION: "CGM-Net, maps from the matching flow (ours, table1/cgm_motion)",
     _NO_MOTION: "No motion (frame t as t+1)",
     _ORACLE: "Tap oracle (best single tap of 9x9; sees t+1's pixels)",
@@ -245,7 +245,7 @@ def method_label(method: str) -> str:
 
 
 def _paper_row(table: str, method: str, resolution: int) -> str | None:
-    if method == _OURS:
+    if method == OURS:
         # The paper has CGM-Net at 112 and 256 px; other input sizes compare to the nearer one.
         return (
             "Ours (CGM-Net)" if table == "table1_motion" else f"Ours ({256 if resolution >= 184 else 112} px)"
@@ -343,7 +343,7 @@ def _cell(frame: pd.DataFrame, method: str, metric: str) -> float:
 def table1_reading(motion: pd.DataFrame, prediction: pd.DataFrame) -> list[str]:
     """What Table 1's measured lines show, as sentences computed from them (never fixed prose):
     CGM-Net against copying the frame, TV-L1 (the paper's ratio 0.49), DIS-Fast, the tap oracle and
-    soft block matching (when scored);
+    (when scored) each cue against the CGM-Net that starts from it;
     the flow methods' order against the paper's; 1-step prediction against repeating the frame."""
     methods = ("cgm", OURS_MOTION, _NO_MOTION, "tvl1", "dis_fast", "deepflow", _ORACLE, *_CUES)
     l1 = {m: _cell(motion, m, "l1") for m in methods}

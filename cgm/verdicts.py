@@ -317,15 +317,13 @@ def _fig4_motion(df):
     the committed `table1/cgm` and, where scored, `table1/cgm_motion` (maps from the matching flow)."""
     # On use: motion_benchmark imports torch, OpenCV and the experiments, which the summary's
     # other verdicts (CSV readings) never need.
-    from cgm.motion_benchmark import EPE_RATIO, OURS, OURS_MOTION, epe_ratios
+    from cgm.motion_benchmark import EPE_RATIO, MODELS, OURS, epe_ratios
 
     if df.empty or not {"method", "column", "dataset", "measured"} <= set(df.columns):
         return None
-    models = {
-        name: epe_ratios(df, method=m) for m, name in ((OURS, "CGM-Net"), (OURS_MOTION, "from the flow"))
-    }
+    models = {name: epe_ratios(df, method=m) for m, name in MODELS.items()}
     models = {name: ratios for name, ratios in models.items() if len(ratios) == 2}
-    if "CGM-Net" not in models:
+    if MODELS[OURS] not in models:
         return None
     return {
         "paper": "no EPE (the paper shows the maps as motion, Fig. 4)",

@@ -92,7 +92,7 @@ def test_frame_reading_and_verdict(tmp_path):
     frame = written(0.72, flow_epe=0.4)  # 1.7x and 1.6x: neither model within
     assert sum("from the matching flow" in line for line in mb.reading(frame)) == 2
     row = verdicts.verdict_table(tmp_path).set_index("table").loc["Fig. 4"]
-    assert row.verdict == verdicts.NOT_REPRODUCED and "from the flow 0.40" in row.measured
+    assert row.verdict == verdicts.NOT_REPRODUCED and "CGM-Net from the matching flow 0.40" in row.measured
     written(0.72, flow_epe=0.3)  # the second model within on both sets: the maps can be motion
     row = verdicts.verdict_table(tmp_path).set_index("table").loc["Fig. 4"]
     assert row.outcome == verdicts.REPRODUCED
