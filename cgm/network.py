@@ -33,6 +33,7 @@ from cgm.backbones import (  # shared
 from cgm.fastconv import Conv3d
 from cgm.upsample import (
     CGMUL,
+    CUE_SHIFTS,
     BilinearMotionUpsampler,
     NearestMotionUpsampler,
     flow_kernel,
@@ -75,6 +76,7 @@ ADDED_FIELDS = {
     "last_cue": "self",
     "cost_patch": 3,
     "cue_coarse": True,
+    "cue_shift": False,
 }
 HR_PRIORS = ("none", "lr_flow", "cost", "cost_local", "cue_flow")
 # hr_prior="cost": the start of the learned inverse temperature of the matching cost (1 / 0.01;
@@ -134,7 +136,8 @@ class CGMConfig:
     or "cue_flow" (the sub-pixel block-matching flow `upsample.matching_flow` as a bilinear kernel,
     log(kernel + CUE_FLOOR), added to CGMUL's HR logits and, averaged to the LR grid, to M_LR's:
     both levels start as the motion and learn a correction; `cue_coarse` says whether that flow uses
-    its half-resolution level, which helps a 9x9 window and hurts a 17x17 one, docs/training.md);
+    its half-resolution level, which helps a 9x9 window and hurts a 17x17 one, and `cue_shift`
+    whether its boxes are shiftable windows (`upsample.CUE_SHIFTS`), docs/training.md);
     `last_cue` (LAST_CUES) is the cue the last frame, which has no successor, gets; `cost_patch`
     the box (px) the matching cost is averaged over (`upsample.COST_PATCH` = 3 by default; larger
     boxes trade ℓ1 for smoother motion, docs/training.md).
@@ -163,6 +166,7 @@ class CGMConfig:
     last_cue: str = "self"
     cost_patch: int = 3
     cue_coarse: bool = True
+    cue_shift: bool = False
     context_input: str = "frame"
     padding: str = "border"
     dropout: float = 0.5
@@ -189,6 +193,7 @@ class CGMConfig:
             f"cost_patch must be a positive odd box size (px), got {self.cost_patch!r}",
         )
         need(isinstance(self.cue_coarse, bool), f"cue_coarse must be True or False, got {self.cue_coarse!r}")
+        need(isinstance(self.cue_shift, bool), f"cue_shift must be True or False, got {self.cue_shift!r}")
         need(
             self.hr_prior == "none" or (self.upsampler == "cgmul" and self.filter_norm == "softmax"),
             f"hr_prior={self.hr_prior!r} is a log-prior added to CGMUL's output before the softmax: it "
@@ -521,7 +526,10 @@ class CGMNet(nn.Module):
         frames = clip.transpose(1, 2).float()  # (B, T, 3, H, W)
         successors = torch.cat([frames[:, 1:], frames[:, -1:]], dim=1)  # (B, T, 3, H, W)
         k_hr, coarse = self.cfg.k_hr, self.cfg.cue_coarse
-        return self._per_pair(lambda a, b: matching_flow(a, b, k_hr, coarse=coarse), frames, successors)
+        shifts = CUE_SHIFTS if self.cfg.cue_shift else None
+        return self._per_pair(
+            lambda a, b: matching_flow(a, b, k_hr, coarse=coarse, shifts=shifts), frames, successors
+        )
 
     def forward(self, clip: torch.Tensor) -> CGMOutput:
         self._check_clip(clip)

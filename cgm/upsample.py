@@ -234,6 +234,34 @@ def box_mean(x: torch.Tensor, patch: int) -> torch.Tensor:
 # Middlebury Motorcycle (docs/decisions/016-the-matching-flow-cue.md).
 CUE_PATCHES = (3, 7, 15)
 CUE_MEDIAN = 5
+# Shiftable windows (`cue_shift`): each box's cost is the lowest over the boxes within
+# CUE_SHIFTS[i] // 2 px of it (3 px: none; 7 px: ±2; 15 px: ±4), so a pixel near a motion
+# boundary can take the box on its own side instead of one straddling both motions (the
+# "fattening" of centred boxes). Sliding by about half a box's radius: the whole radius smooths
+# more (lower EPE on known motion, higher ℓ1), a quarter fixes less of the boundary error
+# (docs/decisions/017-shiftable-windows.md).
+CUE_SHIFTS = (1, 5, 9)
+
+
+def min_filter(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Minimum of every size x size box of x (N, C, H, W), border replicated -> (N, C, H, W).
+
+    Separable (the minimum over a box is the minimum over its rows' minima), by shifted views:
+    the same values as `-max_pool2d(-x, size, stride=1)` of the padded x, several times faster
+    on a many-channel cost (tests/test_matching_flow.py compares them)."""
+    if not isinstance(size, int) or size < 1 or size % 2 == 0:
+        raise ValueError(f"size must be a positive odd box size, got {size!r}")
+    if size == 1:
+        return x
+    p, h, w = size // 2, x.shape[-2], x.shape[-1]
+    x = F.pad(x, (p, p, p, p), mode="replicate")  # (N, C, H + 2p, W + 2p)
+    rows = x[..., 0:h, :]
+    for i in range(1, size):
+        rows = torch.minimum(rows, x[..., i : i + h, :])  # (N, C, H, W + 2p)
+    out = rows[..., 0:w]
+    for j in range(1, size):
+        out = torch.minimum(out, rows[..., j : j + w])  # (N, C, H, W)
+    return out
 
 
 def _vee_offset(left: torch.Tensor, centre: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
@@ -262,27 +290,36 @@ def matching_flow(
     patches: tuple[int, ...] = CUE_PATCHES,
     median: int = CUE_MEDIAN,
     coarse: bool = True,
+    shifts: tuple[int, ...] | None = None,
 ) -> torch.Tensor:
     """The flow that block matching of `nxt` in `prev` reads, to sub-pixel: per pixel, the tap of
     the k x k window with the lowest matching cost averaged over `patches`-px boxes, moved by the
     equiangular fit of its neighbours' costs, then a `median` x `median` median filter. With
     `coarse`, pixels where the same estimate on 2x-downsampled frames exceeds the window (k // 2
-    px) take that coarse flow (coarse to fine: up to twice the reach). Flow (N, 2, H, W), x first,
+    px) take that coarse flow (coarse to fine: up to twice the reach). With `shifts` (one odd
+    size per patch, e.g. CUE_SHIFTS), each box's cost is first `min_filter`ed by its size: shiftable
+    windows, which keep a motion boundary where it is. Flow (N, 2, H, W), x first,
     in Eq. 1's convention (content at p in `nxt` came from p - flow in `prev`); a k x k map holds
     it only within ±(k // 2) (`flow_kernel` clamps). No gradient: a parameter-free cue."""
-    flow = _window_flow(prev, nxt, k, patches, median)  # (N, 2, H, W)
+    if shifts is not None and len(shifts) != len(patches):
+        raise ValueError(f"shifts must give one window per patch {patches}, got {shifts}")
+    shifts = shifts or (1,) * len(patches)
+    flow = _window_flow(prev, nxt, k, patches, median, shifts)  # (N, 2, H, W)
     h, w = prev.shape[-2:]
     if coarse and min(h, w) >= 2 * k:
-        small = _window_flow(F.avg_pool2d(prev, 2), F.avg_pool2d(nxt, 2), k, patches, median)
+        small = _window_flow(F.avg_pool2d(prev, 2), F.avg_pool2d(nxt, 2), k, patches, median, shifts)
         wide = 2 * F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)  # (N, 2, H, W)
         flow = torch.where(wide.abs().amax(dim=1, keepdim=True) > k // 2, wide, flow)
     return flow
 
 
-def _window_flow(prev, nxt, k: int, patches: tuple[int, ...], median: int) -> torch.Tensor:
+def _window_flow(
+    prev, nxt, k: int, patches: tuple[int, ...], median: int, shifts: tuple[int, ...]
+) -> torch.Tensor:
     """`matching_flow` within the k x k window (no coarse level), (N, 2, H, W)."""
     cost_1px = matching_cost(prev, nxt, k, patch=1)  # (N, k*k, H, W)
-    cost = sum(box_mean(cost_1px, p) for p in patches) / len(patches)  # (N, k*k, H, W)
+    boxes = [min_filter(box_mean(cost_1px, p), m) for p, m in zip(patches, shifts)]
+    cost = sum(boxes) / len(patches)  # (N, k*k, H, W)
     n, _, h, w = cost.shape
     r = k // 2
     best = cost.argmin(dim=1)  # (N, H, W), tap (dy + r) * k + (dx + r)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from cgm.network import CUE_FLOOR, CGMConfig, CGMNet
-from cgm.upsample import box_mean, flow_kernel, matching_flow, median_filter
+from cgm.upsample import CUE_SHIFTS, box_mean, flow_kernel, matching_flow, median_filter, min_filter
 from cgm.warp import adaptive_warp, motion_to_flow
 
 
@@ -134,3 +134,56 @@ def test_cue_coarse_switches_the_coarse_level_and_leaves_cached_hashes_alone():
     assert "cue_coarse" not in tiny().to_dict() and tiny(cue_coarse=False).to_dict()["cue_coarse"] is False
     with pytest.raises(ValueError, match="cue_coarse"):
         tiny(cue_coarse="no")
+
+
+def test_min_filter_matches_max_pooling_in_values_and_gradients():
+    torch.manual_seed(0)
+    x = torch.rand(2, 5, 13, 11, dtype=torch.float64, requires_grad=True)
+    fast = min_filter(x, 5)
+    plain = -F.max_pool2d(-F.pad(x, (2, 2, 2, 2), mode="replicate"), 5, stride=1)
+    assert torch.equal(fast, plain)
+    g = torch.rand_like(fast)
+    (grad_fast,) = torch.autograd.grad(fast, x, g)
+    (grad_plain,) = torch.autograd.grad(plain, x, g)
+    assert torch.allclose(grad_fast, grad_plain)
+    assert torch.equal(min_filter(x, 1), x)
+    with pytest.raises(ValueError, match="odd"):
+        min_filter(x, 4)
+
+
+def two_motions(size: int = 64, dx: float = 3.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A textured background that stays and a textured left half moving by dx: frames t, t+1 and
+    the true flow's x (N, H, W). Pixels the moving half uncovers or covers are in neither."""
+    back, front = smooth_texture(1, size, seed=7), smooth_texture(1, size, seed=8)
+    mask = torch.zeros(1, 1, size, size)
+    mask[..., : size // 2] = 1
+    prev = mask * front + (1 - mask) * back
+    moved_mask = shifted(mask, dx, 0.0).round()
+    nxt = moved_mask * shifted(front, dx, 0.0) + (1 - moved_mask) * back
+    return prev, nxt, dx * moved_mask[:, 0]
+
+
+def test_shiftable_windows_keep_a_motion_boundary_where_it_is():
+    prev, nxt, true_x = two_motions()
+    edge = 64 // 2 + 3  # the moving half's edge in frame t+1
+    band = (slice(None), slice(8, -8), slice(edge - 8, edge + 8))  # rows away from the border
+    errs = {}
+    for shifts in (None, CUE_SHIFTS):
+        flow = matching_flow(prev, nxt, 9, coarse=False, shifts=shifts)
+        errs[shifts] = (flow[:, 0] - true_x)[band].abs().mean().item()
+    # centred 7 and 15 px boxes straddle both motions near the edge and smear it (fattening)
+    assert errs[CUE_SHIFTS] < 0.7 * errs[None]
+    with pytest.raises(ValueError, match="one window per patch"):
+        matching_flow(prev, nxt, 9, shifts=(1, 5))
+
+
+def test_cue_shift_switches_shiftable_windows_and_leaves_cached_hashes_alone():
+    prev, nxt, _ = two_motions()
+    clip = torch.stack([prev, nxt], dim=2)  # (1, 3, 2, H, W)
+    for cue_shift in (False, True):
+        net = CGMNet(tiny(size=64, clip_len=2, hr_prior="cue_flow", cue_coarse=False, cue_shift=cue_shift))
+        want = matching_flow(prev, nxt, 9, coarse=False, shifts=CUE_SHIFTS if cue_shift else None)
+        assert torch.equal(net._cue_flow(clip)[:1], want)
+    assert "cue_shift" not in tiny().to_dict() and tiny(cue_shift=True).to_dict()["cue_shift"] is True
+    with pytest.raises(ValueError, match="cue_shift"):
+        tiny(cue_shift=1)
