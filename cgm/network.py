@@ -77,6 +77,7 @@ ADDED_FIELDS = {
     "cost_patch": 3,
     "cue_coarse": True,
     "cue_shift": False,
+    "cue_still": False,
 }
 HR_PRIORS = ("none", "lr_flow", "cost", "cost_local", "cue_flow")
 # hr_prior="cost": the start of the learned inverse temperature of the matching cost (1 / 0.01;
@@ -136,8 +137,9 @@ class CGMConfig:
     or "cue_flow" (the sub-pixel block-matching flow `upsample.matching_flow` as a bilinear kernel,
     log(kernel + CUE_FLOOR), added to CGMUL's HR logits and, averaged to the LR grid, to M_LR's:
     both levels start as the motion and learn a correction; `cue_coarse` says whether that flow uses
-    its half-resolution level, which helps a 9x9 window and hurts a 17x17 one, and `cue_shift`
-    whether its boxes are shiftable windows (`upsample.CUE_SHIFTS`), docs/training.md);
+    its half-resolution level, which helps a 9x9 window and hurts a 17x17 one, `cue_shift`
+    whether its boxes are shiftable windows (`upsample.CUE_SHIFTS`) and `cue_still` whether a
+    pixel whose best tap is the centre reads exactly zero flow, docs/training.md);
     `last_cue` (LAST_CUES) is the cue the last frame, which has no successor, gets; `cost_patch`
     the box (px) the matching cost is averaged over (`upsample.COST_PATCH` = 3 by default; larger
     boxes trade ℓ1 for smoother motion, docs/training.md).
@@ -167,6 +169,7 @@ class CGMConfig:
     cost_patch: int = 3
     cue_coarse: bool = True
     cue_shift: bool = False
+    cue_still: bool = False
     context_input: str = "frame"
     padding: str = "border"
     dropout: float = 0.5
@@ -194,6 +197,7 @@ class CGMConfig:
         )
         need(isinstance(self.cue_coarse, bool), f"cue_coarse must be True or False, got {self.cue_coarse!r}")
         need(isinstance(self.cue_shift, bool), f"cue_shift must be True or False, got {self.cue_shift!r}")
+        need(isinstance(self.cue_still, bool), f"cue_still must be True or False, got {self.cue_still!r}")
         need(
             self.hr_prior == "none" or (self.upsampler == "cgmul" and self.filter_norm == "softmax"),
             f"hr_prior={self.hr_prior!r} is a log-prior added to CGMUL's output before the softmax: it "
@@ -525,11 +529,9 @@ class CGMNet(nn.Module):
         """`matching_flow` of each frame's successor in it (last_cue applied), (B*T, 2, H, W)."""
         frames = clip.transpose(1, 2).float()  # (B, T, 3, H, W)
         successors = torch.cat([frames[:, 1:], frames[:, -1:]], dim=1)  # (B, T, 3, H, W)
-        k_hr, coarse = self.cfg.k_hr, self.cfg.cue_coarse
-        shifts = CUE_SHIFTS if self.cfg.cue_shift else None
-        return self._per_pair(
-            lambda a, b: matching_flow(a, b, k_hr, coarse=coarse, shifts=shifts), frames, successors
-        )
+        cfg = self.cfg
+        kw = dict(coarse=cfg.cue_coarse, shifts=CUE_SHIFTS if cfg.cue_shift else None, still=cfg.cue_still)
+        return self._per_pair(lambda a, b: matching_flow(a, b, cfg.k_hr, **kw), frames, successors)
 
     def forward(self, clip: torch.Tensor) -> CGMOutput:
         self._check_clip(clip)

@@ -291,6 +291,7 @@ def matching_flow(
     median: int = CUE_MEDIAN,
     coarse: bool = True,
     shifts: tuple[int, ...] | None = None,
+    still: bool = False,
 ) -> torch.Tensor:
     """The flow that block matching of `nxt` in `prev` reads, to sub-pixel: per pixel, the tap of
     the k x k window with the lowest matching cost averaged over `patches`-px boxes, moved by the
@@ -298,23 +299,25 @@ def matching_flow(
     `coarse`, pixels where the same estimate on 2x-downsampled frames exceeds the window (k // 2
     px) take that coarse flow (coarse to fine: up to twice the reach). With `shifts` (one odd
     size per patch, e.g. CUE_SHIFTS), each box's cost is first `min_filter`ed by its size: shiftable
-    windows, which keep a motion boundary where it is. Flow (N, 2, H, W), x first,
+    windows, which keep a motion boundary where it is. With `still`, a pixel whose lowest cost is
+    the centre tap's (ties included) reads exactly zero flow, no sub-pixel offset: a still scene
+    stays sharp instead of being resampled by a fraction of a pixel. Flow (N, 2, H, W), x first,
     in Eq. 1's convention (content at p in `nxt` came from p - flow in `prev`); a k x k map holds
     it only within ±(k // 2) (`flow_kernel` clamps). No gradient: a parameter-free cue."""
     if shifts is not None and len(shifts) != len(patches):
         raise ValueError(f"shifts must give one window per patch {patches}, got {shifts}")
     shifts = shifts or (1,) * len(patches)
-    flow = _window_flow(prev, nxt, k, patches, median, shifts)  # (N, 2, H, W)
+    flow = _window_flow(prev, nxt, k, patches, median, shifts, still)  # (N, 2, H, W)
     h, w = prev.shape[-2:]
     if coarse and min(h, w) >= 2 * k:
-        small = _window_flow(F.avg_pool2d(prev, 2), F.avg_pool2d(nxt, 2), k, patches, median, shifts)
+        small = _window_flow(F.avg_pool2d(prev, 2), F.avg_pool2d(nxt, 2), k, patches, median, shifts, still)
         wide = 2 * F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)  # (N, 2, H, W)
         flow = torch.where(wide.abs().amax(dim=1, keepdim=True) > k // 2, wide, flow)
     return flow
 
 
 def _window_flow(
-    prev, nxt, k: int, patches: tuple[int, ...], median: int, shifts: tuple[int, ...]
+    prev, nxt, k: int, patches: tuple[int, ...], median: int, shifts: tuple[int, ...], still: bool
 ) -> torch.Tensor:
     """`matching_flow` within the k x k window (no coarse level), (N, 2, H, W)."""
     cost_1px = matching_cost(prev, nxt, k, patch=1)  # (N, k*k, H, W)
@@ -333,4 +336,7 @@ def _window_flow(
     centre = at(0, 0)
     fx = (ix - r).to(cost.dtype) + _vee_offset(at(0, -1), centre, at(0, 1))  # (N, H, W)
     fy = (iy - r).to(cost.dtype) + _vee_offset(at(-1, 0), centre, at(1, 0))
-    return median_filter(torch.stack([fx, fy], dim=1), median)  # (N, 2, H, W)
+    flow = torch.stack([fx, fy], dim=1)  # (N, 2, H, W)
+    if still:  # the centre tap wins ties (flat regions) and reads no sub-pixel offset
+        flow = flow.masked_fill((cost[:, k * k // 2] <= centre).unsqueeze(1), 0.0)
+    return median_filter(flow, median)  # (N, 2, H, W)

@@ -187,3 +187,17 @@ def test_cue_shift_switches_shiftable_windows_and_leaves_cached_hashes_alone():
     assert "cue_shift" not in tiny().to_dict() and tiny(cue_shift=True).to_dict()["cue_shift"] is True
     with pytest.raises(ValueError, match="cue_shift"):
         tiny(cue_shift=1)
+
+
+def test_still_keeps_a_still_scene_exactly_still():
+    img = smooth_texture(1, 48, seed=9)
+    noisy = img + 0.01 * torch.randn(img.shape, generator=torch.Generator().manual_seed(0))
+    loose = matching_flow(img, noisy, 9, coarse=False)
+    exact = matching_flow(img, noisy, 9, coarse=False, still=True)
+    # the V fit reads sensor-noise-sized sub-pixel offsets where nothing moves; `still` reads none
+    assert loose.abs().amax() > 0.05 and torch.equal(exact, torch.zeros_like(exact))
+    flat = torch.zeros(1, 3, 32, 32)  # every tap ties: the centre wins, not the first tap
+    assert matching_flow(flat, flat, 9, coarse=False, still=True).abs().max() == 0
+    # a moving scene still reads its motion (the best tap is not the centre)
+    moved = matching_flow(img, shifted(img, 2.0, -1.0), 9, coarse=False, still=True)[..., 8:-8, 8:-8]
+    assert (moved - torch.tensor([2.0, -1.0]).view(1, 2, 1, 1)).abs().max() < 0.1
