@@ -158,3 +158,15 @@ def test_the_cli_checks_the_chains_roots_before_the_cpu_estimate(tmp_path, monke
     assert not [w for w in seen if "takes about" in str(w.message)]  # no CPU estimate ran
     err = capsys.readouterr().err
     assert "pretrain/r3d50 (paper) must train" in err and "pretrain_root" in err
+
+
+def test_fields_added_after_runs_were_cached_can_be_overridden():
+    # to_dict leaves these out at their defaults (cached hashes): an override still finds them
+    from cgm.network import ADDED_FIELDS as MODEL_ADDED
+    from cgm.train import ADDED_FIELDS as TRAIN_ADDED
+
+    base = ex.resolve("table1/cgm_motion", "laptop")
+    changed = ex.resolve("table1/cgm_motion", "laptop", cue_still=True, census=0.1)
+    assert changed.model.cue_still is True and changed.train.census == 0.1
+    assert "cue_still" in MODEL_ADDED and "census" in TRAIN_ADDED
+    assert ex.config_hash(ex.resolve("table1/cgm_motion", "laptop", cue_still=False)) == ex.config_hash(base)

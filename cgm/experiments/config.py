@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cgm.data.registry import DATASETS, SPLITS
+from cgm.network import ADDED_FIELDS as NETWORK_ADDED_FIELDS
 from cgm.network import CGMConfig
 from cgm.protocols import PIPELINES
+from cgm.train import ADDED_FIELDS as TRAIN_ADDED_FIELDS
 from cgm.train import UNHASHED_FIELDS, TrainConfig, config_dict
 
 # TrainConfig fields that do not change what a run computes: left out of the hash.
@@ -261,7 +263,11 @@ def apply_overrides(cfg: ExperimentConfig, overrides: dict[str, Any]) -> Experim
     """New config with `overrides`: `section__field` (model/train/data) or a plain field name that
     one section owns (`steps`, `width`, `data_root`, `fold`, ...); kw of the dataset via `data__kw`;
     `eval__max_clips` / `eval__batch_size` for every evaluation set."""
-    model, train, data = cfg.model.to_dict(), config_dict(cfg.train), cfg.data.to_dict()
+    # the fields added after runs were cached are left out of to_dict at their defaults: put them
+    # back, so that `--set cue_shift=True` finds its field
+    model = {**NETWORK_ADDED_FIELDS, **cfg.model.to_dict()}
+    train = {**TRAIN_ADDED_FIELDS, **config_dict(cfg.train)}
+    data = cfg.data.to_dict()
     eval_batch, max_clips = cfg.eval.batch_size, {}
     sections = {"model": model, "train": train}
     for key, value in overrides.items():
