@@ -209,26 +209,22 @@ def test_recipe_train_changes_apply_to_the_laptop_table1_run_only():
     assert ex.resolve("table6/cgmul", "laptop").train.amp == "none"
 
 
-def test_laptop_table1_cgm_fine_tunes_the_matching_cue_model_and_cgm_motion_starts_from_the_flow():
-    """The laptop table1/cgm starts from table1/cgm_matching (the committed 2,000-step matching-cue
-    run, its hash unchanged) with a 5x5 matching cost; table1/cgm_motion starts both levels from
-    the matching flow; smoke and paper profiles are one model."""
-    fine, base = ex.resolve("table1/cgm", "laptop"), ex.resolve("table1/cgm_matching", "laptop")
-    cue = ex.resolve("table1/cgm_motion", "laptop")
+def test_laptop_table1_cgm_starts_from_the_matching_flow_and_cgm_box5_fine_tunes_the_matching_cue():
+    """The laptop table1/cgm starts both levels from the matching flow over its 17x17 HR maps
+    (shiftable windows, still pixels); table1/cgm_box5 starts from table1/cgm_matching (the
+    committed 2,000-step matching-cue run, its hash unchanged) with a 5x5 matching cost; smoke and
+    paper profiles are one model."""
+    flow = ex.resolve("table1/cgm", "laptop")
+    fine, base = ex.resolve("table1/cgm_box5", "laptop"), ex.resolve("table1/cgm_matching", "laptop")
     assert fine.pretrain_from == "table1/cgm_matching" and base.pretrain_from is None
     assert (fine.model.cost_patch, base.model.cost_patch) == (5, 3)
     assert base.model.hr_prior == fine.model.hr_prior == "cost_local"
     assert base.train.steps == 2000 and fine.train.steps < base.train.steps
-    cue9 = ex.resolve("table1/cgm_motion9", "laptop")
-    assert cue.model.hr_prior == cue9.model.hr_prior == "cue_flow" and cue.pretrain_from is None
-    assert (cue.model.k_hr, cue.model.cue_coarse, cue9.model.k_hr, cue9.model.cue_coarse) == (
-        17,
-        False,
-        9,
-        True,
-    )
-    assert cue.train.weighting == "uniform" and cue.model.last_cue == "previous"
+    assert flow.model.hr_prior == "cue_flow" and flow.pretrain_from is None
+    m = flow.model
+    assert (m.k_hr, m.cue_coarse, m.cue_shift, m.cue_still) == (17, False, True, True)
+    assert flow.train.weighting == "uniform" and flow.model.last_cue == "previous"
     assert ex.config_hash(base) == "ce3bdc6aa57d"
     for profile in ("smoke", "paper"):
-        for name in ("table1/cgm", "table1/cgm_motion", "table1/cgm_motion9"):
+        for name in ("table1/cgm", "table1/cgm_box5"):
             assert ex.resolve(name, profile) == ex.resolve("table1/cgm_matching", profile)

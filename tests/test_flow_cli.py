@@ -129,5 +129,5 @@ def test_the_default_model_is_the_committed_laptop_model(monkeypatch):
 
     monkeypatch.setattr(runs, "_compute", no_training)
     model = cgm_flow.load_model()
-    assert model.cfg.size == 64 and model.cfg.hr_prior == "cost_local"
+    assert model.cfg.size == 64 and model.cfg.hr_prior == "cue_flow"
     assert cgm_flow.frame_multiple(model.cfg) == 8

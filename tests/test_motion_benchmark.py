@@ -65,11 +65,11 @@ def test_frame_reading_and_verdict(tmp_path):
     def scores(epe):
         return {"epe": epe, "outliers": 0.01, "l1": 0.02, "pairs": 3, "sec_per_pair": 0.1}
 
-    def written(cgm_epe, flow_epe=None):
+    def written(cgm_epe, box_epe=None):
         known = {"no_motion": scores(1.3), "tvl1": scores(0.24), "cgm": scores(cgm_epe)}
         moto = {"tvl1": scores(0.5), "cgm": scores(cgm_epe * 2)}
-        if flow_epe is not None:  # the second laptop CGM-Net (table1/cgm_motion)
-            known[mb.OURS_MOTION], moto[mb.OURS_MOTION] = scores(flow_epe), scores(flow_epe * 2)
+        if box_epe is not None:  # the second laptop CGM-Net (table1/cgm_box5)
+            known[mb.OURS_BOX5], moto[mb.OURS_BOX5] = scores(box_epe), scores(box_epe * 2)
         frame = mb.benchmark_frame(known, moto, profile="laptop", resolution=64)
         notebook.write_results(frame, "table1_motion", results_dir=tmp_path, stem=mb.STEM)
         return frame
@@ -89,13 +89,13 @@ def test_frame_reading_and_verdict(tmp_path):
     written(0.3)  # 1.25x and 1.2x
     row = verdicts.verdict_table(tmp_path).set_index("table").loc["Fig. 4"]
     assert row.outcome == verdicts.REPRODUCED and row.verdict == verdicts.WITH_DEPARTURE
-    frame = written(0.72, flow_epe=0.4)  # 1.7x and 1.6x: neither model within
-    assert sum("from the matching flow" in line for line in mb.reading(frame)) == 2
+    frame = written(0.3, box_epe=0.72)  # the committed model within, the second at 3.0x
+    assert sum("from soft block matching" in line for line in mb.reading(frame)) == 2
     row = verdicts.verdict_table(tmp_path).set_index("table").loc["Fig. 4"]
-    assert row.verdict == verdicts.NOT_REPRODUCED and "CGM-Net from the matching flow 0.40" in row.measured
-    written(0.72, flow_epe=0.3)  # the second model within on both sets: the maps can be motion
+    assert row.outcome == verdicts.REPRODUCED and "CGM-Net from soft block matching 0.72" in row.measured
+    written(0.72, box_epe=0.3)  # only the second model within: the committed model's maps are not motion
     row = verdicts.verdict_table(tmp_path).set_index("table").loc["Fig. 4"]
-    assert row.outcome == verdicts.REPRODUCED
+    assert row.verdict == verdicts.NOT_REPRODUCED
 
 
 def test_verdict_not_measured_without_the_csv(tmp_path):

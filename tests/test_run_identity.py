@@ -165,8 +165,8 @@ def test_fields_added_after_runs_were_cached_can_be_overridden():
     from cgm.network import ADDED_FIELDS as MODEL_ADDED
     from cgm.train import ADDED_FIELDS as TRAIN_ADDED
 
-    base = ex.resolve("table1/cgm_motion", "laptop")
-    changed = ex.resolve("table1/cgm_motion", "laptop", cue_still=True, census=0.1)
+    base = ex.resolve("table1/cgm_box5", "laptop")
+    changed = ex.resolve("table1/cgm_box5", "laptop", cue_still=True, census=0.1)
     assert changed.model.cue_still is True and changed.train.census == 0.1
     assert "cue_still" in MODEL_ADDED and "census" in TRAIN_ADDED
-    assert ex.config_hash(ex.resolve("table1/cgm_motion", "laptop", cue_still=False)) == ex.config_hash(base)
+    assert ex.config_hash(ex.resolve("table1/cgm_box5", "laptop", cue_still=False)) == ex.config_hash(base)
