@@ -44,6 +44,9 @@ from cgm.warp import adaptive_warp, motion_to_flow
 DEFAULT_EXPERIMENT, DEFAULT_PROFILE = "table1/cgm", "laptop"
 DEFAULT_SIZE = 128  # long side (px) when the model was trained smaller: a frame people can see
 COMPARE = {"tvl1": "tvl1", "dis": "dis_fast"}  # --compare name -> cgm.baselines flow method
+# The HR maps of the whole video are kept (float16) for motion_maps.npz: k^2 channels per pixel
+# (289 for the laptop model's 17x17 maps), so a long video is refused before the network runs.
+MAPS_BUDGET_GIB = 4.0
 
 
 def _cached_hash(experiment: str, profile: str) -> str:
@@ -182,6 +185,22 @@ def _window(frames: np.ndarray, start: int, t: int) -> np.ndarray:
     return window
 
 
+def check_maps_memory(
+    num_frames: int, h: int, w: int, k_hr: int, budget_gib: float = MAPS_BUDGET_GIB
+) -> None:
+    """Refuse a video whose HR maps (float16, (N - 1) x k^2 x H x W) exceed `budget_gib`, naming the
+    --max-frames that fits."""
+    per_pair = k_hr * k_hr * h * w * 2  # bytes of one pair's float16 maps
+    need = (num_frames - 1) * per_pair / 2**30
+    if need > budget_gib:
+        fits = int(budget_gib * 2**30 // per_pair) + 1
+        raise ValueError(
+            f"{num_frames} frames of {w}x{h} px give {num_frames - 1} pairs of {k_hr}x{k_hr} HR maps: "
+            f"{need:.1f} GiB in float16, over the {budget_gib:g} GiB kept for motion_maps.npz; "
+            f"pass --max-frames {fits} (or less), or a smaller --size"
+        )
+
+
 @torch.no_grad()
 def motion_maps(model, frames: np.ndarray, *, progress: bool = True, dtype=torch.float32) -> torch.Tensor:
     """HR motion maps (N - 1, k^², H, W) for every consecutive pair of `frames` (N, H, W, 3), kept
@@ -287,6 +306,7 @@ def run_flow(
     frames, fps, note = read_frames(video, size, max_frames=max_frames, multiple=frame_multiple(model.cfg))
     h, w = frames.shape[1:3]
     print(f"frames: {note}", flush=True)
+    check_maps_memory(len(frames), h, w, model.cfg.k_hr)
     maps = motion_maps(model, frames, progress=progress, dtype=torch.float16)  # (N-1, K*K, H, W)
     flow = torch.cat([motion_to_flow(m.float()) for m in maps.split(16)])  # (N-1, 2, H, W)
     clip = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1  # (N, 3, H, W)

@@ -239,7 +239,7 @@ CUE_MEDIAN = 5
 # boundary can take the box on its own side instead of one straddling both motions (the
 # "fattening" of centred boxes). Sliding by about half a box's radius: the whole radius smooths
 # more (lower EPE on known motion, higher ℓ1), a quarter fixes less of the boundary error
-# (docs/decisions/017-shiftable-windows.md).
+# (docs/decisions/017-shiftable-windows-and-still-pixels.md).
 CUE_SHIFTS = (1, 5, 9)
 
 

@@ -131,3 +131,9 @@ def test_the_default_model_is_the_committed_laptop_model(monkeypatch):
     model = cgm_flow.load_model()
     assert model.cfg.size == 64 and model.cfg.hr_prior == "cue_flow"
     assert cgm_flow.frame_multiple(model.cfg) == 8
+
+
+def test_a_video_whose_maps_exceed_the_memory_budget_is_refused_before_the_network_runs():
+    cgm_flow.check_maps_memory(301, 96, 128, 17)  # 300 pairs of 17x17 maps at 128x96: 2.0 GiB
+    with pytest.raises(ValueError, match=r"9000 frames .* 59\.5 GiB .* --max-frames 605 "):
+        cgm_flow.check_maps_memory(9000, 96, 128, 17)
