@@ -45,10 +45,10 @@ EXACT = "exact"
 WITH_DEPARTURE = "reproduced with a departure"
 TOY_SCALE = "shown at toy scale"
 CLASSES = (EXACT, REPRODUCED, WITH_DEPARTURE, TOY_SCALE, NOT_REPRODUCED, INCONCLUSIVE, NOT_MEASURED)
-# The laptop Table 1 CGM-Net (docs/decisions/006, 014); tests/test_readings.py checks the registry.
+# The laptop Table 1 CGM-Net (docs/decisions/016, 017); tests/test_readings.py checks the registry.
 MATCHING_CUE = (
-    "CGM-Net's HR maps start from a block-matching cost of frame t+1 in frame t, a cue the paper's "
-    "CGMUL does not have"
+    "CGM-Net's 17x17 HR maps start from a block-matching flow of frame t+1 in frame t, a cue the "
+    "paper's CGMUL does not have"
 )
 
 
@@ -329,7 +329,7 @@ def _fig4_motion(df):
     return {
         "paper": "no EPE (the paper shows the maps as motion, Fig. 4)",
         "measured": "; ".join(
-            f"{dataset}: {name} {ours:.2f}, TV-L1 {tvl1:.2f} px ({ratio:.1f}x)"
+            f"{dataset}: {name} {ours:.2f}, TV-L1 {tvl1:.2f} px ({ratio:.2f}x)"
             for name, ratios in models.items()
             for dataset, (ours, tvl1, ratio) in ratios.items()
         ),

@@ -81,7 +81,7 @@ def test_frame_reading_and_verdict(tmp_path):
     assert ratios[mb.KNOWN][2] == pytest.approx(3.0) and ratios[mb.MOTORCYCLE][2] == pytest.approx(2.88)
     assert any("not within 1.5x" in line for line in mb.reading(frame))
     row = verdicts.verdict_table(tmp_path).set_index("table").loc["Fig. 4"]
-    assert row.verdict == verdicts.NOT_REPRODUCED and "3.0x" in row.measured and row.profile == "laptop"
+    assert row.verdict == verdicts.NOT_REPRODUCED and "3.00x" in row.measured and row.profile == "laptop"
     only_stereo = mb.benchmark_frame({}, {"tvl1": scores(0.5)}, profile="laptop", resolution=64)
     assert set(only_stereo["dataset"]) == {mb.MOTORCYCLE}  # known motion not run (no footage)
     with pytest.raises(ValueError, match="no scores"):

@@ -252,7 +252,8 @@ def test_the_named_model_departure_is_the_registry_s():
     """MATCHING_CUE is said of the laptop Table 1 CGM-Net and of no other claim's rows."""
     from cgm.experiments import registry
 
-    assert registry.resolve("table1/cgm", "laptop").model.hr_prior != "none"
+    laptop = registry.resolve("table1/cgm", "laptop").model
+    assert laptop.hr_prior == "cue_flow" and laptop.k_hr == 17  # what MATCHING_CUE says
     assert registry.resolve("table1/cgm", "paper").model.hr_prior == "none"
     assert registry.resolve("table6/cgmul", "laptop").model.hr_prior == "none"
     claimed = {c.stem for c in verdicts.CLAIMS if dict(c.departures).get("laptop") == verdicts.MATCHING_CUE}
