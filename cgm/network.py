@@ -33,7 +33,6 @@ from cgm.backbones import (  # shared
 from cgm.fastconv import Conv3d
 from cgm.upsample import (
     CGMUL,
-    CUE_SHIFTS,
     BilinearMotionUpsampler,
     NearestMotionUpsampler,
     flow_kernel,
@@ -530,7 +529,7 @@ class CGMNet(nn.Module):
         frames = clip.transpose(1, 2).float()  # (B, T, 3, H, W)
         successors = torch.cat([frames[:, 1:], frames[:, -1:]], dim=1)  # (B, T, 3, H, W)
         cfg = self.cfg
-        kw = dict(coarse=cfg.cue_coarse, shifts=CUE_SHIFTS if cfg.cue_shift else None, still=cfg.cue_still)
+        kw = dict(coarse=cfg.cue_coarse, shift=cfg.cue_shift, still=cfg.cue_still)
         return self._per_pair(lambda a, b: matching_flow(a, b, cfg.k_hr, **kw), frames, successors)
 
     def forward(self, clip: torch.Tensor) -> CGMOutput:

@@ -26,7 +26,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from cgm.losses import photometric_loss
-from cgm.upsample import CUE_SHIFTS, flow_kernel, matching_cost, matching_flow
+from cgm.upsample import flow_kernel, matching_cost, matching_flow
 from cgm.warp import adaptive_warp, motion_to_flow, softmax_filters
 
 
@@ -88,9 +88,7 @@ def block_matching_motion(k: int, *, patch: int = 3, tau: float = 0.01):
 
 def matching_flow_motion(k: int, *, coarse: bool = True, shift: bool = False, still: bool = False):
     """The matching flow as a `MotionFn`, no learning: `cgm.upsample.matching_flow` of frame t+1 in
-    frame t (with or without its `coarse` level, with `shift`: shiftable windows,
-    `upsample.CUE_SHIFTS`; with `still`: exact zero flow where the centre tap is best), as the
-    bilinear k x k map that moves by it
+    frame t (its `coarse`, `shift` and `still` options), as the bilinear k x k map that moves by it
     (`flow_kernel`, clamped to the window).
     This is CGM-Net's `hr_prior="cue_flow"` with CGMUL adding nothing (and no floor): the line a
     trained model with that prior has to improve on. Frames in [-1, 1]."""
@@ -98,8 +96,7 @@ def matching_flow_motion(k: int, *, coarse: bool = True, shift: bool = False, st
     @torch.no_grad()
     def motion(clip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         frames = clip.transpose(0, 1).float()  # (T, 3, H, W)
-        shifts = CUE_SHIFTS if shift else None
-        flow = matching_flow(frames[:-1], frames[1:], k, coarse=coarse, shifts=shifts, still=still)
+        flow = matching_flow(frames[:-1], frames[1:], k, coarse=coarse, shift=shift, still=still)
         maps = flow_kernel(flow, k)  # (T-1, k*k, H, W)
         return adaptive_warp(frames[:-1], maps), motion_to_flow(maps)
 

@@ -290,23 +290,23 @@ def matching_flow(
     patches: tuple[int, ...] = CUE_PATCHES,
     median: int = CUE_MEDIAN,
     coarse: bool = True,
-    shifts: tuple[int, ...] | None = None,
+    shift: bool = False,
     still: bool = False,
 ) -> torch.Tensor:
     """The flow that block matching of `nxt` in `prev` reads, to sub-pixel: per pixel, the tap of
     the k x k window with the lowest matching cost averaged over `patches`-px boxes, moved by the
     equiangular fit of its neighbours' costs, then a `median` x `median` median filter. With
     `coarse`, pixels where the same estimate on 2x-downsampled frames exceeds the window (k // 2
-    px) take that coarse flow (coarse to fine: up to twice the reach). With `shifts` (one odd
-    size per patch, e.g. CUE_SHIFTS), each box's cost is first `min_filter`ed by its size: shiftable
+    px) take that coarse flow (coarse to fine: up to twice the reach). With `shift`, each box's
+    cost is first `min_filter`ed by its CUE_SHIFTS size (the default `patches` only): shiftable
     windows, which keep a motion boundary where it is. With `still`, a pixel whose lowest cost is
     the centre tap's (ties included) reads exactly zero flow, no sub-pixel offset: a still scene
     stays sharp instead of being resampled by a fraction of a pixel. Flow (N, 2, H, W), x first,
     in Eq. 1's convention (content at p in `nxt` came from p - flow in `prev`); a k x k map holds
     it only within ±(k // 2) (`flow_kernel` clamps). No gradient: a parameter-free cue."""
-    if shifts is not None and len(shifts) != len(patches):
-        raise ValueError(f"shifts must give one window per patch {patches}, got {shifts}")
-    shifts = shifts or (1,) * len(patches)
+    if shift and patches != CUE_PATCHES:
+        raise ValueError(f"shift slides the boxes {CUE_PATCHES} by CUE_SHIFTS, got patches {patches}")
+    shifts = CUE_SHIFTS if shift else (1,) * len(patches)
     flow = _window_flow(prev, nxt, k, patches, median, shifts, still)  # (N, 2, H, W)
     h, w = prev.shape[-2:]
     if coarse and min(h, w) >= 2 * k:

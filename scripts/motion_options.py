@@ -1,11 +1,11 @@
 """Screen options for motion maps that are motion: fine-tune (or train) the laptop matching-cue
-model (`table1/cgm_matching`, which the laptop `table1/cgm` fine-tunes) with config changes and score it on held-out footage (ℓ1, as Table 1), on ground-truth motion (EPE:
+model (`table1/cgm_matching`, which the laptop `table1/cgm_box5` fine-tunes) with config changes and score it on held-out footage (ℓ1, as Table 1), on ground-truth motion (EPE:
 Middlebury Motorcycle, SynthMotion, and the `knownmotion` set where the registry has it) and on
 1-step prediction (PSNR against repeat-last).
 
     python scripts/motion_options.py --out /tmp/runs/smooth --steps 300 \
         --init results/runs/table1/cgm_matching/<hash>/checkpoint.pt --set train.smoothness=0.02
-    python scripts/motion_options.py --score results/runs/table1/cgm/<hash>/checkpoint.pt
+    python scripts/motion_options.py --score results/runs/table1/cgm_box5/<hash>/checkpoint.pt
 
 `--set` takes `train.<field>=value` (TrainConfig) or `model.<field>=value` (CGMConfig); values are
 read as Python literals. With `--init` the run starts from those weights (fine-tuning), else from
@@ -36,7 +36,7 @@ KNOWN_KW = {"knownmotion": {}, "synthmotion": {"speed": 2.0, "camera": 1.0}}
 
 
 def configure(sets: list[str], steps: int | None, lr: float | None):
-    """The laptop `table1/cgm_matching` config (the 3x3 matching-cue model that `table1/cgm`
+    """The laptop `table1/cgm_matching` config (the 3x3 matching-cue model that `table1/cgm_box5`
     fine-tunes) with `sets` applied (and the run's length and lr)."""
     cfg = resolve("table1/cgm_matching", "laptop")
     model, train = {}, {}

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from cgm.network import CUE_FLOOR, CGMConfig, CGMNet
-from cgm.upsample import CUE_SHIFTS, box_mean, flow_kernel, matching_flow, median_filter, min_filter
+from cgm.upsample import box_mean, flow_kernel, matching_flow, median_filter, min_filter
 from cgm.warp import adaptive_warp, motion_to_flow
 
 
@@ -168,13 +168,13 @@ def test_shiftable_windows_keep_a_motion_boundary_where_it_is():
     edge = 64 // 2 + 3  # the moving half's edge in frame t+1
     band = (slice(None), slice(8, -8), slice(edge - 8, edge + 8))  # rows away from the border
     errs = {}
-    for shifts in (None, CUE_SHIFTS):
-        flow = matching_flow(prev, nxt, 9, coarse=False, shifts=shifts)
-        errs[shifts] = (flow[:, 0] - true_x)[band].abs().mean().item()
+    for shift in (False, True):
+        flow = matching_flow(prev, nxt, 9, coarse=False, shift=shift)
+        errs[shift] = (flow[:, 0] - true_x)[band].abs().mean().item()
     # centred 7 and 15 px boxes straddle both motions near the edge and smear it (fattening)
-    assert errs[CUE_SHIFTS] < 0.7 * errs[None]
-    with pytest.raises(ValueError, match="one window per patch"):
-        matching_flow(prev, nxt, 9, shifts=(1, 5))
+    assert errs[True] < 0.7 * errs[False]
+    with pytest.raises(ValueError, match="shift slides the boxes"):
+        matching_flow(prev, nxt, 9, patches=(3, 7), shift=True)
 
 
 def test_cue_shift_switches_shiftable_windows_and_leaves_cached_hashes_alone():
@@ -182,7 +182,7 @@ def test_cue_shift_switches_shiftable_windows_and_leaves_cached_hashes_alone():
     clip = torch.stack([prev, nxt], dim=2)  # (1, 3, 2, H, W)
     for cue_shift in (False, True):
         net = CGMNet(tiny(size=64, clip_len=2, hr_prior="cue_flow", cue_coarse=False, cue_shift=cue_shift))
-        want = matching_flow(prev, nxt, 9, coarse=False, shifts=CUE_SHIFTS if cue_shift else None)
+        want = matching_flow(prev, nxt, 9, coarse=False, shift=cue_shift)
         assert torch.equal(net._cue_flow(clip)[:1], want)
     assert "cue_shift" not in tiny().to_dict() and tiny(cue_shift=True).to_dict()["cue_shift"] is True
     with pytest.raises(ValueError, match="cue_shift"):
